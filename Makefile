@@ -1,0 +1,62 @@
+# edgecache — see README.md. `make run` and `make test` are the two commands.
+GO       ?= go
+BIN      ?= bin
+PKGS     ?= ./...
+GOFLAGS  ?=
+export GOFLAGS
+
+.PHONY: all build run test test-short deps check lint vet fmt tidy bench bench-go fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/edgecache ./cmd/edgecache
+	$(GO) build -o $(BIN)/demo-origin ./examples/origin/cmd/demo-origin
+
+## run: start the demo origin and the gateway (embedded store) and print what to try.
+run: build
+	BIN=$(BIN) ./scripts/run.sh
+
+## deps: install what the tests need (redis-server/redis-cli) when missing.
+deps:
+	./scripts/deps.sh
+
+## test: install what the tests need, then vet and run every test with the race detector.
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+## test-short: the tests without the race detector, for a quick loop.
+test-short: deps
+	$(GO) test -count=1 $(PKGS)
+
+## check: formatting, vet and go mod tidy must leave no diff.
+check: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy
+	git diff --exit-code -- go.mod go.sum
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet $(PKGS)
+
+tidy:
+	$(GO) mod tidy
+
+lint: check
+
+## bench-go: the package benchmarks (compare runs with benchstat).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shardmap/ ./internal/entry/ ./policies/ ./gateway/ | tee bench.txt
+
+## fuzz: every fuzz target for a bounded time each (FUZZTIME, default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/entry/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime $(FUZZTIME) ./policies/
+	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) ./policies/
+
+clean:
+	rm -rf $(BIN) bench.txt

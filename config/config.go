@@ -1,0 +1,90 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is one loaded configuration. It is a value: once Load returns it,
+// nothing mutates it, so a generation built from it can be swapped in whole.
+type Config struct {
+	Server   Server   `koanf:"server"`
+	Routes   []Route  `koanf:"routes"`
+	Shards   []Shard  `koanf:"shards"`
+	Valkey   Valkey   `koanf:"valkey"`
+	Embedded Embedded `koanf:"embedded"`
+}
+
+// Server is the traffic listener.
+type Server struct {
+	// Listen is the address of the traffic listener (host:port).
+	Listen string `koanf:"listen"`
+	// ShutdownTimeout bounds how long a graceful shutdown waits for
+	// in-flight requests.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send headers.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	// IdleTimeout closes keep-alive connections idle for longer.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+}
+
+// Route maps requests (by host and path prefix) to an origin.
+type Route struct {
+	// Name identifies the route in logs and metrics.
+	Name string `koanf:"name"`
+	// Host matches the request's Host (case-insensitive, port ignored);
+	// empty matches every host.
+	Host string `koanf:"host"`
+	// PathPrefix matches the start of the request path; empty means "/".
+	PathPrefix string `koanf:"path_prefix"`
+	// Origin is the base URL requests are forwarded to (scheme://host[:port][/base]).
+	Origin string `koanf:"origin"`
+	// DefaultTTL is how long a response is kept when the origin says
+	// nothing about freshness. Zero stores nothing without origin freshness.
+	DefaultTTL time.Duration `koanf:"default_ttl"`
+	// OriginTimeout bounds one origin fetch.
+	OriginTimeout time.Duration `koanf:"origin_timeout"`
+	// MaxBodyBytes is the largest body that is stored; larger responses
+	// pass through uncached.
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+}
+
+// Shard is one Valkey shard of the L2.
+type Shard struct {
+	// Name identifies the shard and seeds its hash: renaming a shard moves
+	// its keys, changing its address does not.
+	Name string `koanf:"name"`
+	// Addr is host:port of a standalone node.
+	Addr string `koanf:"addr"`
+	// Weight is the shard's relative share of keys (default 1).
+	Weight int `koanf:"weight"`
+}
+
+// Valkey holds the client options shared by every shard.
+type Valkey struct {
+	// L1BytesPerConn is the client-side (L1) cache budget of each
+	// connection (valkey-go CacheSizeEachConn).
+	L1BytesPerConn int `koanf:"l1_bytes_per_conn"`
+	// L1TTL caps how long an entry stays in L1 (it also never outlives the
+	// key's TTL in Valkey).
+	L1TTL time.Duration `koanf:"l1_ttl"`
+	// DisableL1 turns client-side caching off: every lookup is a round trip.
+	DisableL1 bool `koanf:"disable_l1"`
+	// DialTimeout bounds connecting to a shard.
+	DialTimeout time.Duration `koanf:"dial_timeout"`
+	// CommandTimeout bounds one command round trip (valkey-go
+	// ConnWriteTimeout: a shard that stops answering is detected within
+	// about twice this).
+	CommandTimeout time.Duration `koanf:"command_timeout"`
+	// BreakerFailures is the number of consecutive failures that open a
+	// shard's circuit breaker.
+	BreakerFailures int `koanf:"breaker_failures"`
+	// BreakerCooldown is how long an open breaker skips its shard before
+	// letting one probe through.
+	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
+}
+
+// Embedded is the in-process store used when no shard is configured.
+type Embedded struct {
+	// MaxBytes is the memory budget of the store.
+	MaxBytes int64 `koanf:"max_bytes"`
+}

@@ -1,0 +1,54 @@
+package config
+
+import "time"
+
+// Defaults, in one place. A zero value in a loaded Config means "use the
+// default"; EnsureDefaults fills them in.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultShutdownTimeout   = 15 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 90 * time.Second
+	DefaultOriginTimeout     = 10 * time.Second
+	DefaultMaxBodyBytes      = 8 << 20
+	DefaultL1BytesPerConn    = 64 << 20
+	DefaultL1TTL             = time.Hour
+	DefaultDialTimeout       = time.Second
+	DefaultCommandTimeout    = 500 * time.Millisecond
+	DefaultBreakerFailures   = 3
+	DefaultBreakerCooldown   = 5 * time.Second
+	DefaultEmbeddedMaxBytes  = 256 << 20
+)
+
+// EnsureDefaults fills every zero field with its default and returns c.
+func (c *Config) EnsureDefaults() *Config {
+	setDefault(&c.Server.Listen, DefaultListen)
+	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		setDefault(&r.PathPrefix, "/")
+		setDefault(&r.OriginTimeout, DefaultOriginTimeout)
+		setDefault(&r.MaxBodyBytes, DefaultMaxBodyBytes)
+	}
+	for i := range c.Shards {
+		setDefault(&c.Shards[i].Weight, 1)
+	}
+	v := &c.Valkey
+	setDefault(&v.L1BytesPerConn, DefaultL1BytesPerConn)
+	setDefault(&v.L1TTL, DefaultL1TTL)
+	setDefault(&v.DialTimeout, DefaultDialTimeout)
+	setDefault(&v.CommandTimeout, DefaultCommandTimeout)
+	setDefault(&v.BreakerFailures, DefaultBreakerFailures)
+	setDefault(&v.BreakerCooldown, DefaultBreakerCooldown)
+	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
+	return c
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldError is one invalid field: Field is its path in the document
+// ("shards[2].addr"), Msg says what was expected.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate checks c (defaults already filled) and returns every problem
+// found, joined, or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if err := checkHostPort(c.Server.Listen); err != nil {
+		bad("server.listen", "%v", err)
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "at least one route is required")
+	}
+	seenRoute := map[string]bool{}
+	for i, r := range c.Routes {
+		f := fmt.Sprintf("routes[%d]", i)
+		if r.Name != "" {
+			if seenRoute[r.Name] {
+				bad(f+".name", "duplicate route name %q", r.Name)
+			}
+			seenRoute[r.Name] = true
+		}
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			bad(f+".path_prefix", "must start with '/', got %q", r.PathPrefix)
+		}
+		if r.Origin == "" {
+			bad(f+".origin", "missing origin URL")
+		} else if u, err := url.Parse(r.Origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(f+".origin", "want an absolute http(s) URL, got %q", r.Origin)
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			bad(f+".origin", "must not carry a query or fragment, got %q", r.Origin)
+		}
+		if r.DefaultTTL < 0 {
+			bad(f+".default_ttl", "must not be negative")
+		}
+		if r.OriginTimeout < 0 {
+			bad(f+".origin_timeout", "must not be negative")
+		}
+		if r.MaxBodyBytes < 0 {
+			bad(f+".max_body_bytes", "must not be negative")
+		}
+	}
+	names := map[string]bool{}
+	addrs := map[string]int{}
+	for i, s := range c.Shards {
+		f := fmt.Sprintf("shards[%d]", i)
+		switch {
+		case s.Name == "":
+			bad(f+".name", "missing shard name")
+		case names[s.Name]:
+			bad(f+".name", "duplicate shard name %q", s.Name)
+		}
+		names[s.Name] = true
+		if s.Addr == "" {
+			bad(f+".addr", "missing address (host:port)")
+		} else if err := checkHostPort(s.Addr); err != nil {
+			bad(f+".addr", "%v", err)
+		} else if j, dup := addrs[s.Addr]; dup {
+			bad(f+".addr", "same address as shards[%d]", j)
+		} else {
+			addrs[s.Addr] = i
+		}
+		if s.Weight < 1 || s.Weight > 1000 {
+			bad(f+".weight", "must be between 1 and 1000, got %d", s.Weight)
+		}
+	}
+	v := c.Valkey
+	if v.L1BytesPerConn < 0 {
+		bad("valkey.l1_bytes_per_conn", "must not be negative")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"valkey.l1_ttl", v.L1TTL}, {"valkey.dial_timeout", v.DialTimeout},
+		{"valkey.command_timeout", v.CommandTimeout}, {"valkey.breaker_cooldown", v.BreakerCooldown},
+	} {
+		if d.v < 0 {
+			bad(d.field, "must not be negative")
+		}
+	}
+	if c.Embedded.MaxBytes < 0 {
+		bad("embedded.max_bytes", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return fmt.Errorf("missing port in %q", addr)
+		}
+		return fmt.Errorf("want host:port, got %q", addr)
+	}
+	_ = host
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+// Package gateway is the HTTP face of edgecache: an echo server whose read
+// path answers GET and HEAD from a two-tier cache and goes to the origin
+// only on a miss.
+//
+// # How a GET travels
+//
+//  1. Route: the request's host and path select a route (origin, policies).
+//     Other methods, and requests the cache must not answer (Authorization,
+//     Range), are proxied to the origin uncached.
+//  2. Key: the route's Key policy names the entry; the key's bytes are
+//     interned so that a hot key costs no allocation.
+//  3. Shard: the current generation's shard map picks the shard that owns
+//     the key (or the embedded store when no shard is configured).
+//  4. Lookup: a GET through valkey-go client-side caching. An L1 hit costs
+//     no round trip; Valkey's tracking invalidates the L1 of every gateway
+//     when the key changes anywhere.
+//  5. Serve or load: a fresh entry is served from a decoded view memoized
+//     by the address of the cached bytes; otherwise one origin request per
+//     key per gateway (singleflight) fetches, the TTL policy decides, and
+//     the entry is SET with PX.
+//  6. Respond with Age and Cache-Status (RFC 9211, cache name "edgecache").
+//
+// # Invariants
+//
+// The bytes returned by a lookup are a view into the L1 (or the embedded
+// store) and are never modified. A generation is immutable once published;
+// requests read it through one atomic pointer. A shard that fails is
+// skipped (circuit breaker) and the request goes to the origin: a cache
+// failure never fails a request that the origin can answer.
+package gateway

@@ -1,0 +1,168 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/valkeytest"
+	"github.com/edgecache/edgecache/policies"
+)
+
+// testOrigin is a real HTTP origin whose responses each test shapes per
+// path, and that counts what reaches it.
+type testOrigin struct {
+	*httptest.Server
+	mu       sync.Mutex
+	hits     map[string]int
+	total    atomic.Int64
+	latency  time.Duration
+	body     func(path string) string
+	cacheCtl map[string]string // path → Cache-Control
+}
+
+func newTestOrigin(t testing.TB) *testOrigin {
+	o := &testOrigin{hits: map[string]int{}, cacheCtl: map[string]string{}}
+	o.body = func(path string) string { return "body of " + path }
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.total.Add(1)
+		o.mu.Lock()
+		o.hits[r.URL.Path]++
+		cc, ok := o.cacheCtl[r.URL.Path]
+		lat := o.latency
+		o.mu.Unlock()
+		if lat > 0 {
+			time.Sleep(lat)
+		}
+		if !ok {
+			cc = "max-age=300"
+		}
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Set-Cookie", "session=secret")
+		w.Header().Set("X-Origin-Method", r.Method)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			_, _ = io.WriteString(w, o.body(r.URL.Path))
+		}
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *testOrigin) setCacheControl(path, cc string) {
+	o.mu.Lock()
+	o.cacheCtl[path] = cc
+	o.mu.Unlock()
+}
+
+func (o *testOrigin) count(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.hits[path]
+}
+
+// testConfig is a config with one route to origin and the given shards.
+func testConfig(origin string, servers []*valkeytest.Server) *config.Config {
+	c := &config.Config{
+		Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute}},
+		Valkey: config.Valkey{CommandTimeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond, BreakerCooldown: time.Second},
+	}
+	for i, s := range servers {
+		c.Shards = append(c.Shards, config.Shard{Name: fmt.Sprintf("shard-%d", i), Addr: s.Addr})
+	}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// startGateway serves a gateway for cfg on a loopback listener.
+func startGateway(t testing.TB, cfg *config.Config) (*gateway.Gateway, string) {
+	t.Helper()
+	g, ln := newGatewayListener(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		g.Close()
+	})
+	return g, "http://" + ln.Addr().String()
+}
+
+type result struct {
+	status      int
+	body        string
+	cacheStatus string
+	age         string
+	header      http.Header
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func do(t testing.TB, method, url string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{resp.StatusCode, string(b), resp.Header.Get("Cache-Status"), resp.Header.Get("Age"), resp.Header}
+}
+
+func get(t testing.TB, url string) result { t.Helper(); return do(t, http.MethodGet, url) }
+
+// keyOf is the built-in key of a GET to url through the gateway.
+func keyOf(t testing.TB, rawURL string) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, rawURL, nil)
+	return string(policies.DefaultKey{}.AppendKey(nil, &policies.Request{
+		Method: http.MethodGet, Scheme: "http", Host: strings.ToLower(req.Host),
+		Path: req.URL.EscapedPath(), RawQuery: req.URL.RawQuery,
+	}))
+}
+
+func wantStatus(t testing.TB, r result, code int, cacheStatus string) {
+	t.Helper()
+	if r.status != code || r.cacheStatus != cacheStatus {
+		t.Fatalf("got %d %q, want %d %q (body %q)", r.status, r.cacheStatus, code, cacheStatus, r.body)
+	}
+}
+
+func newGatewayListener(t testing.TB, cfg *config.Config) (*gateway.Gateway, net.Listener) {
+	t.Helper()
+	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, ln
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"net/http"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/edgecache/edgecache/internal/entry"
+)
+
+// memoShards spreads the memos' locks.
+const memoShards = 64
+
+// keyInterner turns key bytes into a string without allocating for keys
+// seen before. valkey-go keeps the key string of an L1 entry, so it must
+// be immutable: the pooled buffer the key is built in cannot be passed.
+type keyInterner struct {
+	seed   maphash.Seed
+	limit  int // entries per shard before the shard is reset
+	shards [memoShards]struct {
+		mu sync.RWMutex
+		m  map[string]string
+	}
+}
+
+func newKeyInterner(maxKeys int) *keyInterner {
+	in := &keyInterner{seed: maphash.MakeSeed(), limit: max(maxKeys/memoShards, 16)}
+	for i := range in.shards {
+		in.shards[i].m = make(map[string]string)
+	}
+	return in
+}
+
+func (in *keyInterner) intern(b []byte) string {
+	sh := &in.shards[maphash.Bytes(in.seed, b)%memoShards]
+	sh.mu.RLock()
+	s, ok := sh.m[string(b)]
+	sh.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	sh.mu.Lock()
+	if len(sh.m) >= in.limit {
+		clear(sh.m)
+	}
+	sh.m[s] = s
+	sh.mu.Unlock()
+	return s
+}
+
+// view is a stored entry decoded once and served many times. It keeps the
+// raw bytes it was decoded from alive, so their address cannot be reused
+// while the view is memoized.
+type view struct {
+	raw        []byte
+	status     int
+	storedAt   int64       // unix ms
+	freshUntil int64       // unix ms
+	initialAge int64       // ms
+	header     http.Header // canonical keys, Content-Length included
+	body       []byte
+}
+
+// viewMemo maps the address of cached bytes to their decoded view. The L1
+// and the embedded store hand out the same bytes for every hit on an
+// entry until it changes, so a hot entry is decoded once. It is bounded by
+// the bytes of the entries it keeps alive.
+type viewMemo struct {
+	limit  int // bytes per shard before the shard is reset
+	shards [memoShards]struct {
+		mu    sync.RWMutex
+		m     map[uintptr]*view
+		bytes int
+	}
+}
+
+func newViewMemo(maxBytes int) *viewMemo {
+	vm := &viewMemo{limit: max(maxBytes/memoShards, 1<<16)}
+	for i := range vm.shards {
+		vm.shards[i].m = make(map[uintptr]*view)
+	}
+	return vm
+}
+
+// get returns the view of raw, decoding it on first sight, or nil if raw
+// is not a valid entry.
+func (vm *viewMemo) get(raw []byte) *view {
+	if len(raw) == 0 {
+		return nil
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
+	sh := &vm.shards[(p>>4)%memoShards]
+	sh.mu.RLock()
+	v := sh.m[p]
+	sh.mu.RUnlock()
+	if v != nil && len(v.raw) == len(raw) {
+		return v
+	}
+	v = decodeView(raw)
+	if v == nil {
+		return nil
+	}
+	sh.mu.Lock()
+	if sh.bytes+len(raw) > vm.limit {
+		clear(sh.m)
+		sh.bytes = 0
+	}
+	sh.m[p] = v
+	sh.bytes += len(raw)
+	sh.mu.Unlock()
+	return v
+}
+
+func decodeView(raw []byte) *view {
+	var e entry.Entry
+	if err := entry.Decode(raw, &e); err != nil {
+		return nil
+	}
+	h := e.Header
+	if h == nil {
+		h = make(http.Header, 1)
+	}
+	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
+	return &view{
+		raw:        raw,
+		status:     e.Status,
+		storedAt:   e.StoredAt.UnixMilli(),
+		freshUntil: e.FreshUntil.UnixMilli(),
+		initialAge: e.InitialAge.Milliseconds(),
+		header:     h,
+		body:       e.Body,
+	}
+}

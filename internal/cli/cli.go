@@ -1,0 +1,145 @@
+// Package cli is the edgecache command line: serve, config check. It is
+// internal so that cmd/edgecache stays a few lines and the commands can be
+// tested in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/gateway"
+)
+
+const usage = `edgecache — an HTTP cache gateway
+
+Usage:
+  edgecache serve [--config FILE]     serve traffic (embedded default config without --config)
+  edgecache config check FILE         validate a config file; exit 1 with every error
+`
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "config":
+		if len(args) == 3 && args[1] == "check" {
+			return configCheck(args[2], stdout, stderr)
+		}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+func configCheck(path string, stdout, stderr io.Writer) int {
+	if _, err := config.Load(path); err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n", path)
+		for _, e := range flattenErrors(err) {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}
+
+// flattenErrors unwraps joined errors so that each is printed on its line.
+func flattenErrors(err error) []error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flattenErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML); the embedded default when empty")
+	logFormat := fs.String("log-format", "", "json or text (default: text on a terminal, json otherwise)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, *logFormat)
+
+	var (
+		cfg *config.Config
+		err error
+	)
+	if *path == "" {
+		cfg, err = config.Parse(config.DefaultYAML)
+	} else {
+		cfg, err = config.Load(*path)
+	}
+	if err != nil {
+		log.Error("invalid configuration", "err", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		log.Error("cannot listen", "err", err)
+		return 1
+	}
+	source := *path
+	if source == "" {
+		source = "embedded default"
+	}
+	store := "embedded store"
+	if n := len(cfg.Shards); n > 0 {
+		store = fmt.Sprintf("%d Valkey shards", n)
+	}
+	log.Info("edgecache serving", "listen", ln.Addr().String(), "config", source, "store", store)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Serve(ctx, ln); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	log.Info("edgecache stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
