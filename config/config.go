@@ -48,15 +48,33 @@ type Route struct {
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
 }
 
-// Shard is one Valkey shard of the L2.
+// Shard is one Valkey shard of the L2: exactly one of Addr (a standalone
+// node), Sentinel (a primary with replicas) or Cluster (a whole Valkey
+// Cluster) is set.
 type Shard struct {
 	// Name identifies the shard and seeds its hash: renaming a shard moves
 	// its keys, changing its address does not.
 	Name string `koanf:"name"`
 	// Addr is host:port of a standalone node.
 	Addr string `koanf:"addr"`
+	// Sentinel names a primary with replicas found through Sentinel.
+	Sentinel *Sentinel `koanf:"sentinel"`
+	// Cluster lists seed addresses of a Valkey Cluster; valkey-go learns
+	// the topology and follows MOVED/ASK and failovers.
+	Cluster []string `koanf:"cluster"`
+	// ReadReplicas sends lookups to replicas (Sentinel and Cluster
+	// shards); writes always go to the primary.
+	ReadReplicas bool `koanf:"read_replicas"`
 	// Weight is the shard's relative share of keys (default 1).
 	Weight int `koanf:"weight"`
+}
+
+// Sentinel locates a primary through Sentinel.
+type Sentinel struct {
+	// Master is the name the sentinels monitor the primary under.
+	Master string `koanf:"master"`
+	// Addrs are the sentinels' host:port addresses.
+	Addrs []string `koanf:"addrs"`
 }
 
 // Valkey holds the client options shared by every shard.
@@ -81,6 +99,10 @@ type Valkey struct {
 	// BreakerCooldown is how long an open breaker skips its shard before
 	// letting one probe through.
 	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
+	// RebalanceWindow is how long after a shard-map change a miss on a
+	// key's new owner reads the key's previous owner before going to the
+	// origin. Zero means the default; a negative value turns it off.
+	RebalanceWindow time.Duration `koanf:"rebalance_window"`
 }
 
 // Embedded is the in-process store used when no shard is configured.

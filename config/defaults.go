@@ -18,6 +18,7 @@ const (
 	DefaultBreakerFailures   = 3
 	DefaultBreakerCooldown   = 5 * time.Second
 	DefaultEmbeddedMaxBytes  = 256 << 20
+	DefaultRebalanceWindow   = 2 * time.Minute
 )
 
 // EnsureDefaults fills every zero field with its default and returns c.
@@ -42,6 +43,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.CommandTimeout, DefaultCommandTimeout)
 	setDefault(&v.BreakerFailures, DefaultBreakerFailures)
 	setDefault(&v.BreakerCooldown, DefaultBreakerCooldown)
+	setDefault(&v.RebalanceWindow, DefaultRebalanceWindow)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	return c
 }

@@ -7,37 +7,100 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 )
 
-// Load reads the YAML file at path, fills defaults and validates the
-// result. Any error rejects the file whole.
-func Load(path string) (*Config, error) {
+// Source says where a configuration comes from. Layers apply in order:
+// the file (or Default when File is empty), then EDGECACHE_ environment
+// variables, then --set overrides.
+type Source struct {
+	// File is a YAML file; empty means none.
+	File string
+	// Default is the YAML used when File is empty (nil: start empty).
+	Default []byte
+	// Environ is the environment, as os.Environ returns it.
+	Environ []string
+	// Sets are command-line "path=value" overrides.
+	Sets []string
+}
+
+// String names the source for logs and the admin status.
+func (s Source) String() string {
+	switch {
+	case s.File != "":
+		return s.File
+	case s.Default != nil:
+		return "embedded default"
+	}
+	return "environment"
+}
+
+// Load reads, overrides, fills defaults and validates. Any error rejects
+// the configuration whole.
+func (s Source) Load() (*Config, error) {
 	k := koanf.New(".")
-	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+	switch {
+	case s.File != "":
+		if err := k.Load(file.Provider(s.File), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", s.File, err)
+		}
+	case s.Default != nil:
+		if err := k.Load(rawbytes.Provider(s.Default), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: embedded default: %w", err)
+		}
+	}
+	tree := k.Raw()
+	if err := applyEnv(tree, s.Environ); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := applySets(tree, s.Sets); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	k = koanf.New(".")
+	if err := k.Load(confmap.Provider(tree, ""), nil); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	c, err := decode(k)
 	if err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+		if s.File != "" {
+			return nil, fmt.Errorf("config: %s: %w", s.File, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
 }
 
+// Load reads the YAML file at path alone (no environment), fills defaults
+// and validates the result.
+func Load(path string) (*Config, error) { return Source{File: path}.Load() }
+
 // Parse is Load for a YAML document already in memory.
 func Parse(doc []byte) (*Config, error) {
-	k := koanf.New(".")
-	if err := k.Load(rawbytes.Provider(doc), yaml.Parser()); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if doc == nil {
+		doc = []byte{}
 	}
-	return decode(k)
+	return Source{Default: doc}.Load()
 }
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }
 
 func decode(k *koanf.Koanf) (*Config, error) {
 	var c Config
-	err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{
+	if err := unmarshal(k, &c); err != nil {
+		return nil, err
+	}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func unmarshal(k *koanf.Koanf, c *Config) error {
+	err := k.UnmarshalWithConf("", c, koanf.UnmarshalConf{
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				mapstructure.StringToTimeDurationHookFunc(),
@@ -45,17 +108,13 @@ func decode(k *koanf.Koanf) (*Config, error) {
 			ErrorUnused:      true, // an unknown field is a typo, not a no-op
 			WeaklyTypedInput: true,
 			TagName:          "koanf",
-			Result:           &c,
+			Result:           c,
 		},
 	})
 	if err != nil {
-		return nil, cleanDecodeError(err)
+		return cleanDecodeError(err)
 	}
-	c.EnsureDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return nil
 }
 
 // cleanDecodeError turns mapstructure's multi-line error into one error per
@@ -73,4 +132,35 @@ func cleanDecodeError(err error) error {
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// LoadShards reads only the shard map of the YAML file at path: other
+// sections may be absent (or present, and are then checked for unknown
+// fields but not validated). For `edgecache shardmap plan`.
+func LoadShards(path string) ([]Shard, error) {
+	k := koanf.New(".")
+	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	var c Config
+	if err := unmarshal(k, &c); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	c.EnsureDefaults()
+	var errs []error
+	if err := c.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var fe *FieldError
+			if errors.As(e, &fe) && strings.HasPrefix(fe.Field, "shards") {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(c.Shards) == 0 {
+		errs = append(errs, &FieldError{Field: "shards", Msg: "no shards: the embedded store has no shard map"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return c.Shards, nil
 }

@@ -72,14 +72,46 @@ func (c *Config) Validate() error {
 			bad(f+".name", "duplicate shard name %q", s.Name)
 		}
 		names[s.Name] = true
-		if s.Addr == "" {
-			bad(f+".addr", "missing address (host:port)")
-		} else if err := checkHostPort(s.Addr); err != nil {
-			bad(f+".addr", "%v", err)
-		} else if j, dup := addrs[s.Addr]; dup {
-			bad(f+".addr", "same address as shards[%d]", j)
-		} else {
-			addrs[s.Addr] = i
+		kinds := 0
+		for _, set := range []bool{s.Addr != "", s.Sentinel != nil, len(s.Cluster) > 0} {
+			if set {
+				kinds++
+			}
+		}
+		switch {
+		case kinds == 0:
+			bad(f+".addr", "missing address (host:port), or a sentinel or cluster section")
+		case kinds > 1:
+			bad(f, "set only one of addr, sentinel and cluster")
+		case s.Addr != "":
+			if err := checkHostPort(s.Addr); err != nil {
+				bad(f+".addr", "%v", err)
+			} else if j, dup := addrs[s.Addr]; dup {
+				bad(f+".addr", "same address as shards[%d]", j)
+			} else {
+				addrs[s.Addr] = i
+			}
+			if s.ReadReplicas {
+				bad(f+".read_replicas", "only for sentinel and cluster shards")
+			}
+		case s.Sentinel != nil:
+			if s.Sentinel.Master == "" {
+				bad(f+".sentinel.master", "missing the monitored primary's name")
+			}
+			if len(s.Sentinel.Addrs) == 0 {
+				bad(f+".sentinel.addrs", "at least one sentinel address is required")
+			}
+			for j, a := range s.Sentinel.Addrs {
+				if err := checkHostPort(a); err != nil {
+					bad(fmt.Sprintf("%s.sentinel.addrs[%d]", f, j), "%v", err)
+				}
+			}
+		default:
+			for j, a := range s.Cluster {
+				if err := checkHostPort(a); err != nil {
+					bad(fmt.Sprintf("%s.cluster[%d]", f, j), "%v", err)
+				}
+			}
 		}
 		if s.Weight < 1 || s.Weight > 1000 {
 			bad(f+".weight", "must be between 1 and 1000, got %d", s.Weight)

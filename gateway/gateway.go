@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
@@ -33,6 +35,9 @@ type Options struct {
 	// Transport carries origin requests (default: a tuned clone of
 	// http.DefaultTransport).
 	Transport http.RoundTripper
+	// Source is where the configuration comes from; ReloadSource reads it
+	// again.
+	Source config.Source
 }
 
 // Gateway serves the traffic listener. Requests read the current
@@ -46,6 +51,13 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
+
+	source    config.Source
+	reloadMu  sync.Mutex // serializes Reload and Close
+	lastErr   error      // the last rejected reload, nil after a good one
+	lastErrAt time.Time
+	pending   map[*Generation]*time.Timer // retirements waiting for a rebalance window
+	closed    bool
 }
 
 // New builds the first generation from cfg (already validated) and
@@ -67,10 +79,12 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		t.ResponseHeaderTimeout = 0 // bounded per route by the origin timeout
 		g.transport = t
 	}
-	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log)
+	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, nil)
 	if err != nil {
 		return nil, err
 	}
+	gen.Source, gen.Created = o.Source.String(), time.Now()
+	g.source = o.Source
 	g.gen.Store(gen)
 
 	e := echo.New()
@@ -115,10 +129,93 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases the current generation's clients. Call it after Serve
-// has returned.
+// Reload builds the next generation from cfg (already validated) off the
+// request path and publishes it. Shards that did not change keep their
+// clients and L1; removed shards close once their in-flight calls finish
+// (after the rebalance window when keys moved). On error nothing changes:
+// the current generation keeps serving, and the error is kept for
+// LastReloadError.
+func (g *Gateway) Reload(cfg *config.Config, source string) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if g.closed {
+		return errors.New("gateway: closed")
+	}
+	old := g.gen.Load()
+	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, old)
+	if err != nil {
+		g.lastErr, g.lastErrAt = err, time.Now()
+		g.log.Error("reload rejected; the current configuration keeps serving", "source", source, "err", err)
+		return err
+	}
+	next.Source, next.Created = source, time.Now()
+	g.gen.Store(next)
+	g.lastErr = nil
+	g.retire(old, next)
+	g.log.Info("configuration reloaded", "generation", next.ID, "source", source)
+	return nil
+}
+
+// ReloadSource reads the configuration source again and reloads from it:
+// what a file change, SIGHUP and the admin API call. An invalid
+// configuration is rejected whole and the current generation keeps
+// serving.
+func (g *Gateway) ReloadSource() error {
+	cfg, err := g.source.Load()
+	if err != nil {
+		g.reloadMu.Lock()
+		g.lastErr, g.lastErrAt = err, time.Now()
+		g.reloadMu.Unlock()
+		g.log.Error("reload rejected; the current configuration keeps serving", "source", g.source.String(), "err", err)
+		return err
+	}
+	return g.Reload(cfg, g.source.String())
+}
+
+// LastReloadError returns the error of the last rejected reload and when
+// it happened, or nil if the last reload succeeded.
+func (g *Gateway) LastReloadError() (error, time.Time) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	return g.lastErr, g.lastErrAt
+}
+
+// retire releases what old holds that next does not. Shards that next
+// reads during its rebalance window retire when the window ends.
+func (g *Gateway) retire(old, next *Generation) {
+	if wait, ok := old.retireAfter(next); ok {
+		if g.pending == nil {
+			g.pending = map[*Generation]*time.Timer{}
+		}
+		g.pending[old] = time.AfterFunc(wait, func() {
+			g.reloadMu.Lock()
+			defer g.reloadMu.Unlock()
+			if _, ok := g.pending[old]; ok {
+				delete(g.pending, old)
+				keep := []*Generation{g.gen.Load()}
+				for other := range g.pending { // still read by a later window
+					keep = append(keep, other)
+				}
+				old.retire(keep...)
+			}
+		})
+		return
+	}
+	old.retire(next)
+}
+
+// Close releases the current generation's clients and any retirement
+// still pending. Call it after Serve has returned.
 func (g *Gateway) Close() {
-	if gen := g.gen.Swap(nil); gen != nil {
-		gen.close()
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.closed = true
+	for old, t := range g.pending {
+		t.Stop()
+		old.retire()
+	}
+	g.pending = nil
+	if gen := g.gen.Load(); gen != nil {
+		gen.retire()
 	}
 }

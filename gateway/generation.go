@@ -20,11 +20,14 @@ import (
 // policies and the store with its clients. It is immutable once built;
 // the gateway swaps whole generations.
 type Generation struct {
-	ID     uint64
-	Config *config.Config
-	routes []*route // longest path prefix first; host-specific before any-host
-	store  store
-	shards *shardmap.Set // nil when the embedded store is in use
+	ID      uint64
+	Config  *config.Config
+	Source  string    // where Config came from
+	Created time.Time // when the generation was published
+	routes  []*route  // host-specific first, then the longest path prefix
+	store   store
+	shards  *shardmap.Set // nil when the embedded store is in use
+	mem     *memstore.Store
 }
 
 // route is one configured route, resolved.
@@ -41,8 +44,11 @@ type route struct {
 	proxy         *httputil.ReverseProxy
 }
 
-// build turns a validated config into a generation. It dials the shards.
-func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger) (*Generation, error) {
+// build turns a validated config into a generation. Shards that prev also
+// has, with the same address and options, are reused with their clients
+// (and L1); new ones are dialed. If the key placement changed, the store
+// reads the previous owner of a key on a miss during the rebalance window.
+func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
 	for i, rc := range cfg.Routes {
 		u, err := url.Parse(rc.Origin)
@@ -76,7 +82,13 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 	})
 
 	if len(cfg.Shards) == 0 {
-		g.store = memStore{memstore.New(cfg.Embedded.MaxBytes)}
+		if prev != nil && prev.mem != nil {
+			g.mem = prev.mem // keep the contents across reloads
+			g.mem.SetMaxBytes(cfg.Embedded.MaxBytes)
+		} else {
+			g.mem = memstore.New(cfg.Embedded.MaxBytes)
+		}
+		g.store = memStore{g.mem}
 		return g, nil
 	}
 	v := cfg.Valkey
@@ -86,19 +98,64 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		BreakerFailures: v.BreakerFailures, BreakerCooldown: v.BreakerCooldown,
 	}
 	shards := make([]*shardmap.Shard, len(cfg.Shards))
+	weights := make([]int, len(cfg.Shards))
+	var dialed []*shardmap.Shard
 	for i, sc := range cfg.Shards {
-		shards[i] = shardmap.Dial(shardmap.Spec{Name: sc.Name, Addr: sc.Addr, Weight: sc.Weight}, opts)
+		spec := shardmap.Spec{Name: sc.Name, Addr: sc.Addr, Cluster: strings.Join(sc.Cluster, ","), ReadReplicas: sc.ReadReplicas}
+		if sc.Sentinel != nil {
+			spec.Sentinel, spec.Master = strings.Join(sc.Sentinel.Addrs, ","), sc.Sentinel.Master
+		}
+		weights[i] = sc.Weight
+		if prev != nil && prev.shards != nil {
+			shards[i] = prev.shards.Find(spec, opts) // unchanged: keep the client and its L1
+		}
+		if shards[i] == nil {
+			shards[i] = shardmap.Dial(spec, opts)
+			dialed = append(dialed, shards[i])
+			if prev != nil && !shards[i].Connected() {
+				// A shard added by a reload must answer: an unreachable
+				// address is more likely a typo than an outage.
+				err := fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer", i, sc.Name, spec.Kind(), spec.Target())
+				for _, s := range dialed {
+					s.Close()
+				}
+				return nil, err
+			}
+		}
 	}
-	set, err := shardmap.NewSet(shards)
+	set, err := shardmap.NewSet(shards, weights)
 	if err != nil {
-		for _, s := range shards {
+		for _, s := range dialed {
 			s.Close()
 		}
 		return nil, err
 	}
 	g.shards = set
-	g.store = shardStore{set}
+	ss := shardStore{shards: set}
+	if prev != nil && prev.shards != nil && v.RebalanceWindow > 0 {
+		if !sameMap(prev.shards, set) {
+			ss.prev = prev.shards
+			ss.prevUntil = time.Now().Add(v.RebalanceWindow).UnixNano()
+		} else if ps, ok := prev.store.(shardStore); ok {
+			ss.prev, ss.prevUntil = ps.prev, ps.prevUntil // same placement: the window goes on
+		}
+	}
+	g.store = ss
 	return g, nil
+}
+
+// sameMap reports whether a and b place every key on the same shard.
+func sameMap(a, b *shardmap.Set) bool {
+	as, bs := a.Shards(), b.Shards()
+	if len(as) != len(bs) {
+		return false
+	}
+	for i := range as {
+		if as[i] != bs[i] || a.Map().Members()[i] != b.Map().Members()[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // match returns the route for host and path, or nil.
@@ -118,7 +175,36 @@ func (g *Generation) match(host, path string) *route {
 // Shards returns the generation's shard set, or nil for the embedded store.
 func (g *Generation) Shards() *shardmap.Set { return g.shards }
 
-func (g *Generation) close() { g.store.close() }
+// retireAfter reports how long g's shards must stay open because next
+// reads them during its rebalance window.
+func (g *Generation) retireAfter(next *Generation) (time.Duration, bool) {
+	if g.shards == nil || next == nil {
+		return 0, false
+	}
+	if ss, ok := next.store.(shardStore); ok && ss.prev == g.shards {
+		return time.Until(time.Unix(0, ss.prevUntil)), true
+	}
+	return 0, false
+}
+
+// retire releases what g holds that none of keep holds too (no keep:
+// everything). Shards close once their in-flight calls finish.
+func (g *Generation) retire(keep ...*Generation) {
+	memKept := false
+	var sets []*shardmap.Set
+	for _, k := range keep {
+		if k != nil {
+			memKept = memKept || k.mem == g.mem
+			sets = append(sets, k.shards)
+		}
+	}
+	if g.mem != nil && !memKept {
+		g.mem.Close()
+	}
+	if g.shards != nil {
+		g.shards.Retire(sets...)
+	}
+}
 
 // canonicalHost lower-cases host and drops a default port (":80",
 // ":443"), without allocating when there is nothing to change. Other ports

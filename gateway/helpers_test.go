@@ -93,7 +93,12 @@ func testConfig(origin string, servers []*valkeytest.Server) *config.Config {
 // startGateway serves a gateway for cfg on a loopback listener.
 func startGateway(t testing.TB, cfg *config.Config) (*gateway.Gateway, string) {
 	t.Helper()
-	g, ln := newGatewayListener(t, cfg)
+	return startGatewayWith(t, cfg, gateway.Options{})
+}
+
+func startGatewayWith(t testing.TB, cfg *config.Config, o gateway.Options) (*gateway.Gateway, string) {
+	t.Helper()
+	g, ln := newGatewayListenerWith(t, cfg, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(ctx, ln) }()
@@ -155,8 +160,15 @@ func wantStatus(t testing.TB, r result, code int, cacheStatus string) {
 }
 
 func newGatewayListener(t testing.TB, cfg *config.Config) (*gateway.Gateway, net.Listener) {
+	return newGatewayListenerWith(t, cfg, gateway.Options{})
+}
+
+func newGatewayListenerWith(t testing.TB, cfg *config.Config, o gateway.Options) (*gateway.Gateway, net.Listener) {
 	t.Helper()
-	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	g, err := gateway.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +177,15 @@ func newGatewayListener(t testing.TB, cfg *config.Config) (*gateway.Gateway, net
 		t.Fatal(err)
 	}
 	return g, ln
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

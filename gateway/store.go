@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
 
+	"github.com/edgecache/edgecache/internal/entry"
 	"github.com/edgecache/edgecache/internal/memstore"
 	"github.com/edgecache/edgecache/shardmap"
 )
@@ -28,13 +30,29 @@ type store interface {
 	get(ctx context.Context, key string, now time.Time) ([]byte, tier, error)
 	set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	del(ctx context.Context, key string) error
-	close()
 }
 
-type shardStore struct{ set *shardmap.Set }
+// shardStore is the Valkey shards of a generation. During a rebalance
+// window (prev set, now before prevUntil) a key missing on its owner is
+// read from its previous owner and copied over, so that a shard-map change
+// does not send every moved key to the origin at once.
+type shardStore struct {
+	shards    *shardmap.Set
+	prev      *shardmap.Set
+	prevUntil int64 // unix ns
+}
 
 func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte, tier, error) {
-	val, l1, err := s.set.Pick(key).Get(ctx, key, now)
+	owner := s.shards.Pick(key)
+	val, l1, err := owner.Get(ctx, key, now)
+	if err == shardmap.ErrNotFound && s.prev != nil && now.UnixNano() < s.prevUntil {
+		if old := s.prev.Pick(key); old != owner {
+			if v, _, perr := old.Get(ctx, key, now); perr == nil {
+				copyOver(ctx, owner, key, v, now)
+				return v, tierL2, nil
+			}
+		}
+	}
 	if err != nil {
 		if err == shardmap.ErrNotFound {
 			err = errMiss
@@ -48,14 +66,12 @@ func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte,
 }
 
 func (s shardStore) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	return s.set.Pick(key).Set(ctx, key, val, ttl)
+	return s.shards.Pick(key).Set(ctx, key, val, ttl)
 }
 
 func (s shardStore) del(ctx context.Context, key string) error {
-	return s.set.Pick(key).Del(ctx, key)
+	return s.shards.Pick(key).Del(ctx, key)
 }
-
-func (s shardStore) close() { s.set.Close() }
 
 type memStore struct{ m *memstore.Store }
 
@@ -76,4 +92,15 @@ func (s memStore) del(_ context.Context, key string) error {
 	return nil
 }
 
-func (s memStore) close() { s.m.Close() }
+// copyOver stores an entry read from a key's previous owner on its new
+// owner, for the rest of the entry's life.
+func copyOver(ctx context.Context, owner *shardmap.Shard, key string, val []byte, now time.Time) {
+	m, err := entry.Peek(val)
+	if err != nil {
+		return
+	}
+	until := time.UnixMilli(m.FreshUntil).Add(m.StaleWhileRevalidate + m.StaleIfError)
+	if ttl := until.Sub(now); ttl > 0 {
+		_ = owner.Set(ctx, key, bytes.Clone(val), ttl)
+	}
+}

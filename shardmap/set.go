@@ -7,11 +7,15 @@ type Set struct {
 	shards []*Shard
 }
 
-// NewSet places keys on shards by their names and weights.
-func NewSet(shards []*Shard) (*Set, error) {
+// NewSet places keys on shards by their names and weights (weights[i] is
+// shards[i]'s; nil means all 1).
+func NewSet(shards []*Shard, weights []int) (*Set, error) {
 	members := make([]Member, len(shards))
 	for i, s := range shards {
-		members[i] = Member{Name: s.Name, Weight: s.Weight}
+		members[i] = Member{Name: s.Name, Weight: 1}
+		if weights != nil {
+			members[i].Weight = weights[i]
+		}
 	}
 	m, err := New(members)
 	if err != nil {
@@ -30,9 +34,36 @@ func (s *Set) Shards() []*Shard { return s.shards }
 // Map returns the key placement.
 func (s *Set) Map() *Map { return s.m }
 
-// Close closes every shard's client.
-func (s *Set) Close() {
+// Retire retires every shard of s that none of keep holds too: each
+// closes once its in-flight calls finish.
+func (s *Set) Retire(keep ...*Set) {
 	for _, sh := range s.shards {
-		sh.Close()
+		kept := false
+		for _, k := range keep {
+			kept = kept || k != nil && k.Has(sh)
+		}
+		if !kept {
+			sh.Retire()
+		}
 	}
+}
+
+// Has reports whether sh is one of the set's shards.
+func (s *Set) Has(sh *Shard) bool {
+	for _, x := range s.shards {
+		if x == sh {
+			return true
+		}
+	}
+	return false
+}
+
+// Find returns the shard of s dialed with spec and o, or nil.
+func (s *Set) Find(spec Spec, o Options) *Shard {
+	for _, x := range s.shards {
+		if x.Spec == spec && x.opts == o && !x.retired.Load() {
+			return x
+		}
+	}
+	return nil
 }

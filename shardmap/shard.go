@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,11 +24,40 @@ var (
 	ErrDown = errors.New("shardmap: shard not connected")
 )
 
-// Spec describes one shard as configured.
+// Spec describes how to reach one shard. Two shards with equal Specs and
+// Options are the same shard: a reload keeps its client (and its L1).
 type Spec struct {
-	Name   string
-	Addr   string
-	Weight int
+	Name string
+	// Exactly one of Addr (standalone), Sentinel (comma-separated sentinel
+	// addresses, with Master) and Cluster (comma-separated seeds).
+	Addr     string
+	Sentinel string
+	Master   string
+	Cluster  string
+	// ReadReplicas sends lookups to replicas (Sentinel and Cluster).
+	ReadReplicas bool
+}
+
+// Kind names the shard's topology: "standalone", "sentinel" or "cluster".
+func (s Spec) Kind() string {
+	switch {
+	case s.Sentinel != "":
+		return "sentinel"
+	case s.Cluster != "":
+		return "cluster"
+	}
+	return "standalone"
+}
+
+// Target is the address (or addresses) the shard is reached at, for logs.
+func (s Spec) Target() string {
+	switch s.Kind() {
+	case "sentinel":
+		return s.Master + "@" + s.Sentinel
+	case "cluster":
+		return s.Cluster
+	}
+	return s.Addr
 }
 
 // Options are the client options shared by every shard. Zero values are
@@ -50,15 +80,20 @@ type Shard struct {
 	Spec
 	opts Options
 
-	client atomic.Pointer[clientBox]
+	client atomic.Pointer[clientBox] // writes, and reads unless reader is set
 	br     breaker
+
+	inflight atomic.Int64 // calls in progress
+	retired  atomic.Bool  // no generation uses the shard any more
 
 	mu      sync.Mutex // guards dialing and closed
 	dialing bool
 	closed  bool
 }
 
-type clientBox struct{ c valkey.Client }
+// clientBox holds a shard's clients. r serves lookups: the same client as
+// c, or a replica client for a Sentinel shard with ReadReplicas.
+type clientBox struct{ c, r valkey.Client }
 
 // Dial returns a Shard for spec. It tries to connect once; if that fails
 // the Shard is returned anyway, marked down, and reconnects on use.
@@ -73,30 +108,60 @@ func Dial(spec Spec, o Options) *Shard {
 }
 
 func (s *Shard) clientOption() valkey.ClientOption {
-	return valkey.ClientOption{
-		InitAddress:       []string{s.Addr},
-		ForceSingleClient: true,
+	o := valkey.ClientOption{
 		DisableCache:      s.opts.DisableL1,
 		CacheSizeEachConn: s.opts.L1BytesPerConn,
 		Dialer:            net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: 30 * time.Second},
 		ConnWriteTimeout:  s.opts.CommandTimeout,
-		DisableRetry:      true, // a cache read that fails goes to the origin, not around again
 	}
+	switch s.Kind() {
+	case "sentinel":
+		o.InitAddress = strings.Split(s.Sentinel, ",")
+		o.Sentinel = valkey.SentinelOption{MasterSet: s.Master}
+	case "cluster":
+		o.InitAddress = strings.Split(s.Cluster, ",")
+		if s.ReadReplicas {
+			o.SendToReplicas = func(cmd valkey.Completed) bool { return cmd.IsReadOnly() }
+		}
+	default:
+		o.InitAddress = []string{s.Addr}
+		o.ForceSingleClient = true
+		o.DisableRetry = true // a cache read that fails goes to the origin, not around again
+	}
+	return o
 }
 
 func (s *Shard) connect() error {
 	c, err := valkey.NewClient(s.clientOption())
 	if err != nil {
-		return fmt.Errorf("shardmap: shard %s at %s: %w", s.Name, s.Addr, err)
+		return fmt.Errorf("shardmap: shard %s (%s %s): %w", s.Name, s.Kind(), s.Target(), err)
+	}
+	box := &clientBox{c: c, r: c}
+	if s.Kind() == "sentinel" && s.ReadReplicas {
+		o := s.clientOption()
+		o.ReplicaOnly = true
+		r, err := valkey.NewClient(o)
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("shardmap: shard %s replicas (%s): %w", s.Name, s.Target(), err)
+		}
+		box.r = r
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		c.Close()
+		box.close()
 		return ErrDown
 	}
-	s.client.Store(&clientBox{c})
+	s.client.Store(box)
 	return nil
+}
+
+func (b *clientBox) close() {
+	b.c.Close()
+	if b.r != b.c {
+		b.r.Close()
+	}
 }
 
 // redial connects in the background, once at a time.
@@ -119,19 +184,44 @@ func (s *Shard) redial() {
 	}()
 }
 
-// acquire returns the client if the breaker lets a call through.
-func (s *Shard) acquire(now int64) (valkey.Client, error) {
+// acquire returns the client if the breaker lets a call through. A call
+// that acquired must call release.
+func (s *Shard) acquire(now int64) (*clientBox, error) {
 	if !s.br.allow(now) {
 		return nil, ErrOpen
 	}
+	s.inflight.Add(1)
 	b := s.client.Load()
 	if b == nil {
-		s.redial()
+		s.release()
+		if !s.retired.Load() {
+			s.redial()
+		}
 		s.br.fail(now)
 		return nil, ErrDown
 	}
-	return b.c, nil
+	return b, nil
 }
+
+func (s *Shard) release() {
+	if s.inflight.Add(-1) == 0 && s.retired.Load() {
+		s.Close()
+	}
+}
+
+// Retire marks the shard as no longer used by any generation: it closes
+// once its in-flight calls have finished (at once if there are none). A
+// call that starts after Retire fails with ErrDown, and the gateway goes to
+// the origin.
+func (s *Shard) Retire() {
+	s.retired.Store(true)
+	if s.inflight.Load() == 0 {
+		s.Close()
+	}
+}
+
+// InFlight returns the number of calls in progress.
+func (s *Shard) InFlight() int64 { return s.inflight.Load() }
 
 // done records the outcome of a call for the breaker.
 func (s *Shard) done(err error, now int64) {
@@ -150,10 +240,11 @@ func (s *Shard) done(err error, now int64) {
 // whether the value came from the L1 without a round trip.
 func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte, l1 bool, err error) {
 	n := now.UnixNano()
-	c, err := s.acquire(n)
+	b, err := s.acquire(n)
 	if err != nil {
 		return nil, false, err
 	}
+	c := b.r
 	var res valkey.ValkeyResult
 	if s.opts.DisableL1 {
 		res = c.Do(ctx, c.B().Get().Key(key).Build())
@@ -161,6 +252,7 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 		res = c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)
 	}
 	val, err = res.AsBytes()
+	s.release()
 	s.done(err, n)
 	if err != nil {
 		if valkey.IsValkeyNil(err) {
@@ -174,12 +266,14 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 // Set stores val under key for ttl (rounded up to a millisecond).
 func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	n := time.Now().UnixNano()
-	c, err := s.acquire(n)
+	b, err := s.acquire(n)
 	if err != nil {
 		return err
 	}
+	c := b.c
 	ms := max(ttl.Milliseconds(), 1)
 	err = c.Do(ctx, c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(ms).Build()).Error()
+	s.release()
 	s.done(err, n)
 	return err
 }
@@ -187,14 +281,19 @@ func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 // Del removes keys; every gateway's L1 drops them through tracking.
 func (s *Shard) Del(ctx context.Context, keys ...string) error {
 	n := time.Now().UnixNano()
-	c, err := s.acquire(n)
+	b, err := s.acquire(n)
 	if err != nil {
 		return err
 	}
+	c := b.c
 	err = c.Do(ctx, c.B().Del().Key(keys...).Build()).Error()
+	s.release()
 	s.done(err, n)
 	return err
 }
+
+// Connected reports whether the shard has a client.
+func (s *Shard) Connected() bool { return s.client.Load() != nil }
 
 // Healthy reports whether the breaker is closed and the shard connected.
 func (s *Shard) Healthy() bool {
@@ -208,7 +307,7 @@ func (s *Shard) Close() {
 	b := s.client.Swap(nil)
 	s.mu.Unlock()
 	if b != nil {
-		b.c.Close()
+		b.close()
 	}
 }
 

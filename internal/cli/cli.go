@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/edgecache/edgecache/config"
@@ -24,6 +25,8 @@ const usage = `edgecache — an HTTP cache gateway
 Usage:
   edgecache serve [--config FILE]     serve traffic (embedded default config without --config)
   edgecache config check FILE         validate a config file; exit 1 with every error
+  edgecache shardmap plan OLD NEW [--keys FILE | --sample N]
+                                      what moving from OLD's shard map to NEW's costs (contacts no server)
 `
 
 // Main runs the command line and returns the process exit code.
@@ -38,6 +41,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "config":
 		if len(args) == 3 && args[1] == "check" {
 			return configCheck(args[2], stdout, stderr)
+		}
+	case "shardmap":
+		if len(args) >= 2 && args[1] == "plan" {
+			return planCmd(args[2:], stdout, stderr)
 		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -72,30 +79,38 @@ func flattenErrors(err error) []error {
 	return []error{err}
 }
 
+// setFlags collects repeated --set path=value flags.
+type setFlags []string
+
+func (s *setFlags) String() string     { return fmt.Sprint(*s) }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file (YAML); the embedded default when empty")
+	path := fs.String("config", os.Getenv("EDGECACHE_CONFIG"), "config file (YAML); without one: EDGECACHE_ variables, else the embedded default")
+	listen := fs.String("listen", "", "traffic listener address (overrides server.listen)")
 	logFormat := fs.String("log-format", "", "json or text (default: text on a terminal, json otherwise)")
+	var sets setFlags
+	fs.Var(&sets, "set", "override a config value: --set valkey.command_timeout=250ms (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *logFormat)
 
-	var (
-		cfg *config.Config
-		err error
-	)
-	if *path == "" {
-		cfg, err = config.Parse(config.DefaultYAML)
-	} else {
-		cfg, err = config.Load(*path)
+	src := config.Source{File: *path, Environ: os.Environ(), Sets: sets}
+	if *listen != "" {
+		src.Sets = append(src.Sets, "server.listen="+*listen)
 	}
+	if src.File == "" && !hasRouteEnv(src.Environ) {
+		src.Default = config.DefaultYAML
+	}
+	cfg, err := src.Load()
 	if err != nil {
 		log.Error("invalid configuration", "err", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log})
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -106,24 +121,54 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "err", err)
 		return 1
 	}
-	source := *path
-	if source == "" {
-		source = "embedded default"
-	}
 	store := "embedded store"
 	if n := len(cfg.Shards); n > 0 {
 		store = fmt.Sprintf("%d Valkey shards", n)
 	}
-	log.Info("edgecache serving", "listen", ln.Addr().String(), "config", source, "store", store)
+	log.Info("edgecache serving", "listen", ln.Addr().String(), "config", src.String(), "store", store)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	reload := func(trigger string) {
+		log.Info("reloading configuration", "trigger", trigger)
+		_ = g.ReloadSource() // errors are logged and kept for the admin status
+	}
+	if src.File != "" {
+		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
+			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload("SIGHUP")
+			}
+		}
+	}()
 	if err := g.Serve(ctx, ln); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
 	log.Info("edgecache stopped")
 	return 0
+}
+
+// hasRouteEnv reports whether the environment configures routes, in
+// which case it is the whole configuration (serverless platforms) rather
+// than overrides of the embedded default.
+func hasRouteEnv(environ []string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, config.EnvPrefix+"ROUTES_") {
+			return true
+		}
+	}
+	return false
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {

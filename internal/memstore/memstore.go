@@ -63,3 +63,6 @@ func (s *Store) Bytes() uint64 { return s.c.WeightedSize() }
 
 // Close stops the store's background goroutines.
 func (s *Store) Close() { s.c.StopAllGoroutines() }
+
+// SetMaxBytes changes the memory budget, evicting if it shrank.
+func (s *Store) SetMaxBytes(n int64) { s.c.SetMaximum(uint64(n)) }

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/shardmap"
+)
+
+// planCmd is `edgecache shardmap plan OLD NEW [--keys FILE | --sample N]`:
+// what a shard-map edit costs, computed offline from the two files.
+func planCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("shardmap plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keysFile := fs.String("keys", "", "file of cache keys, one per line, to count instead of the whole key space")
+	sample := fs.Int("sample", 0, "count this many synthetic keys instead of the whole key space")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: edgecache shardmap plan OLD.yaml NEW.yaml [--keys FILE | --sample N]")
+		fs.PrintDefaults()
+	}
+	// Flags may follow the two files.
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			files = append(files, args[0])
+			args = args[1:]
+		}
+	}
+	if len(files) != 2 || (*keysFile != "" && *sample > 0) {
+		fs.Usage()
+		return 2
+	}
+	var maps [2]*shardmap.Map
+	for i, f := range files {
+		shards, err := config.LoadShards(f)
+		if err != nil {
+			for _, e := range flattenErrors(err) {
+				fmt.Fprintln(stderr, e)
+			}
+			return 1
+		}
+		members := make([]shardmap.Member, len(shards))
+		for j, s := range shards {
+			members[j] = shardmap.Member{Name: s.Name, Weight: s.Weight}
+		}
+		if maps[i], err = shardmap.New(members); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			return 1
+		}
+	}
+	p := newPlan(maps[0], maps[1])
+	unit := "of the key space (exact, over 65536 buckets)"
+	switch {
+	case *keysFile != "":
+		f, err := os.Open(*keysFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.addBucket(shardmap.Bucket(sc.Bytes()), 1)
+		}
+		if err := sc.Err(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		unit = fmt.Sprintf("of %d keys from %s", p.total, *keysFile)
+	case *sample > 0:
+		for i := range *sample {
+			p.addBucket(shardmap.Bucket([]byte("sample:"+strconv.Itoa(i))), 1)
+		}
+		unit = fmt.Sprintf("of %d sampled keys", *sample)
+	default:
+		for b := range shardmap.Buckets {
+			p.addBucket(b, 1)
+		}
+	}
+	p.print(stdout, unit)
+	return 0
+}
+
+// plan counts, per shard name, keys held before and after, lost and gained.
+type plan struct {
+	old, new *shardmap.Map
+	names    []string
+	rows     map[string]*planRow
+	total    int
+	moved    int
+}
+
+type planRow struct{ before, after, lost, gained, oldW, newW int }
+
+func newPlan(old, new *shardmap.Map) *plan {
+	p := &plan{old: old, new: new, rows: map[string]*planRow{}}
+	row := func(name string) *planRow {
+		r, ok := p.rows[name]
+		if !ok {
+			r = &planRow{}
+			p.rows[name] = r
+			p.names = append(p.names, name)
+		}
+		return r
+	}
+	for _, m := range old.Members() {
+		row(m.Name).oldW = m.Weight
+	}
+	for _, m := range new.Members() {
+		row(m.Name).newW = m.Weight
+	}
+	return p
+}
+
+func (p *plan) addBucket(b, n int) {
+	from := p.old.Members()[p.old.Owner(b)].Name
+	to := p.new.Members()[p.new.Owner(b)].Name
+	p.total += n
+	p.rows[from].before += n
+	p.rows[to].after += n
+	if from != to {
+		p.moved += n
+		p.rows[from].lost += n
+		p.rows[to].gained += n
+	}
+}
+
+func (p *plan) print(w io.Writer, unit string) {
+	pct := func(n int) string { return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(max(p.total, 1))) }
+	weight := func(n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return strconv.Itoa(n)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "shard\tweight\tnew weight\tholds\twill hold\tloses\tgains\t")
+	for _, n := range p.names {
+		r := p.rows[n]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", n, weight(r.oldW), weight(r.newW),
+			pct(r.before), pct(r.after), pct(r.lost), pct(r.gained))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "moves %s %s\n", pct(p.moved), unit)
+}
