@@ -25,6 +25,9 @@ type fetched struct {
 	stored     bool
 	detail     string // why it was not stored, for Cache-Status
 	initialAge time.Duration
+	// setCookie is the origin's Set-Cookie: never stored, and given only
+	// to the client whose request made the fetch, never to waiters.
+	setCookie []string
 
 	// large is set when the body exceeded the route's maximum: only the
 	// leader streams it (body holds what was already read); waiters fetch
@@ -96,6 +99,9 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 	for k, v := range f.header {
 		h[k] = v
 	}
+	if leader && f.setCookie != nil {
+		h["Set-Cookie"] = f.setCookie
+	}
 	h[hdrContentLength] = []string{strconv.Itoa(len(f.body))}
 	h[hdrAge] = ageValue(f.initialAge)
 	detail := f.detail
@@ -131,7 +137,7 @@ func (g *Gateway) fetch(gen *Generation, rt *route, r *http.Request, preq *polic
 	}
 	hdr := make(http.Header, len(resp.Header))
 	entry.Filter(hdr, resp.Header)
-	f := &fetched{status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header)}
+	f := &fetched{status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header), setCookie: resp.Header["Set-Cookie"]}
 
 	if resp.ContentLength > rt.maxBody {
 		f.large, f.cancel, f.detail = resp, cancel, "too-large"
@@ -192,6 +198,9 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, lookup stri
 	h := w.Header()
 	for k, v := range f.header {
 		h[k] = v
+	}
+	if f.setCookie != nil {
+		h["Set-Cookie"] = f.setCookie
 	}
 	if f.large.ContentLength >= 0 {
 		h[hdrContentLength] = []string{strconv.FormatInt(f.large.ContentLength, 10)}

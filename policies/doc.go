@@ -7,4 +7,19 @@
 // I/O. The gateway calls them on every request, so the built-in ones
 // allocate nothing on the hit path; a WASM plugin is adapted to the same
 // interfaces by the wasm package's host.
+//
+// # Built-in policies
+//
+//   - DefaultKey: scheme, host, path and the query with its parameters
+//     sorted (raw, not decoded) and empty ones dropped.
+//   - DefaultTTL: RFC 9111 storage and freshness for a shared cache
+//     (s-maxage, max-age, Expires, Age, Authorization, Vary: *), with the
+//     route's default lifetime when the origin states none; the Reason*
+//     constants say why a response was not stored.
+//   - DefaultMiss: fetch from the origin and store.
+//
+// ParseCacheControl and ResponseAge are the field parsers they share with
+// the gateway. The choices RFC 9111 leaves open (invalid max-age, qualified
+// private and no-cache, duplicate directives) are documented on
+// CacheControl and DefaultTTL; the TTL cases are in testdata/ttl.
 package policies

@@ -1,0 +1,173 @@
+package policies
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The reasons DefaultTTL gives for not storing a response (Decision.Reason),
+// which the gateway reports in the Cache-Status detail.
+const (
+	ReasonMethod         = "method"           // not GET or HEAD
+	ReasonStatus         = "status"           // status not stored
+	ReasonNoStore        = "no-store"         // no-store in the request or response
+	ReasonPrivate        = "private"          // private, qualified or not
+	ReasonNoCache        = "no-cache"         // no-cache, qualified or not
+	ReasonVaryStar       = "vary-star"        // Vary: *
+	ReasonAuthorization  = "authorization"    // request with Authorization, response not marked shareable
+	ReasonExpired        = "expired"          // explicit lifetime of 0 or less, or an invalid Expires
+	ReasonNoFreshness    = "no-freshness"     // no explicit lifetime and no Default
+	ReasonStaleOnArrival = "stale-on-arrival" // Age used up the lifetime
+)
+
+// DefaultTTL is the built-in TTL policy: RFC 9111 storage and freshness
+// rules for a shared cache, without heuristic freshness. In order:
+//
+//  1. The request method is GET or HEAD.
+//  2. The status is one of 200, 203, 204, 300, 301, 308, 404, 410 (a
+//     subset of RFC 9110 §15.1's heuristically cacheable codes; never 206
+//     or 5xx).
+//  3. Neither the request nor the response has no-store; the response has
+//     neither private nor no-cache (qualified forms included: see
+//     CacheControl), nor Vary: *.
+//  4. A request with Authorization is stored only when the response has
+//     public, s-maxage or must-revalidate (RFC 9111 §3.5).
+//  5. The freshness lifetime is s-maxage, else max-age, else Expires minus
+//     Date (Date defaults to now; an invalid Expires is already expired),
+//     else Default. An explicit lifetime of 0 or less is not stored
+//     (ReasonExpired), nor is a response with no lifetime when Default is 0
+//     (ReasonNoFreshness). Lifetimes are clamped to MaxDelta.
+//  6. TTL is the lifetime minus the response's Age (ResponseAge); 0 or
+//     less is not stored (ReasonStaleOnArrival).
+//  7. stale-while-revalidate and stale-if-error are passed on, unless the
+//     response has must-revalidate or proxy-revalidate, which forbid
+//     serving it stale. s-maxage implies proxy-revalidate (§5.2.2.10) but
+//     does not cancel them: "s-maxage=60, stale-while-revalidate=30" is a
+//     common CDN instruction and is honoured.
+//
+// A response with Set-Cookie is stored: entry.Filter drops the field.
+// DefaultTTL sets no Tags. It does not allocate for a typical response
+// (Cache-Control max-age or s-maxage); parsing Expires may.
+type DefaultTTL struct {
+	// Default is the lifetime of a response the origin gives none for.
+	// Zero (or less) means such a response is not stored.
+	Default time.Duration
+}
+
+var _ TTL = DefaultTTL{}
+
+// Decide implements TTL.
+func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return noStore(ReasonMethod)
+	}
+	if !storableStatus(resp.Status) {
+		return noStore(ReasonStatus)
+	}
+	if ParseCacheControl(r.Header["Cache-Control"]).NoStore {
+		return noStore(ReasonNoStore)
+	}
+	cc := ParseCacheControl(resp.Header["Cache-Control"])
+	switch {
+	case cc.NoStore:
+		return noStore(ReasonNoStore)
+	case cc.Private:
+		return noStore(ReasonPrivate)
+	case cc.NoCache:
+		return noStore(ReasonNoCache)
+	case varyStar(resp.Header["Vary"]):
+		return noStore(ReasonVaryStar)
+	case len(r.Header["Authorization"]) > 0 && !cc.Public && !cc.HasSMaxAge && !cc.MustRevalidate:
+		return noStore(ReasonAuthorization)
+	}
+
+	lifetime, explicit := explicitLifetime(&cc, resp.Header, now)
+	switch {
+	case !explicit && p.Default <= 0:
+		return noStore(ReasonNoFreshness)
+	case !explicit:
+		lifetime = min(p.Default, MaxDelta)
+	case lifetime <= 0:
+		return noStore(ReasonExpired)
+	}
+	ttl := lifetime - ResponseAge(resp.Header)
+	if ttl <= 0 {
+		return noStore(ReasonStaleOnArrival)
+	}
+
+	d := Decision{Store: true, TTL: ttl}
+	if !cc.MustRevalidate && !cc.ProxyRevalidate {
+		d.StaleWhileRevalidate = cc.StaleWhileRevalidate
+		d.StaleIfError = cc.StaleIfError
+	}
+	return d
+}
+
+func noStore(reason string) Decision { return Decision{Reason: reason} }
+
+// storableStatus reports the statuses DefaultTTL stores.
+func storableStatus(s int) bool {
+	switch s {
+	case 200, 203, 204, 300, 301, 308, 404, 410:
+		return true
+	}
+	return false
+}
+
+// explicitLifetime returns the freshness lifetime the response states
+// (RFC 9111 §4.2.1), and whether it states one.
+func explicitLifetime(cc *CacheControl, h http.Header, now time.Time) (time.Duration, bool) {
+	switch {
+	case cc.HasSMaxAge:
+		return cc.SMaxAge, true
+	case cc.HasMaxAge:
+		return cc.MaxAge, true
+	}
+	exp, ok := h["Expires"]
+	if !ok || len(exp) == 0 {
+		return 0, false
+	}
+	expires, err := http.ParseTime(exp[0])
+	if err != nil {
+		return 0, true // invalid: already expired (§5.3)
+	}
+	date := now
+	if v := h["Date"]; len(v) > 0 {
+		if t, err := http.ParseTime(v[0]); err == nil {
+			date = t
+		}
+	}
+	return min(expires.Sub(date), MaxDelta), true
+}
+
+// ResponseAge returns the value of h's Age field (RFC 9111 §5.1): the
+// first member if it is a list, 0 when absent or invalid, clamped to
+// MaxDelta. h must have canonical keys, as net/http gives them. It does
+// not allocate.
+func ResponseAge(h http.Header) time.Duration {
+	v := h["Age"]
+	if len(v) == 0 {
+		return 0
+	}
+	first, _, _ := strings.Cut(v[0], ",")
+	d, ok := parseDelta(trimOWS(first))
+	if !ok {
+		return 0
+	}
+	return d
+}
+
+// varyStar reports whether the Vary field lists "*".
+func varyStar(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if trimOWS(tok) == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
