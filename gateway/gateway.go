@@ -7,8 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/singleflight"
