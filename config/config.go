@@ -10,8 +10,11 @@ type Config struct {
 	Server   Server   `koanf:"server"`
 	Routes   []Route  `koanf:"routes"`
 	Shards   []Shard  `koanf:"shards"`
-	Valkey   Valkey   `koanf:"valkey"`
-	Embedded Embedded `koanf:"embedded"`
+	Valkey    Valkey    `koanf:"valkey"`
+	Embedded  Embedded  `koanf:"embedded"`
+	Admin     Admin     `koanf:"admin"`
+	Telemetry Telemetry `koanf:"telemetry"`
+	Log       Log       `koanf:"log"`
 }
 
 // Server is the traffic listener.

@@ -45,6 +45,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.BreakerCooldown, DefaultBreakerCooldown)
 	setDefault(&v.RebalanceWindow, DefaultRebalanceWindow)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
+	c.ensureObservabilityDefaults()
 	return c
 }
 

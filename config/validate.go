@@ -135,6 +135,7 @@ func (c *Config) Validate() error {
 	if c.Embedded.MaxBytes < 0 {
 		bad("embedded.max_bytes", "must not be negative")
 	}
+	c.validateObservability(bad)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,37 @@
+package gateway
+
+import "net/http"
+
+// outcome is what the read path did with one request.
+type outcome uint8
+
+const (
+	outHit        outcome = iota // served from the cache, fresh
+	outStale                     // served a stale entry (stale-while-revalidate, stale-if-error)
+	outRevalidate                // revalidated with the origin (304), served from the cache
+	outMiss                      // fetched from the origin and stored
+	outNoStore                   // fetched from the origin, not stored
+	outBypass                    // the cache does not answer this request: proxied
+	outError                     // the origin failed and nothing usable was cached
+	outNoRoute                   // no route matched
+)
+
+var outcomeNames = [...]string{"hit", "stale", "revalidated", "miss", "no-store", "bypass", "error", "no-route"}
+
+func (o outcome) String() string { return outcomeNames[o] }
+
+// record is what observe reports about one request. It lives in the
+// pooled reqState: observe must not keep it.
+type record struct {
+	route   *route // nil for outNoRoute
+	outcome outcome
+	tier    tier   // for outHit and outStale
+	status  int    // the status written to the client
+	key     string // the cache key ("" when none was built)
+	shard   string // the owning shard's name ("" for the embedded store)
+}
+
+// observe is called once per request on the traffic listener, after the
+// response was written. It must cost nothing measurable on the hit path
+// when tracing is off.
+func (g *Gateway) observe(r *http.Request, rec *record) {}
