@@ -92,6 +92,7 @@ func writeAndWait(t *testing.T, g *gateway.Gateway, path, doc string, wantReject
 // wrong bodies.
 type load struct {
 	ok, failed atomic.Int64
+	maxNanos   atomic.Int64 // slowest request
 	mu         sync.Mutex
 	firstErr   string
 	wg         sync.WaitGroup
@@ -110,6 +111,7 @@ func startLoad(t *testing.T, base string, workers, keys int, stop <-chan struct{
 				default:
 				}
 				path := "/k/" + strconv.Itoa(i%keys)
+				start := time.Now()
 				resp, err := client.Get(base + path)
 				msg := ""
 				if err != nil {
@@ -121,6 +123,9 @@ func startLoad(t *testing.T, base string, workers, keys int, stop <-chan struct{
 					if resp.StatusCode != 200 || string(b[:n]) != "body of "+path {
 						msg = fmt.Sprintf("%s: %d %q (%s)", path, resp.StatusCode, b[:n], resp.Header.Get("Cache-Status"))
 					}
+				}
+				if el := int64(time.Since(start)); el > l.maxNanos.Load() {
+					l.maxNanos.Store(el) // racy max: good enough for a report
 				}
 				if msg != "" {
 					l.failed.Add(1)

@@ -113,6 +113,10 @@ func (s *Shard) clientOption() valkey.ClientOption {
 		CacheSizeEachConn: s.opts.L1BytesPerConn,
 		Dialer:            net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: 30 * time.Second},
 		ConnWriteTimeout:  s.opts.CommandTimeout,
+		// A cache command that fails goes to the origin, not around again:
+		// retrying would make the request wait out a failover. MOVED and
+		// ASK are still followed.
+		DisableRetry: true,
 	}
 	switch s.Kind() {
 	case "sentinel":
@@ -126,7 +130,6 @@ func (s *Shard) clientOption() valkey.ClientOption {
 	default:
 		o.InitAddress = []string{s.Addr}
 		o.ForceSingleClient = true
-		o.DisableRetry = true // a cache read that fails goes to the origin, not around again
 	}
 	return o
 }

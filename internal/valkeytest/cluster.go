@@ -19,7 +19,9 @@ const slots = 16384
 // Cluster is a Valkey Cluster of primaries only, each owning an equal run
 // of the hash slots in order: Nodes[0] the lowest.
 type Cluster struct {
-	Nodes []*Server
+	Nodes    []*Server
+	Replicas []*Server // after AddReplicas: Replicas[i] replicates Nodes[i]
+	bus      []int     // cluster bus port of Nodes[i]
 }
 
 // Seeds returns the addresses of the nodes, for a cluster client.
@@ -45,8 +47,9 @@ func StartCluster(tb testing.TB, primaries int, opts ...Option) *Cluster {
 	o := collect(opts)
 	root := tb.TempDir()
 	c := &Cluster{}
-	cleanup(tb, func() []*Server { return c.Nodes })
+	cleanup(tb, func() []*Server { return append(append([]*Server(nil), c.Nodes...), c.Replicas...) })
 	bus := make([]int, primaries)
+	c.bus = bus
 	for i := range primaries {
 		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("node-%d", i)))
 		c.Nodes = append(c.Nodes, s)
@@ -138,4 +141,57 @@ func mustDo(tb testing.TB, s *Server, args ...string) string {
 		tb.Fatalf("valkeytest: %s on %s: %v", name, s.Addr, err)
 	}
 	return r
+}
+
+// AddReplicas starts one replica for each primary, joins it to the
+// cluster and waits until every replica is in sync with its primary, so
+// that killing a primary makes the cluster fail over to its replica
+// (cluster-node-timeout 2 s). Replicas[i] replicates Nodes[i].
+func (c *Cluster) AddReplicas(tb testing.TB, opts ...Option) {
+	tb.Helper()
+	bin := binary(tb)
+	o := collect(opts)
+	root := tb.TempDir()
+	for i, p := range c.Nodes {
+		id := strings.TrimSpace(mustDo(tb, p, "CLUSTER", "MYID"))
+		r := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("replica-%d", i)))
+		var bus int
+		r.start(tb, func(port int) []string {
+			bus, _ = freePort()
+			args := r.serverArgs(port, []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", "2000",
+				"--cluster-port", strconv.Itoa(bus),
+				"--cluster-announce-ip", "127.0.0.1",
+				"--repl-diskless-sync", "yes",
+				"--repl-diskless-sync-delay", "0",
+			})
+			return append(args, o.args...)
+		})
+		c.Replicas = append(c.Replicas, r)
+		mustDo(tb, r, "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(p.Port), strconv.Itoa(c.bus[i]))
+		deadline := time.Now().Add(ClusterTimeout)
+		for { // the replica must know the primary before it can replicate it
+			if _, err := r.Do("CLUSTER", "REPLICATE", id); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				tb.Fatalf("valkeytest: CLUSTER REPLICATE on %s: %v", r.Addr, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(ClusterTimeout)
+	for _, r := range c.Replicas {
+		for {
+			info, _ := r.Do("INFO", "replication")
+			if infoField(info, "master_link_status") == "up" {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("valkeytest: replica %s not in sync within %v", r.Addr, ClusterTimeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
