@@ -49,6 +49,34 @@ type Route struct {
 	// MaxBodyBytes is the largest body that is stored; larger responses
 	// pass through uncached.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// NegativeTTL is how long a 404 or 410 is kept when the origin says
+	// nothing about its freshness (negative caching). Negative: not at all.
+	NegativeTTL time.Duration `koanf:"negative_ttl"`
+	// HeuristicFreshness allows RFC 9111 heuristic freshness (a tenth of
+	// the time since Last-Modified) when DefaultTTL is 0.
+	HeuristicFreshness bool `koanf:"heuristic_freshness"`
+	// StaleWhileRevalidate and StaleIfError are the stale windows used when
+	// the origin sends none (RFC 5861).
+	StaleWhileRevalidate time.Duration `koanf:"stale_while_revalidate"`
+	StaleIfError         time.Duration `koanf:"stale_if_error"`
+	// Keep is how long a stale entry that can be revalidated (it has an
+	// ETag or Last-Modified) stays stored beyond its freshness and stale
+	// windows, so that the origin can answer 304 instead of the body.
+	Keep time.Duration `koanf:"keep"`
+	// IgnoreClientNoCache serves fresh entries even to requests that ask
+	// for revalidation (Cache-Control: no-cache, max-age=0), as CDNs allow.
+	IgnoreClientNoCache bool `koanf:"ignore_client_no_cache"`
+	// VaryNormalize lists request headers (besides Accept-Encoding, always
+	// normalized) reduced to their first list member, lower-cased, when
+	// they select a variant, so that variants don't explode.
+	VaryNormalize []string `koanf:"vary_normalize"`
+	// TagHeaders are the response headers that carry surrogate keys
+	// (space- or comma-separated) for purge by tag.
+	TagHeaders []string `koanf:"tag_headers"`
+	// LockWait bounds how long a miss waits for another gateway that is
+	// already fetching the same key (a lock in Valkey). Negative: no
+	// cross-gateway coalescing.
+	LockWait time.Duration `koanf:"lock_wait"`
 }
 
 // Shard is one Valkey shard of the L2: exactly one of Addr (a standalone

@@ -19,6 +19,9 @@ const (
 	DefaultBreakerCooldown   = 5 * time.Second
 	DefaultEmbeddedMaxBytes  = 256 << 20
 	DefaultRebalanceWindow   = 2 * time.Minute
+	DefaultNegativeTTL       = 10 * time.Second
+	DefaultKeep              = 10 * time.Minute
+	DefaultLockWait          = 2 * time.Second
 )
 
 // EnsureDefaults fills every zero field with its default and returns c.
@@ -32,6 +35,12 @@ func (c *Config) EnsureDefaults() *Config {
 		setDefault(&r.PathPrefix, "/")
 		setDefault(&r.OriginTimeout, DefaultOriginTimeout)
 		setDefault(&r.MaxBodyBytes, DefaultMaxBodyBytes)
+		setDefault(&r.NegativeTTL, DefaultNegativeTTL)
+		setDefault(&r.Keep, DefaultKeep)
+		setDefault(&r.LockWait, DefaultLockWait)
+		if r.TagHeaders == nil {
+			r.TagHeaders = []string{"Surrogate-Key", "Cache-Tag"}
+		}
 	}
 	for i := range c.Shards {
 		setDefault(&c.Shards[i].Weight, 1)

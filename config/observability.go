@@ -1,5 +1,7 @@
 package config
 
+import "net/url"
+
 // Admin is the admin listener: status, purge, reload, metrics.
 type Admin struct {
 	// Listen is the admin listener's address; it binds to loopback unless
@@ -11,12 +13,19 @@ type Admin struct {
 
 // Telemetry configures OpenTelemetry tracing.
 type Telemetry struct {
-	// OTLPEndpoint is where spans are exported; empty means no exporter
-	// (a no-op tracer provider).
+	// OTLPEndpoint is where spans are exported, as a URL:
+	// "http://collector:4317" (gRPC) or "http://collector:4318/v1/traces"
+	// (HTTP); http:// sends in clear, https:// with TLS. Empty means no
+	// exporter: a no-op tracer provider, and no tracing cost per request.
 	OTLPEndpoint string `koanf:"otlp_endpoint"`
 	// OTLPProtocol is "grpc" or "http".
 	OTLPProtocol string `koanf:"otlp_protocol"`
-	// SampleRatio is the fraction of traces sampled (parent-based).
+	// OTLPHeaders are sent with every export (an API key, for one).
+	OTLPHeaders map[string]string `koanf:"otlp_headers"`
+	// SampleRatio is the fraction of traces sampled when the client sent
+	// no trace context (parent-based: a sampled parent is always
+	// followed). Zero means the default, 1: to trace nothing, leave
+	// otlp_endpoint empty.
 	SampleRatio float64 `koanf:"sample_ratio"`
 	// ServiceName is the service.name resource attribute.
 	ServiceName string `koanf:"service_name"`
@@ -40,12 +49,14 @@ const (
 	DefaultOTLPProtocol = "grpc"
 	DefaultServiceName  = "edgecache"
 	DefaultLogLevel     = "info"
+	DefaultSampleRatio  = 1.0
 )
 
 func (c *Config) ensureObservabilityDefaults() {
 	setDefault(&c.Admin.Listen, DefaultAdminListen)
 	setDefault(&c.Telemetry.OTLPProtocol, DefaultOTLPProtocol)
 	setDefault(&c.Telemetry.ServiceName, DefaultServiceName)
+	setDefault(&c.Telemetry.SampleRatio, DefaultSampleRatio)
 	setDefault(&c.Log.Level, DefaultLogLevel)
 }
 
@@ -57,6 +68,11 @@ func (c *Config) validateObservability(bad func(field, format string, args ...an
 	case "grpc", "http":
 	default:
 		bad("telemetry.otlp_protocol", `want "grpc" or "http", got %q`, c.Telemetry.OTLPProtocol)
+	}
+	if e := c.Telemetry.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("telemetry.otlp_endpoint", "want an http(s) URL such as http://collector:4317, got %q", e)
+		}
 	}
 	if r := c.Telemetry.SampleRatio; r < 0 || r > 1 {
 		bad("telemetry.sample_ratio", "want a fraction between 0 and 1, got %v", r)

@@ -28,6 +28,7 @@ type Generation struct {
 	store   store
 	shards  *shardmap.Set // nil when the embedded store is in use
 	mem     *memstore.Store
+	memTags *tagIndex
 }
 
 // route is one configured route, resolved.
@@ -42,6 +43,13 @@ type route struct {
 	ttl           policies.TTL
 	miss          policies.Miss
 	proxy         *httputil.ReverseProxy
+
+	swr, sie            time.Duration // stale windows when the origin sends none
+	keep                time.Duration
+	ignoreClientNoCache bool
+	varyNormalize       map[string]bool
+	tagHeaders          []string
+	lockWait            time.Duration // <= 0: no cross-gateway lock
 }
 
 // build turns a validated config into a generation. Shards that prev also
@@ -67,8 +75,21 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			originTimeout: rc.OriginTimeout,
 			maxBody:       rc.MaxBodyBytes,
 			key:           policies.DefaultKey{},
-			ttl:           policies.DefaultTTL{Default: rc.DefaultTTL},
+			ttl:           policies.DefaultTTL{Default: rc.DefaultTTL, Negative: max(rc.NegativeTTL, 0), Heuristic: rc.HeuristicFreshness},
 			miss:          policies.DefaultMiss{},
+
+			swr:                 rc.StaleWhileRevalidate,
+			sie:                 rc.StaleIfError,
+			keep:                max(rc.Keep, 0),
+			ignoreClientNoCache: rc.IgnoreClientNoCache,
+			varyNormalize:       map[string]bool{},
+			lockWait:            rc.LockWait,
+		}
+		for _, h := range rc.VaryNormalize {
+			rt.varyNormalize[http.CanonicalHeaderKey(h)] = true
+		}
+		for _, h := range rc.TagHeaders {
+			rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
 		}
 		rt.proxy = newProxy(u, transport, log)
 		g.routes = append(g.routes, rt)
@@ -82,13 +103,14 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 	})
 
 	if len(cfg.Shards) == 0 {
+		ms := newMemStore(nil)
 		if prev != nil && prev.mem != nil {
-			g.mem = prev.mem // keep the contents across reloads
-			g.mem.SetMaxBytes(cfg.Embedded.MaxBytes)
+			ms = memStore{prev.mem, prev.memTags} // keep the contents across reloads
+			ms.m.SetMaxBytes(cfg.Embedded.MaxBytes)
 		} else {
-			g.mem = memstore.New(cfg.Embedded.MaxBytes)
+			ms.m = memstore.New(cfg.Embedded.MaxBytes)
 		}
-		g.store = memStore{g.mem}
+		g.mem, g.memTags, g.store = ms.m, ms.tags, ms
 		return g, nil
 	}
 	v := cfg.Valkey

@@ -11,6 +11,11 @@ var (
 	csHitL1  = []string{"edgecache; hit; detail=l1"}
 	csHitL2  = []string{"edgecache; hit; detail=l2"}
 	csBypass = []string{"edgecache; fwd=bypass"}
+
+	csStale           = []string{"edgecache; hit; detail=stale"}
+	csStaleRevalidate = []string{"edgecache; hit; detail=stale-while-revalidate"}
+	csStaleIfError    = []string{"edgecache; hit; detail=stale-if-error"}
+	csOnlyIfCached    = []string{"edgecache; fwd=miss; detail=only-if-cached"}
 	ageZero  = []string{"0"}
 )
 
@@ -54,4 +59,11 @@ func missStatus(fwd string, stored bool, detail string) []string {
 		s += "; detail=" + detail
 	}
 	return []string{s}
+}
+
+func hitStatus(t tier) []string {
+	if t == tierL1 {
+		return csHitL1
+	}
+	return csHitL2
 }

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/edgecache/edgecache/internal/entry"
+	"github.com/edgecache/edgecache/policies"
 )
 
 // memoShards spreads the memos' locks.
@@ -53,16 +54,36 @@ func (in *keyInterner) intern(b []byte) string {
 
 // view is a stored entry decoded once and served many times. It keeps the
 // raw bytes it was decoded from alive, so their address cannot be reused
-// while the view is memoized.
+// while the view is memoized. A view is never modified after decodeView.
 type view struct {
 	raw        []byte
 	status     int
-	storedAt   int64       // unix ms
-	freshUntil int64       // unix ms
-	initialAge int64       // ms
+	storedAt   int64 // unix ms
+	freshUntil int64 // unix ms
+	initialAge int64 // ms
+	swr, sie   int64 // ms
 	header     http.Header // canonical keys, Content-Length included
 	body       []byte
+	etag       string
+	lastMod    string
+	tags       []string
+
+	// From the stored Cache-Control: whether the entry may be served stale
+	// at all, and whether every use must be revalidated.
+	mustRevalidate bool
+	noCache        bool
+
+	// A Vary marker (see vary.go) names the request headers that select
+	// the variant and the marker's id; it is not a response.
+	varyNames []string
+	varyID    string
 }
+
+// age returns the entry's age at now (unix ms), in ms.
+func (v *view) age(now int64) int64 { return now - v.storedAt + v.initialAge }
+
+// hasValidator reports whether the entry can be revalidated.
+func (v *view) hasValidator() bool { return v.etag != "" || v.lastMod != "" }
 
 // viewMemo maps the address of cached bytes to their decoded view. The L1
 // and the embedded store hand out the same bytes for every hit on an
@@ -123,14 +144,28 @@ func decodeView(raw []byte) *view {
 	if h == nil {
 		h = make(http.Header, 1)
 	}
-	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
-	return &view{
+	v := &view{
 		raw:        raw,
 		status:     e.Status,
 		storedAt:   e.StoredAt.UnixMilli(),
 		freshUntil: e.FreshUntil.UnixMilli(),
 		initialAge: e.InitialAge.Milliseconds(),
+		swr:        e.StaleWhileRevalidate.Milliseconds(),
+		sie:        e.StaleIfError.Milliseconds(),
 		header:     h,
 		body:       e.Body,
+		etag:       e.ETag,
+		lastMod:    e.LastModified,
+		tags:       e.Tags,
 	}
+	if id := h[hdrVaryMarker]; len(id) == 1 {
+		v.varyID = id[0]
+		v.varyNames = h["Vary"]
+		return v
+	}
+	cc := policies.ParseCacheControl(h["Cache-Control"])
+	v.mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
+	v.noCache = cc.NoCache
+	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
+	return v
 }

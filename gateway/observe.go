@@ -1,6 +1,9 @@
 package gateway
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // outcome is what the read path did with one request.
 type outcome uint8
@@ -35,3 +38,9 @@ type record struct {
 // response was written. It must cost nothing measurable on the hit path
 // when tracing is off.
 func (g *Gateway) observe(r *http.Request, rec *record) {}
+
+// coalesced counts a request that waited on another's origin fetch.
+func (g *Gateway) coalesced(rt *route) {}
+
+// originDone records an origin fetch's duration.
+func (g *Gateway) originDone(rt *route, d time.Duration) {}

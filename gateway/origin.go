@@ -23,11 +23,14 @@ type fetched struct {
 	header     http.Header // filtered: no hop-by-hop, Set-Cookie or Age
 	body       []byte
 	stored     bool
-	detail     string // why it was not stored, for Cache-Status
+	detail     string // why it was not stored, or how it was served
 	initialAge time.Duration
+	etag       string
+	lastMod    string
 	// setCookie is the origin's Set-Cookie: never stored, and given only
 	// to the client whose request made the fetch, never to waiters.
 	setCookie []string
+	fwdStatus int // the origin's status when it differs from status (a 304 revalidation)
 
 	// large is set when the body exceeded the route's maximum: only the
 	// leader streams it (body holds what was already read); waiters fetch
@@ -35,17 +38,38 @@ type fetched struct {
 	large  *http.Response
 	cancel context.CancelFunc
 
-	// hit is set when the entry turned up in the store after all.
+	// hit is set when the entry turned up in the store after all (another
+	// request, or another gateway, stored it); stale when the origin
+	// failed and the stale entry is served (stale-if-error).
 	hit     *view
 	hitTier tier
+	stale   *view
+}
+
+// fetchReq is what a fetch needs of the client request. For a background
+// refresh it is a copy that outlives the request.
+type fetchReq struct {
+	ctx    context.Context
+	method string
+	url    *url.URL
+	header http.Header
+	preq   policies.Request
+}
+
+func fromRequest(r *http.Request, preq policies.Request) *fetchReq {
+	return &fetchReq{ctx: r.Context(), method: r.Method, url: r.URL, header: r.Header, preq: preq}
 }
 
 // miss answers a request the cache could not: the Miss policy first, then
-// one origin fetch per key (singleflight) that stores what the TTL policy
-// allows.
-func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, rt *route, st *reqState, key, lookup string, lookupErr error) error {
+// one origin fetch per key (singleflight; across gateways a short lock in
+// Valkey) that stores what the TTL policy allows. stale is the stored
+// entry that could not be used as is: its validators make the fetch
+// conditional, and it is served if the origin fails within its
+// stale-if-error window.
+func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, rt *route, st *reqState, primary, key string, stale *view, lookupErr error) error {
 	act := rt.miss.OnMiss(&st.preq)
 	if act.Status != 0 {
+		st.rec.outcome, st.rec.status = outBypass, act.Status
 		h := w.Header()
 		h[hdrCacheStatus] = missStatus("bypass", false, "policy")
 		h[hdrAge] = ageZero
@@ -56,43 +80,80 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		}
 		return nil
 	}
-	if act.Bypass {
-		lookup = "bypass"
+	fwd := "uri-miss"
+	switch {
+	case act.Bypass:
+		fwd = "bypass"
+	case stale != nil:
+		fwd = "stale"
+		if st.dir.noCache {
+			fwd = "request"
+		}
 	}
 	shardErr := lookupErr != nil && !errors.Is(lookupErr, errMiss)
+	if shardErr {
+		st.rec.shard = gen.store.owner(key)
+	}
 
+	fr := fromRequest(r, st.preq)
 	leader := false
-	res, err, _ := g.sf.Do(key, func() (any, error) {
+	res, err, shared := g.sf.Do(key, func() (any, error) {
 		leader = true
-		if !shardErr && !act.Bypass {
-			// A request that missed just after the previous leader stored
-			// the entry must not fetch again.
-			if raw, t, err := gen.store.get(r.Context(), key, time.Now()); err == nil {
-				if v := g.views.get(raw); v != nil && time.Now().UnixMilli() < v.freshUntil {
-					return &fetched{hit: v, hitTier: t}, nil
-				}
-			}
-		}
-		return g.fetch(gen, rt, r, &st.preq, key, act, shardErr)
+		return g.fill(gen, rt, fr, primary, key, st.marker, stale, act, shardErr)
 	})
+	if shared && !leader {
+		g.coalesced(rt)
+	}
 	if err != nil {
 		g.log.Warn("origin fetch failed", "route", rt.name, "err", err)
+		st.rec.outcome, st.rec.status = outError, http.StatusBadGateway
 		h := w.Header()
-		h[hdrCacheStatus] = missStatus(lookup, false, "origin-error")
+		h[hdrCacheStatus] = missStatus(fwd, false, "origin-error")
 		h[hdrAge] = ageZero
-		return echo502
-	}
-	f := res.(*fetched)
-	if f.hit != nil {
-		serveView(w, r, f.hit, f.hitTier, time.Now())
+		w.WriteHeader(http.StatusBadGateway)
 		return nil
 	}
-	if f.large != nil {
-		if leader {
-			streamLarge(w, r, f, lookup)
-		} else {
-			rt.proxy.ServeHTTP(w, r)
+	f := res.(*fetched)
+	now := time.Now()
+	switch {
+	case f.hit != nil:
+		st.rec.outcome, st.rec.tier = outHit, f.hitTier
+		serveView(w, r, f.hit, hitStatus(f.hitTier), now, &st.rec)
+		return nil
+	case f.stale != nil:
+		st.rec.outcome = outStale
+		serveView(w, r, f.stale, csStaleIfError, now, &st.rec)
+		return nil
+	case f.large != nil:
+		if !leader {
+			g.pass(w, r, gen, rt, st)
+			return nil
 		}
+		st.rec.outcome = outNoStore
+		streamLarge(w, r, f, fwd)
+		st.rec.status = f.status
+		return nil
+	}
+	switch {
+	case f.fwdStatus == http.StatusNotModified:
+		st.rec.outcome = outRevalidate
+	case f.stored:
+		st.rec.outcome = outMiss
+	default:
+		st.rec.outcome = outNoStore
+	}
+	detail := f.detail
+	if shardErr && detail == "" {
+		detail = "shard-unavailable"
+	}
+	cs := missStatus(fwd, f.stored, detail)
+	if f.fwdStatus != 0 {
+		cs = []string{cs[0] + "; fwd-status=" + strconv.Itoa(f.fwdStatus)}
+	}
+	age := ageValue(f.initialAge)
+	if notModified(r, f.status, f.etag, f.lastMod) {
+		writeNotModified(w, f.header, age, cs)
+		st.rec.status = http.StatusNotModified
 		return nil
 	}
 	h := w.Header()
@@ -103,41 +164,131 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		h["Set-Cookie"] = f.setCookie
 	}
 	h[hdrContentLength] = []string{strconv.Itoa(len(f.body))}
-	h[hdrAge] = ageValue(f.initialAge)
-	detail := f.detail
-	if shardErr && detail == "" {
-		detail = "shard-unavailable"
-	}
-	h[hdrCacheStatus] = missStatus(lookup, f.stored, detail)
+	h[hdrAge] = age
+	h[hdrCacheStatus] = cs
 	w.WriteHeader(f.status)
+	st.rec.status = f.status
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(f.body)
 	}
 	return nil
 }
 
-// fetch makes the one origin request of a miss. It does not use the
-// client's context for cancellation: waiters depend on it, and a client
-// that hangs up must not fail them; the route's origin timeout bounds it.
-func (g *Gateway) fetch(gen *Generation, rt *route, r *http.Request, preq *policies.Request, key string, act policies.MissAction, shardErr bool) (*fetched, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rt.originTimeout)
-	out, err := http.NewRequestWithContext(ctx, http.MethodGet, originURL(rt, r, act), nil)
+// fill is the leader's work for one key: check the store once more (the
+// previous leader, or another gateway, may have stored it meanwhile), take
+// the cross-gateway lock (bounded wait), then fetch.
+func (g *Gateway) fill(gen *Generation, rt *route, fr *fetchReq, primary, key string, marker, stale *view, act policies.MissAction, shardErr bool) (*fetched, error) {
+	if !shardErr && !act.Bypass && stale == nil {
+		if f := g.recheck(fr.ctx, gen, key, false); f != nil {
+			return f, nil
+		}
+		if rt.lockWait > 0 {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(fr.ctx), rt.lockWait)
+			release, ok, err := gen.store.lock(ctx, primary)
+			cancel()
+			if ok && err == nil {
+				defer release()
+				// Whoever held the lock before us has stored the entry.
+				if f := g.recheck(fr.ctx, gen, key, true); f != nil {
+					return f, nil
+				}
+			}
+			// A lock error or a wait past the bound: fetch anyway. A holder
+			// that died cannot stall us beyond lockWait.
+		}
+	}
+	return g.fetch(gen, rt, fr, primary, key, marker, stale, act, shardErr)
+}
+
+// recheck looks for a fresh entry under key; direct skips the L1.
+func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, direct bool) *fetched {
+	var (
+		raw []byte
+		t   tier
+		err error
+	)
+	if direct {
+		raw, err = gen.store.getDirect(ctx, key)
+		t = tierL2
+	} else {
+		raw, t, err = gen.store.get(ctx, key, time.Now())
+	}
+	if err != nil {
+		return nil
+	}
+	if v := g.views.get(raw); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
+		return &fetched{hit: v, hitTier: t}
+	}
+	return nil
+}
+
+// fetch makes the one origin request of a miss or a refresh, and stores
+// what it may. It does not use the client's context for cancellation:
+// waiters depend on it, and a client that hangs up must not fail them; the
+// route's origin timeout bounds it.
+func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key string, marker, stale *view, act policies.MissAction, shardErr bool) (*fetched, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(fr.ctx), rt.originTimeout)
+	out, err := http.NewRequestWithContext(ctx, http.MethodGet, originURL(rt, fr.url, act), nil)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	copyRequestHeaders(out.Header, r.Header)
+	copyRequestHeaders(out.Header, fr.header)
 	for k, v := range act.Header {
 		out.Header[http.CanonicalHeaderKey(k)] = v
 	}
+	if stale != nil && !act.Bypass {
+		if stale.etag != "" {
+			out.Header["If-None-Match"] = []string{stale.etag}
+		}
+		if stale.lastMod != "" {
+			out.Header["If-Modified-Since"] = []string{stale.lastMod}
+		}
+	}
+	start := time.Now()
 	resp, err := g.transport.RoundTrip(out)
+	g.originDone(rt, time.Since(start))
 	if err != nil {
 		cancel()
+		if f := staleIfError(stale); f != nil {
+			return f, nil
+		}
 		return nil, err
+	}
+	if resp.StatusCode >= 500 {
+		if f := staleIfError(stale); f != nil {
+			resp.Body.Close()
+			cancel()
+			return f, nil
+		}
 	}
 	hdr := make(http.Header, len(resp.Header))
 	entry.Filter(hdr, resp.Header)
-	f := &fetched{status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header), setCookie: resp.Header["Set-Cookie"]}
+	stripInternal(hdr)
+	f := &fetched{
+		status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
+		setCookie: resp.Header["Set-Cookie"], etag: hdr.Get("Etag"), lastMod: hdr.Get("Last-Modified"),
+	}
+
+	if resp.StatusCode == http.StatusNotModified && stale != nil {
+		// Revalidated: the stored body with the 304's header fields
+		// (RFC 9111 §4.3.4), stored again with the new freshness.
+		resp.Body.Close()
+		defer cancel()
+		merged := make(http.Header, len(stale.header)+len(hdr))
+		for k, v := range stale.header {
+			merged[k] = v
+		}
+		for k, v := range hdr {
+			merged[k] = v
+		}
+		delete(merged, hdrContentLength)
+		f.status, f.header, f.body, f.fwdStatus = stale.status, merged, stale.body, http.StatusNotModified
+		f.etag, f.lastMod = merged.Get("Etag"), merged.Get("Last-Modified")
+		f.setCookie = nil
+		g.store(ctx, gen, rt, fr, primary, key, marker, f, resp.Header, act, shardErr)
+		return f, nil
+	}
 
 	if resp.ContentLength > rt.maxBody {
 		f.large, f.cancel, f.detail = resp, cancel, "too-large"
@@ -147,6 +298,9 @@ func (g *Gateway) fetch(gen *Generation, rt *route, r *http.Request, preq *polic
 	if err != nil {
 		resp.Body.Close()
 		cancel()
+		if f := staleIfError(stale); f != nil {
+			return f, nil
+		}
 		return nil, err
 	}
 	if int64(len(f.body)) > rt.maxBody {
@@ -155,44 +309,173 @@ func (g *Gateway) fetch(gen *Generation, rt *route, r *http.Request, preq *polic
 	}
 	resp.Body.Close()
 	defer cancel()
-
-	now := time.Now()
-	dec := rt.ttl.Decide(preq, &policies.Response{Status: resp.StatusCode, Header: resp.Header}, now)
-	switch {
-	case act.Bypass:
-		f.detail = "policy"
-	case !dec.Store:
-		f.detail = dec.Reason
-	case shardErr:
-		// The shard failed the lookup; don't wait on it again.
-	default:
-		e := entry.Entry{
-			Status:               f.status,
-			StoredAt:             now,
-			FreshUntil:           now.Add(dec.TTL),
-			InitialAge:           f.initialAge,
-			StaleWhileRevalidate: dec.StaleWhileRevalidate,
-			StaleIfError:         dec.StaleIfError,
-			ETag:                 hdr.Get("Etag"),
-			LastModified:         hdr.Get("Last-Modified"),
-			Header:               hdr,
-			Tags:                 dec.Tags,
-			Body:                 f.body,
-		}
-		val := entry.Encode(make([]byte, 0, len(f.body)+512), &e)
-		ttl := dec.TTL + dec.StaleWhileRevalidate + dec.StaleIfError
-		if err := gen.store.set(ctx, key, val, ttl); err != nil {
-			f.detail = "store-failed"
-			g.log.Debug("store failed", "route", rt.name, "err", err)
-		} else {
-			f.stored = true
-		}
-	}
+	g.store(ctx, gen, rt, fr, primary, key, marker, f, resp.Header, act, shardErr)
 	return f, nil
 }
 
+// staleIfError returns the stale entry to serve when the origin failed, if
+// its stale-if-error window allows.
+func staleIfError(stale *view) *fetched {
+	if stale == nil || stale.varyID != "" {
+		return nil
+	}
+	if now := time.Now().UnixMilli(); now < stale.freshUntil+stale.sie {
+		return &fetched{stale: stale}
+	}
+	return nil
+}
+
+// store asks the TTL policy about f and stores it (under a Vary marker
+// when the response varies). originHeader is the origin's unfiltered
+// header, for the policy.
+func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fetchReq, primary, key string, marker *view, f *fetched, originHeader http.Header, act policies.MissAction, shardErr bool) {
+	now := time.Now()
+	decideHeader := originHeader
+	if f.fwdStatus == http.StatusNotModified {
+		decideHeader = f.header
+	}
+	dec := rt.ttl.Decide(&fr.preq, &policies.Response{Status: f.status, Header: decideHeader}, now)
+	switch {
+	case act.Bypass:
+		f.detail = "policy"
+		return
+	case !dec.Store:
+		f.detail = dec.Reason
+		return
+	case shardErr:
+		return // the shard failed the lookup; don't wait on it again
+	}
+	cc := policies.ParseCacheControl(decideHeader["Cache-Control"])
+	if !cc.HasSWR && !cc.MustRevalidate && !cc.ProxyRevalidate {
+		dec.StaleWhileRevalidate = rt.swr
+	}
+	if !cc.HasSIE && !cc.MustRevalidate && !cc.ProxyRevalidate {
+		dec.StaleIfError = rt.sie
+	}
+	tags := dec.Tags
+	if tags == nil {
+		tags = parseTags(f.header, rt.tagHeaders)
+	}
+	retain := dec.TTL + max(dec.StaleWhileRevalidate, dec.StaleIfError)
+	if f.etag != "" || f.lastMod != "" {
+		retain += rt.keep
+	}
+	if retain <= 0 {
+		f.detail = policies.ReasonStaleOnArrival
+		return
+	}
+	e := entry.Entry{
+		Status:               f.status,
+		StoredAt:             now,
+		FreshUntil:           now.Add(dec.TTL),
+		InitialAge:           f.initialAge,
+		StaleWhileRevalidate: dec.StaleWhileRevalidate,
+		StaleIfError:         dec.StaleIfError,
+		ETag:                 f.etag,
+		LastModified:         f.lastMod,
+		Header:               f.header,
+		Tags:                 tags,
+		Body:                 f.body,
+	}
+	storeKey := key
+	if names := varyNames(f.header["Vary"]); len(names) > 0 {
+		var ok bool
+		if storeKey, ok = g.variantKey(ctx, gen, rt, fr, primary, marker, names, retain, now); !ok {
+			f.detail = "store-failed"
+			return
+		}
+	} else if key != primary {
+		// The response no longer varies: it replaces the marker.
+		storeKey = primary
+	}
+	val := entry.Encode(make([]byte, 0, entry.Size(&e)), &e)
+	if err := gen.store.set(ctx, storeKey, val, retain, tags); err != nil {
+		f.detail = "store-failed"
+		g.log.Debug("store failed", "route", rt.name, "err", err)
+		return
+	}
+	f.stored = true
+}
+
+// variantKey returns the key a response varying on names is stored under,
+// creating the marker at the primary key if needed (SET NX, so that
+// gateways racing agree on one id) and extending its life to retain.
+func (g *Gateway) variantKey(ctx context.Context, gen *Generation, rt *route, fr *fetchReq, primary string, marker *view, names []string, retain time.Duration, now time.Time) (string, bool) {
+	id := ""
+	if marker != nil && equalNames(marker.varyNames, names) {
+		id = marker.varyID
+		_ = gen.store.extend(ctx, primary, retain)
+	} else {
+		val, newID := newMarker(names, now)
+		if marker != nil { // the response now varies otherwise: a new marker
+			if err := gen.store.set(ctx, primary, val, retain, nil); err != nil {
+				return "", false
+			}
+			id = newID
+		} else if ok, err := gen.store.setNX(ctx, primary, val, retain); err != nil {
+			return "", false
+		} else if ok {
+			id = newID
+		} else if raw, err := gen.store.getDirect(ctx, primary); err == nil {
+			if m := g.views.get(raw); m != nil && m.varyID != "" && equalNames(m.varyNames, names) {
+				id = m.varyID
+				_ = gen.store.extend(ctx, primary, retain)
+			}
+		}
+	}
+	if id == "" {
+		return "", false
+	}
+	b := []byte(primary)
+	b = rt.appendVariant(b, id, names, fr.header)
+	return string(b), true
+}
+
+func equalNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseTags reads surrogate keys from the tag headers: Surrogate-Key is
+// space-separated, Cache-Tag comma-separated; both separators are
+// accepted in either.
+func parseTags(h http.Header, names []string) []string {
+	var tags []string
+	for _, n := range names {
+		for _, v := range h[n] {
+			tags = append(tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })...)
+		}
+	}
+	return tags
+}
+
+// refreshInBackground revalidates a stale entry served under
+// stale-while-revalidate: once per key at a time (singleflight), detached
+// from the client's request, which has its answer already.
+func (g *Gateway) refreshInBackground(gen *Generation, rt *route, r *http.Request, st *reqState, primary, key string, stale *view) {
+	preq := st.preq
+	preq.Header = r.Header.Clone()
+	fr := &fetchReq{ctx: context.Background(), method: r.Method, url: cloneURL(r.URL), header: preq.Header, preq: preq}
+	marker := st.marker
+	g.sf.DoChan(key, func() (any, error) {
+		return g.fetch(gen, rt, fr, primary, key, marker, stale, policies.MissAction{}, false)
+	})
+}
+
+func cloneURL(u *url.URL) *url.URL {
+	c := *u
+	return &c
+}
+
 // streamLarge passes a response too large to store straight through.
-func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, lookup string) {
+func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string) {
 	defer f.cancel()
 	defer f.large.Body.Close()
 	h := w.Header()
@@ -206,7 +489,7 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, lookup stri
 		h[hdrContentLength] = []string{strconv.FormatInt(f.large.ContentLength, 10)}
 	}
 	h[hdrAge] = ageValue(f.initialAge)
-	h[hdrCacheStatus] = missStatus(lookup, false, f.detail)
+	h[hdrCacheStatus] = missStatus(fwd, false, f.detail)
 	w.WriteHeader(f.status)
 	if r.Method == http.MethodHead {
 		return
@@ -219,15 +502,15 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, lookup stri
 
 // originURL is the route's origin joined with the request's path and query,
 // unless the Miss policy named another URL.
-func originURL(rt *route, r *http.Request, act policies.MissAction) string {
+func originURL(rt *route, u *url.URL, act policies.MissAction) string {
 	if act.OriginURL != "" {
 		return act.OriginURL
 	}
-	u := *rt.origin
-	u.Path = strings.TrimSuffix(u.Path, "/") + r.URL.Path
-	u.RawPath = strings.TrimSuffix(rt.origin.EscapedPath(), "/") + r.URL.EscapedPath()
-	u.RawQuery = r.URL.RawQuery
-	return u.String()
+	o := *rt.origin
+	o.Path = strings.TrimSuffix(o.Path, "/") + u.Path
+	o.RawPath = strings.TrimSuffix(rt.origin.EscapedPath(), "/") + u.EscapedPath()
+	o.RawQuery = u.RawQuery
+	return o.String()
 }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1, and the
@@ -237,7 +520,7 @@ var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"If-None-Match": true, "If-Modified-Since": true, "If-Match": true, "If-Unmodified-Since": true,
-	"If-Range": true, "Range": true,
+	"If-Range": true, "Range": true, "Cache-Control": true, "Pragma": true,
 }
 
 func copyRequestHeaders(dst, src http.Header) {
@@ -265,8 +548,8 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 		},
 		Transport: transport,
 		ModifyResponse: func(resp *http.Response) error {
-			if inv, ok := resp.Request.Context().Value(invalidationKey{}).(invalidation); ok && resp.StatusCode < 400 {
-				if err := inv.store.del(resp.Request.Context(), inv.key); err != nil {
+			if inv, ok := resp.Request.Context().Value(invalidationKey{}).(*invalidation); ok && resp.StatusCode < 400 {
+				if err := inv.run(resp.Request.Context(), resp.Header); err != nil {
 					log.Warn("invalidation failed", "err", err)
 				}
 			}
@@ -282,4 +565,24 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
+}
+
+// run deletes the request URL's entry and those of same-host Location and
+// Content-Location.
+func (inv *invalidation) run(ctx context.Context, h http.Header) error {
+	keys := []string{inv.key}
+	base := &url.URL{Scheme: inv.req.Scheme, Host: inv.req.Host, Path: inv.req.Path}
+	for _, name := range []string{"Location", "Content-Location"} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		u, err := base.Parse(v)
+		if err != nil || !strings.EqualFold(u.Host, inv.req.Host) {
+			continue // another host: not ours to invalidate (RFC 9111 §4.4)
+		}
+		r := policies.Request{Method: http.MethodGet, Scheme: inv.req.Scheme, Host: inv.req.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery}
+		keys = append(keys, string(inv.rt.key.AppendKey(nil, &r)))
+	}
+	return inv.gen.store.del(ctx, keys...)
 }

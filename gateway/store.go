@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/edgecache/edgecache/internal/entry"
@@ -22,14 +24,40 @@ const (
 // errMiss reports that the store holds no value for a key.
 var errMiss = errors.New("gateway: miss")
 
+// freshUntilOffset is where an envelope keeps its fresh-until: a soft
+// purge overwrites those 8 bytes in place.
+const freshUntilOffset = 13
+
 // store is the L2 of one generation: the Valkey shards, or the embedded
 // store when none is configured.
 type store interface {
 	// get returns a read-only view of the value under key, or errMiss, or
 	// the shard's error.
 	get(ctx context.Context, key string, now time.Time) ([]byte, tier, error)
-	set(ctx context.Context, key string, val []byte, ttl time.Duration) error
-	del(ctx context.Context, key string) error
+	// getDirect is get without the L1, for re-checks that must see the
+	// shard's current value.
+	getDirect(ctx context.Context, key string) ([]byte, error)
+	// set stores val for ttl and indexes key under each tag.
+	set(ctx context.Context, key string, val []byte, ttl time.Duration, tags []string) error
+	setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
+	extend(ctx context.Context, key string, ttl time.Duration) error
+	del(ctx context.Context, keys ...string) error
+	// softPurge marks key stale at staleAt, keeping it for stale-if-error
+	// and revalidation; it reports whether the key existed.
+	softPurge(ctx context.Context, key string, staleAt time.Time) (bool, error)
+	// purgeTag purges every entry indexed under tag, on every shard.
+	purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error)
+	// lock takes the cross-gateway fill lock of key, waiting until ctx is
+	// done; ok is false when the store has no such lock.
+	lock(ctx context.Context, key string) (release func(), ok bool, err error)
+	// owner names the shard that holds key ("" for the embedded store).
+	owner(key string) string
+}
+
+func msBytes(t time.Time) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.UnixMilli()))
+	return b[:]
 }
 
 // shardStore is the Valkey shards of a generation. During a rebalance
@@ -65,32 +93,71 @@ func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte,
 	return val, tierL2, nil
 }
 
-func (s shardStore) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	return s.shards.Pick(key).Set(ctx, key, val, ttl)
-}
-
-func (s shardStore) del(ctx context.Context, key string) error {
-	return s.shards.Pick(key).Del(ctx, key)
-}
-
-type memStore struct{ m *memstore.Store }
-
-func (s memStore) get(_ context.Context, key string, _ time.Time) ([]byte, tier, error) {
-	if v, ok := s.m.Get(key); ok {
-		return v, tierL1, nil
+func (s shardStore) getDirect(ctx context.Context, key string) ([]byte, error) {
+	val, err := s.shards.Pick(key).GetDirect(ctx, key)
+	if err == shardmap.ErrNotFound {
+		err = errMiss
 	}
-	return nil, 0, errMiss
+	return val, err
 }
 
-func (s memStore) set(_ context.Context, key string, val []byte, ttl time.Duration) error {
-	s.m.Set(key, val, ttl)
-	return nil
+func (s shardStore) set(ctx context.Context, key string, val []byte, ttl time.Duration, tags []string) error {
+	return s.shards.Pick(key).Set(ctx, key, val, ttl, tags...)
 }
 
-func (s memStore) del(_ context.Context, key string) error {
-	s.m.Delete(key)
-	return nil
+func (s shardStore) setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	return s.shards.Pick(key).SetNX(ctx, key, val, ttl)
 }
+
+func (s shardStore) extend(ctx context.Context, key string, ttl time.Duration) error {
+	return s.shards.Pick(key).Extend(ctx, key, ttl)
+}
+
+func (s shardStore) del(ctx context.Context, keys ...string) error {
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, s.shards.Pick(k).Del(ctx, k))
+	}
+	return errors.Join(errs...)
+}
+
+func (s shardStore) softPurge(ctx context.Context, key string, staleAt time.Time) (bool, error) {
+	return s.shards.Pick(key).SoftPurge(ctx, key, freshUntilOffset, msBytes(staleAt))
+}
+
+// purgeTag asks every shard: a tag's entries live wherever their keys
+// hash, and each shard indexes its own.
+func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		n    int
+		errs []error
+	)
+	for _, sh := range s.shards.Shards() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := sh.PurgeTag(ctx, tag, soft, freshUntilOffset, msBytes(staleAt))
+			mu.Lock()
+			n += k
+			errs = append(errs, err)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return n, errors.Join(errs...)
+}
+
+func (s shardStore) lock(ctx context.Context, key string) (func(), bool, error) {
+	_, cancel, err := s.shards.Pick(key).Lock(ctx, key)
+	if err != nil {
+		return nil, true, err
+	}
+	return cancel, true, nil
+}
+
+func (s shardStore) owner(key string) string { return s.shards.Pick(key).Name }
 
 // copyOver stores an entry read from a key's previous owner on its new
 // owner, for the rest of the entry's life.
@@ -99,8 +166,102 @@ func copyOver(ctx context.Context, owner *shardmap.Shard, key string, val []byte
 	if err != nil {
 		return
 	}
-	until := time.UnixMilli(m.FreshUntil).Add(m.StaleWhileRevalidate + m.StaleIfError)
+	until := time.UnixMilli(m.FreshUntil).Add(max(m.StaleWhileRevalidate, m.StaleIfError))
 	if ttl := until.Sub(now); ttl > 0 {
 		_ = owner.Set(ctx, key, bytes.Clone(val), ttl)
 	}
 }
+
+// memStore is the embedded store, with its tag index kept in process.
+type memStore struct {
+	m    *memstore.Store
+	tags *tagIndex
+}
+
+type tagIndex struct {
+	mu   sync.Mutex
+	keys map[string]map[string]struct{}
+}
+
+func newMemStore(m *memstore.Store) memStore {
+	return memStore{m: m, tags: &tagIndex{keys: map[string]map[string]struct{}{}}}
+}
+
+func (s memStore) get(_ context.Context, key string, _ time.Time) ([]byte, tier, error) {
+	if v, ok := s.m.Get(key); ok {
+		return v, tierL1, nil
+	}
+	return nil, 0, errMiss
+}
+
+func (s memStore) getDirect(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := s.get(ctx, key, time.Time{})
+	return v, err
+}
+
+func (s memStore) set(_ context.Context, key string, val []byte, ttl time.Duration, tags []string) error {
+	s.m.Set(key, val, ttl)
+	if len(tags) > 0 {
+		s.tags.mu.Lock()
+		for _, t := range tags {
+			if s.tags.keys[t] == nil {
+				s.tags.keys[t] = map[string]struct{}{}
+			}
+			s.tags.keys[t][key] = struct{}{}
+		}
+		s.tags.mu.Unlock()
+	}
+	return nil
+}
+
+func (s memStore) setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	return s.m.SetIfAbsent(key, val, ttl), nil
+}
+
+func (s memStore) extend(_ context.Context, key string, ttl time.Duration) error {
+	s.m.Extend(key, ttl)
+	return nil
+}
+
+func (s memStore) del(_ context.Context, keys ...string) error {
+	for _, k := range keys {
+		s.m.Delete(k)
+	}
+	return nil
+}
+
+func (s memStore) softPurge(_ context.Context, key string, staleAt time.Time) (bool, error) {
+	v, ok := s.m.Get(key)
+	if !ok || len(v) < freshUntilOffset+8 {
+		return false, nil
+	}
+	c := bytes.Clone(v) // stored values are shared views: never modified in place
+	copy(c[freshUntilOffset:], msBytes(staleAt))
+	s.m.Replace(key, c)
+	return true, nil
+}
+
+func (s memStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error) {
+	s.tags.mu.Lock()
+	keys := s.tags.keys[tag]
+	if !soft {
+		delete(s.tags.keys, tag)
+	}
+	s.tags.mu.Unlock()
+	n := 0
+	for k := range keys {
+		if soft {
+			if ok, _ := s.softPurge(ctx, k, staleAt); ok {
+				n++
+			}
+		} else if _, ok := s.m.Get(k); ok {
+			s.m.Delete(k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s memStore) lock(context.Context, string) (func(), bool, error) { return nil, false, nil }
+
+func (s memStore) owner(string) string { return "" }

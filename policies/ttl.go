@@ -51,9 +51,20 @@ const (
 // (Cache-Control max-age or s-maxage); parsing Expires may.
 type DefaultTTL struct {
 	// Default is the lifetime of a response the origin gives none for.
-	// Zero (or less) means such a response is not stored.
+	// Zero (or less) means such a response is not stored (unless
+	// Heuristic applies).
 	Default time.Duration
+	// Negative, when positive, is the lifetime of a 404 or 410 the origin
+	// gives none for, instead of Default: negative caching, kept short.
+	Negative time.Duration
+	// Heuristic allows heuristic freshness (RFC 9111 §4.2.2) when the
+	// origin gives no lifetime and Default is 0: a tenth of the time since
+	// Last-Modified, at most HeuristicMax.
+	Heuristic bool
 }
+
+// HeuristicMax caps heuristic freshness.
+const HeuristicMax = 24 * time.Hour
 
 var _ TTL = DefaultTTL{}
 
@@ -74,7 +85,7 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 		return noStore(ReasonNoStore)
 	case cc.Private:
 		return noStore(ReasonPrivate)
-	case cc.NoCache:
+	case cc.NoCache && !hasValidator(resp.Header):
 		return noStore(ReasonNoCache)
 	case varyStar(resp.Header["Vary"]):
 		return noStore(ReasonVaryStar)
@@ -84,16 +95,31 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 
 	lifetime, explicit := explicitLifetime(&cc, resp.Header, now)
 	switch {
-	case !explicit && p.Default <= 0:
+	case cc.NoCache:
+		lifetime, explicit = 0, true // stored to be revalidated before every use
+	case !explicit && p.Negative > 0 && (resp.Status == 404 || resp.Status == 410):
+		lifetime = min(p.Negative, MaxDelta)
+	case !explicit && p.Default > 0:
+		lifetime = min(p.Default, MaxDelta)
+	case !explicit && p.Heuristic:
+		if h, ok := heuristicLifetime(resp.Header, now); ok {
+			lifetime = h
+			break
+		}
 		return noStore(ReasonNoFreshness)
 	case !explicit:
-		lifetime = min(p.Default, MaxDelta)
-	case lifetime <= 0:
-		return noStore(ReasonExpired)
+		return noStore(ReasonNoFreshness)
 	}
 	ttl := lifetime - ResponseAge(resp.Header)
 	if ttl <= 0 {
-		return noStore(ReasonStaleOnArrival)
+		// Stale already. Worth keeping only if it can be revalidated.
+		if !hasValidator(resp.Header) {
+			if lifetime <= 0 {
+				return noStore(ReasonExpired)
+			}
+			return noStore(ReasonStaleOnArrival)
+		}
+		ttl = 0
 	}
 
 	d := Decision{Store: true, TTL: ttl}
@@ -105,6 +131,35 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 }
 
 func noStore(reason string) Decision { return Decision{Reason: reason} }
+
+// hasValidator reports whether a stored response could be revalidated
+// with a conditional request (an ETag or a Last-Modified).
+func hasValidator(h http.Header) bool {
+	return len(h["Etag"]) > 0 || len(h["Last-Modified"]) > 0
+}
+
+// heuristicLifetime is RFC 9111 §4.2.2's suggestion: 10% of the time since
+// Last-Modified, capped at HeuristicMax.
+func heuristicLifetime(h http.Header, now time.Time) (time.Duration, bool) {
+	lm := h["Last-Modified"]
+	if len(lm) == 0 {
+		return 0, false
+	}
+	t, err := http.ParseTime(lm[0])
+	if err != nil {
+		return 0, false
+	}
+	date := now
+	if v := h["Date"]; len(v) > 0 {
+		if d, err := http.ParseTime(v[0]); err == nil {
+			date = d
+		}
+	}
+	if !date.After(t) {
+		return 0, false
+	}
+	return min(date.Sub(t)/10, HeuristicMax), true
+}
 
 // storableStatus reports the statuses DefaultTTL stores.
 func storableStatus(s int) bool {

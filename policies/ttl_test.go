@@ -78,6 +78,12 @@ func readTTLCases(t *testing.T) []ttlCase {
 			if c.policy.Default, err = time.ParseDuration(val); err != nil {
 				t.Fatalf("testdata/ttl:%d: %v", n, err)
 			}
+		case "negative":
+			if c.policy.Negative, err = time.ParseDuration(val); err != nil {
+				t.Fatalf("testdata/ttl:%d: %v", n, err)
+			}
+		case "heuristic":
+			c.policy.Heuristic = val == "true"
 		case "want":
 			c.hasWant = true
 			words := strings.Fields(val)

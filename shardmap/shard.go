@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+	"github.com/valkey-io/valkey-go/valkeylock"
 )
 
 // Errors of a shard operation.
@@ -86,9 +87,10 @@ type Shard struct {
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
 
-	mu      sync.Mutex // guards dialing and closed
+	mu      sync.Mutex // guards dialing, closed and locker
 	dialing bool
 	closed  bool
+	locker  valkeylock.Locker // created on first Lock
 }
 
 // clientBox holds a shard's clients. r serves lookups: the same client as
@@ -266,33 +268,243 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	return val, res.IsCacheHit(), nil
 }
 
-// Set stores val under key for ttl (rounded up to a millisecond).
-func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+// GetDirect reads key with a round trip to the primary, bypassing the L1:
+// for re-checks that must see the shard's current value.
+func (s *Shard) GetDirect(ctx context.Context, key string) ([]byte, error) {
+	var val []byte
+	err := s.run(func(b *clientBox) error {
+		var err error
+		val, err = b.c.Do(ctx, b.c.B().Get().Key(key).Build()).AsBytes()
+		return err
+	})
+	if valkey.IsValkeyNil(err) {
+		return nil, ErrNotFound
+	}
+	return val, err
+}
+
+// run calls fn with the shard's clients if the breaker lets it, and
+// records the outcome.
+func (s *Shard) run(fn func(b *clientBox) error) error {
 	n := time.Now().UnixNano()
 	b, err := s.acquire(n)
 	if err != nil {
 		return err
 	}
-	c := b.c
-	ms := max(ttl.Milliseconds(), 1)
-	err = c.Do(ctx, c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(ms).Build()).Error()
+	err = fn(b)
 	s.release()
 	s.done(err, n)
 	return err
 }
 
+// Set stores val under key for ttl (rounded up to a millisecond) and adds
+// key to the index set of each tag on this shard, so that a purge by tag
+// is one command per shard. A tag set lives as long as its longest-lived
+// member.
+func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Duration, tags ...string) error {
+	return s.run(func(b *clientBox) error {
+		c := b.c
+		ms := max(ttl.Milliseconds(), 1)
+		set := c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(ms).Build()
+		if len(tags) == 0 {
+			return c.Do(ctx, set).Error()
+		}
+		cmds := make(valkey.Commands, 0, 1+3*len(tags))
+		cmds = append(cmds, set)
+		for _, t := range tags {
+			tk := TagKey(t)
+			cmds = append(cmds,
+				c.B().Sadd().Key(tk).Member(key).Build(),
+				c.B().Pexpire().Key(tk).Milliseconds(ms).Nx().Build(),
+				c.B().Pexpire().Key(tk).Milliseconds(ms).Gt().Build())
+		}
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SetNX stores val under key for ttl unless key exists; it reports
+// whether it stored.
+func (s *Shard) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := s.run(func(b *clientBox) error {
+		c := b.c
+		err := c.Do(ctx, c.B().Set().Key(key).Value(valkey.BinaryString(val)).Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
+		if valkey.IsValkeyNil(err) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
+}
+
+// Extend makes key live at least ttl from now (PEXPIRE GT).
+func (s *Shard) Extend(ctx context.Context, key string, ttl time.Duration) error {
+	return s.run(func(b *clientBox) error {
+		c := b.c
+		return c.Do(ctx, c.B().Pexpire().Key(key).Milliseconds(max(ttl.Milliseconds(), 1)).Gt().Build()).Error()
+	})
+}
+
 // Del removes keys; every gateway's L1 drops them through tracking.
 func (s *Shard) Del(ctx context.Context, keys ...string) error {
-	n := time.Now().UnixNano()
-	b, err := s.acquire(n)
-	if err != nil {
-		return err
+	return s.run(func(b *clientBox) error {
+		c := b.c
+		for _, r := range c.DoMulti(ctx, delCmds(c, keys)...) { // one DEL per key: keys may be in other Cluster slots
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func delCmds(c valkey.Client, keys []string) valkey.Commands {
+	cmds := make(valkey.Commands, len(keys))
+	for i, k := range keys {
+		cmds[i] = c.B().Del().Key(k).Build()
 	}
-	c := b.c
-	err = c.Do(ctx, c.B().Del().Key(keys...).Build()).Error()
-	s.release()
-	s.done(err, n)
-	return err
+	return cmds
+}
+
+// TagPrefix starts the keys of the per-shard tag index sets.
+const TagPrefix = "edgecache:tag:"
+
+// TagKey is the key of tag's index set.
+func TagKey(tag string) string { return TagPrefix + tag }
+
+// softScript marks an entry stale in place: it overwrites the entry's
+// fresh-until (8 bytes, big-endian unix ms, at StaleOffset of the
+// envelope) if the key exists. A soft-purged entry is still there for
+// stale-if-error and revalidation.
+var softScript = valkey.NewLuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SETRANGE', KEYS[1], tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0`)
+
+// tagScript purges every member of a tag set, hard (DEL) or soft (as
+// softScript), in one round trip. It names keys outside KEYS, which a
+// standalone or Sentinel shard allows; Cluster shards use purgeTagCluster.
+var tagScript = valkey.NewLuaScript(`
+local ks = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for _, k in ipairs(ks) do
+  if ARGV[1] == 'soft' then
+    if redis.call('EXISTS', k) == 1 then
+      redis.call('SETRANGE', k, tonumber(ARGV[3]), ARGV[2])
+      n = n + 1
+    end
+  else
+    n = n + redis.call('DEL', k)
+  end
+end
+if ARGV[1] ~= 'soft' then redis.call('DEL', KEYS[1]) end
+return n`)
+
+// SoftPurge marks key stale by writing staleAt (8 bytes) at offset off of
+// its value, if it exists. It reports whether the key existed.
+func (s *Shard) SoftPurge(ctx context.Context, key string, off int, staleAt []byte) (bool, error) {
+	var n int64
+	err := s.run(func(b *clientBox) error {
+		var err error
+		n, err = softScript.Exec(ctx, b.c, []string{key}, []string{string(staleAt), fmt.Sprint(off)}).AsInt64()
+		return err
+	})
+	return n == 1, err
+}
+
+// PurgeTag removes (or, soft, marks stale) every entry of tag on this
+// shard and returns how many it touched: one command on a standalone or
+// Sentinel shard; on a Cluster shard, SMEMBERS then one pipelined command
+// per member (members live in other slots).
+func (s *Shard) PurgeTag(ctx context.Context, tag string, soft bool, off int, staleAt []byte) (int, error) {
+	var n int64
+	err := s.run(func(b *clientBox) error {
+		c := b.c
+		mode := "hard"
+		if soft {
+			mode = "soft"
+		}
+		if s.Kind() != "cluster" {
+			var err error
+			n, err = tagScript.Exec(ctx, c, []string{TagKey(tag)}, []string{mode, string(staleAt), fmt.Sprint(off)}).AsInt64()
+			return err
+		}
+		members, err := c.Do(ctx, c.B().Smembers().Key(TagKey(tag)).Build()).AsStrSlice()
+		if err != nil || len(members) == 0 {
+			return err
+		}
+		var results []valkey.ValkeyResult
+		if soft {
+			execs := make([]valkey.LuaExec, len(members))
+			for i, k := range members {
+				execs[i] = valkey.LuaExec{Keys: []string{k}, Args: []string{string(staleAt), fmt.Sprint(off)}}
+			}
+			results = softScript.ExecMulti(ctx, c, execs...)
+		} else {
+			results = c.DoMulti(ctx, delCmds(c, append(members, TagKey(tag)))...)
+		}
+		for _, r := range results {
+			v, err := r.AsInt64()
+			if err != nil {
+				return err
+			}
+			n += v
+		}
+		if !soft {
+			n-- // the tag set itself
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// LockValidity is how long a coalescing lock outlives a holder that died
+// without releasing it; a live holder extends it every half of it.
+const LockValidity = 3 * time.Second
+
+// Lock takes the cross-gateway lock name on this shard (valkeylock, a
+// key on the shard with client-side-caching notifications), waiting until
+// ctx is done. The returned context is cancelled if the lock is lost;
+// release frees the lock.
+func (s *Shard) Lock(ctx context.Context, name string) (context.Context, context.CancelFunc, error) {
+	l, err := s.getLocker()
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.WithContext(ctx, name)
+}
+
+func (s *Shard) getLocker() (valkeylock.Locker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrDown
+	}
+	if s.locker != nil {
+		return s.locker, nil
+	}
+	o := s.clientOption()
+	o.DisableCache = false
+	l, err := valkeylock.NewLocker(valkeylock.LockerOption{
+		ClientOption:   o,
+		KeyPrefix:      "edgecache:lock",
+		KeyMajority:    1,
+		KeyValidity:    LockValidity,
+		NoLoopTracking: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shardmap: shard %s lock: %w", s.Name, err)
+	}
+	s.locker = l
+	return l, nil
 }
 
 // Connected reports whether the shard has a client.
@@ -308,9 +520,14 @@ func (s *Shard) Close() {
 	s.mu.Lock()
 	s.closed = true
 	b := s.client.Swap(nil)
+	l := s.locker
+	s.locker = nil
 	s.mu.Unlock()
 	if b != nil {
 		b.close()
+	}
+	if l != nil {
+		l.Close()
 	}
 }
 

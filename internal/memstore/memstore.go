@@ -66,3 +66,30 @@ func (s *Store) Close() { s.c.StopAllGoroutines() }
 
 // SetMaxBytes changes the memory budget, evicting if it shrank.
 func (s *Store) SetMaxBytes(n int64) { s.c.SetMaximum(uint64(n)) }
+
+// SetIfAbsent stores val under key for ttl unless key is present, and
+// reports whether it stored.
+func (s *Store) SetIfAbsent(key string, val []byte, ttl time.Duration) bool {
+	if ttl <= 0 {
+		return false
+	}
+	_, stored := s.c.SetIfAbsent(key, item{val: val, ttl: ttl})
+	return stored
+}
+
+// Extend makes key live at least ttl from now.
+func (s *Store) Extend(key string, ttl time.Duration) {
+	if e, ok := s.c.GetEntryQuietly(key); ok && time.Until(e.ExpiresAt()) < ttl {
+		s.c.SetExpiresAfter(key, ttl)
+	}
+}
+
+// Replace stores val under key for the rest of the present entry's life;
+// it does nothing when key is absent.
+func (s *Store) Replace(key string, val []byte) {
+	if e, ok := s.c.GetEntryQuietly(key); ok {
+		if left := time.Until(e.ExpiresAt()); left > 0 {
+			s.c.Set(key, item{val: val, ttl: left})
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edgecache/edgecache/internal/entry"
+)
+
+// Vary
+//
+// A response with Vary is stored under a variant key; the primary key
+// holds a marker: a small entry naming the request headers that select
+// the variant, and a random id. A lookup that finds a marker builds the
+// variant key from the request's values of those headers and reads it.
+// Deleting the marker (a purge by URL, an invalidation) orphans every
+// variant at once, and the id keeps orphans from coming back under a new
+// marker. A soft purge of the marker sets its fresh-until, and variants
+// stored before that instant count as stale.
+
+// hdrVaryMarker is the marker's internal header; origin responses never
+// carry it into the cache (stripInternal).
+const hdrVaryMarker = "Edgecache-Vary-Marker"
+
+// markerFresh is the fresh-until of a marker that was never soft-purged.
+var markerFresh = time.UnixMilli(253402300799999) // 9999-12-31
+
+// varyNames returns the canonical header names a Vary field lists, sorted
+// and deduplicated, or nil.
+func varyNames(values []string) []string {
+	var names []string
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				names = append(names, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// appendVariant appends to dst the suffix that selects the variant of
+// names for request header h: the marker id, then each header's
+// normalized value.
+func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Header) []byte {
+	dst = append(dst, "\x00v:"...)
+	dst = append(dst, id...)
+	for _, n := range names {
+		dst = append(dst, 0)
+		dst = append(dst, n...)
+		dst = append(dst, '=')
+		dst = rt.appendNormalized(dst, n, h[n])
+	}
+	return dst
+}
+
+// appendNormalized appends the value of header name that selects a
+// variant. Accept-Encoding is reduced to the one coding the origin is
+// likely to serve (br, gzip or none), headers in the route's
+// vary_normalize list to their first member, lower-cased; others are
+// joined as sent, with whitespace trimmed.
+func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte {
+	if name == "Accept-Encoding" {
+		joined := strings.ToLower(strings.Join(vals, ","))
+		switch {
+		case strings.Contains(joined, "br"):
+			return append(dst, "br"...)
+		case strings.Contains(joined, "gzip"):
+			return append(dst, "gzip"...)
+		}
+		return dst
+	}
+	if rt.varyNormalize[name] {
+		if len(vals) == 0 {
+			return dst
+		}
+		first, _, _ := strings.Cut(vals[0], ",")
+		first, _, _ = strings.Cut(first, ";")
+		return append(dst, strings.ToLower(strings.TrimSpace(first))...)
+	}
+	for i, v := range vals {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, strings.TrimSpace(v)...)
+	}
+	return dst
+}
+
+// newMarker encodes a marker for names with a new random id.
+func newMarker(names []string, now time.Time) (val []byte, id string) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id = hex.EncodeToString(b[:])
+	e := entry.Entry{
+		Status:     200,
+		StoredAt:   now,
+		FreshUntil: markerFresh,
+		Header:     http.Header{"Vary": names, hdrVaryMarker: {id}},
+	}
+	return entry.Encode(nil, &e), id
+}
+
+// stripInternal removes internal headers an origin must not smuggle into
+// the cache.
+func stripInternal(h http.Header) { delete(h, hdrVaryMarker) }
