@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/telemetry"
 )
 
 // Defaults of the gateway's in-process memos.
@@ -38,6 +39,11 @@ type Options struct {
 	// Source is where the configuration comes from; ReloadSource reads it
 	// again.
 	Source config.Source
+	// Tracing exports spans (nil or not Enabled: no tracing, at no cost).
+	Tracing *telemetry.Tracing
+	// AdminToken is the bearer token of the admin API (see AdminToken);
+	// empty: a random one that nobody knows, so the admin API is closed.
+	AdminToken string
 }
 
 // Gateway serves the traffic listener. Requests read the current
@@ -51,6 +57,8 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
+	obs       *observer // metrics, spans, access log (telemetry.go)
+	admin     *admin    // the admin API (admin.go)
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close
@@ -72,6 +80,8 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	g.log = telemetry.WrapLogger(g.log) // request_id and trace_id on request-scoped lines
+	g.obs = newObserver(o, g.log)
 	if g.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024
@@ -79,20 +89,30 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		t.ResponseHeaderTimeout = 0 // bounded per route by the origin timeout
 		g.transport = t
 	}
+	if o.Tracing != nil {
+		g.transport = g.obs.wrapTransport(g.transport, o.Tracing.Provider)
+	}
 	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, nil)
 	if err != nil {
 		return nil, err
 	}
+	g.obs.instrument(gen)
 	gen.Source, gen.Created = o.Source.String(), time.Now()
 	g.source = o.Source
 	g.gen.Store(gen)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	if g.obs.tracing {
+		e.Use(g.obs.traceMiddleware)
+	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", g.readyz)
 	e.Any("/*", g.handle)
 	e.Any("/", g.handle)
 	g.echo = e
+	g.admin = newAdmin(g, o.AdminToken)
+	g.obs.start(g)
 	return g, nil
 }
 
@@ -112,6 +132,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ConnContext:       connContext, // request ids (telemetry.go)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -143,12 +164,14 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 	}
 	old := g.gen.Load()
 	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, old)
+	g.obs.m.Reload(err)
 	if err != nil {
 		g.lastErr, g.lastErrAt = err, time.Now()
 		g.log.Error("reload rejected; the current configuration keeps serving", "source", source, "err", err)
 		return err
 	}
 	next.Source, next.Created = source, time.Now()
+	g.obs.instrument(next)
 	g.gen.Store(next)
 	g.lastErr = nil
 	g.retire(old, next)
@@ -163,6 +186,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 func (g *Gateway) ReloadSource() error {
 	cfg, err := g.source.Load()
 	if err != nil {
+		g.obs.m.Reload(err)
 		g.reloadMu.Lock()
 		g.lastErr, g.lastErrAt = err, time.Now()
 		g.reloadMu.Unlock()
@@ -207,6 +231,7 @@ func (g *Gateway) retire(old, next *Generation) {
 // Close releases the current generation's clients and any retirement
 // still pending. Call it after Serve has returned.
 func (g *Gateway) Close() {
+	g.obs.close()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	g.closed = true

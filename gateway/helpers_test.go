@@ -78,7 +78,9 @@ func (o *testOrigin) count(path string) int {
 func testConfig(origin string, servers []*valkeytest.Server) *config.Config {
 	c := &config.Config{
 		Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute}},
-		Valkey: config.Valkey{CommandTimeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond, BreakerCooldown: time.Second},
+		// Generous for a loaded 2-core machine; a dead shard still fails fast
+		// (connection refused), and TestShardDownFailsOpen bounds it.
+		Valkey: config.Valkey{CommandTimeout: time.Second, DialTimeout: time.Second, BreakerCooldown: time.Second},
 	}
 	for i, s := range servers {
 		c.Shards = append(c.Shards, config.Shard{Name: fmt.Sprintf("shard-%d", i), Addr: s.Addr})

@@ -183,9 +183,11 @@ func (g *Gateway) fill(gen *Generation, rt *route, fr *fetchReq, primary, key st
 			return f, nil
 		}
 		if rt.lockWait > 0 {
+			// The lock lives at most lockWait, like every waiter's patience:
+			// past it, waiters fetch on their own anyway.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(fr.ctx), rt.lockWait)
+			defer cancel()
 			release, ok, err := gen.store.lock(ctx, primary)
-			cancel()
 			if ok && err == nil {
 				defer release()
 				// Whoever held the lock before us has stored the entry.
@@ -497,7 +499,24 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string)
 	if _, err := w.Write(f.body); err != nil {
 		return
 	}
-	_, _ = io.Copy(w, f.large.Body)
+	// Flush as the origin sends: a large body may be slow or endless (a
+	// stream), and the client should see it as it comes.
+	fl := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.large.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // the client went away: stop reading the origin
+			}
+			if ferr := fl.Flush(); ferr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // originURL is the route's origin joined with the request's path and query,

@@ -83,6 +83,7 @@ type Shard struct {
 
 	client atomic.Pointer[clientBox] // writes, and reads unless reader is set
 	br     breaker
+	hooks  atomic.Pointer[Hooks]
 
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
@@ -259,20 +260,24 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	val, err = res.AsBytes()
 	s.release()
 	s.done(err, n)
+	hit := res.IsCacheHit()
+	if !hit {
+		s.observe(ctx, "get", now, err) // after the fact, from the caller's clock: an L1 hit pays nothing
+	}
 	if err != nil {
 		if valkey.IsValkeyNil(err) {
 			return nil, false, ErrNotFound
 		}
 		return nil, false, err
 	}
-	return val, res.IsCacheHit(), nil
+	return val, hit, nil
 }
 
 // GetDirect reads key with a round trip to the primary, bypassing the L1:
 // for re-checks that must see the shard's current value.
 func (s *Shard) GetDirect(ctx context.Context, key string) ([]byte, error) {
 	var val []byte
-	err := s.run(func(b *clientBox) error {
+	err := s.run(ctx, "get", func(b *clientBox) error {
 		var err error
 		val, err = b.c.Do(ctx, b.c.B().Get().Key(key).Build()).AsBytes()
 		return err
@@ -285,8 +290,9 @@ func (s *Shard) GetDirect(ctx context.Context, key string) ([]byte, error) {
 
 // run calls fn with the shard's clients if the breaker lets it, and
 // records the outcome.
-func (s *Shard) run(fn func(b *clientBox) error) error {
-	n := time.Now().UnixNano()
+func (s *Shard) run(ctx context.Context, cmd string, fn func(b *clientBox) error) error {
+	start := time.Now()
+	n := start.UnixNano()
 	b, err := s.acquire(n)
 	if err != nil {
 		return err
@@ -294,6 +300,7 @@ func (s *Shard) run(fn func(b *clientBox) error) error {
 	err = fn(b)
 	s.release()
 	s.done(err, n)
+	s.observe(ctx, cmd, start, err)
 	return err
 }
 
@@ -302,7 +309,7 @@ func (s *Shard) run(fn func(b *clientBox) error) error {
 // is one command per shard. A tag set lives as long as its longest-lived
 // member.
 func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Duration, tags ...string) error {
-	return s.run(func(b *clientBox) error {
+	return s.run(ctx, "set", func(b *clientBox) error {
 		c := b.c
 		ms := max(ttl.Milliseconds(), 1)
 		set := c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(ms).Build()
@@ -331,7 +338,7 @@ func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 // whether it stored.
 func (s *Shard) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
 	var ok bool
-	err := s.run(func(b *clientBox) error {
+	err := s.run(ctx, "set", func(b *clientBox) error {
 		c := b.c
 		err := c.Do(ctx, c.B().Set().Key(key).Value(valkey.BinaryString(val)).Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
 		if valkey.IsValkeyNil(err) {
@@ -345,7 +352,7 @@ func (s *Shard) SetNX(ctx context.Context, key string, val []byte, ttl time.Dura
 
 // Extend makes key live at least ttl from now (PEXPIRE GT).
 func (s *Shard) Extend(ctx context.Context, key string, ttl time.Duration) error {
-	return s.run(func(b *clientBox) error {
+	return s.run(ctx, "pexpire", func(b *clientBox) error {
 		c := b.c
 		return c.Do(ctx, c.B().Pexpire().Key(key).Milliseconds(max(ttl.Milliseconds(), 1)).Gt().Build()).Error()
 	})
@@ -353,7 +360,7 @@ func (s *Shard) Extend(ctx context.Context, key string, ttl time.Duration) error
 
 // Del removes keys; every gateway's L1 drops them through tracking.
 func (s *Shard) Del(ctx context.Context, keys ...string) error {
-	return s.run(func(b *clientBox) error {
+	return s.run(ctx, "del", func(b *clientBox) error {
 		c := b.c
 		for _, r := range c.DoMulti(ctx, delCmds(c, keys)...) { // one DEL per key: keys may be in other Cluster slots
 			if err := r.Error(); err != nil {
@@ -412,7 +419,7 @@ return n`)
 // its value, if it exists. It reports whether the key existed.
 func (s *Shard) SoftPurge(ctx context.Context, key string, off int, staleAt []byte) (bool, error) {
 	var n int64
-	err := s.run(func(b *clientBox) error {
+	err := s.run(ctx, "purge", func(b *clientBox) error {
 		var err error
 		n, err = softScript.Exec(ctx, b.c, []string{key}, []string{string(staleAt), fmt.Sprint(off)}).AsInt64()
 		return err
@@ -426,7 +433,7 @@ func (s *Shard) SoftPurge(ctx context.Context, key string, off int, staleAt []by
 // per member (members live in other slots).
 func (s *Shard) PurgeTag(ctx context.Context, tag string, soft bool, off int, staleAt []byte) (int, error) {
 	var n int64
-	err := s.run(func(b *clientBox) error {
+	err := s.run(ctx, "purge_tag", func(b *clientBox) error {
 		c := b.c
 		mode := "hard"
 		if soft {
@@ -569,3 +576,27 @@ func (b *breaker) trip(now int64) { b.openUntil.Store(now + b.cooldown) }
 
 // Open reports whether the shard's breaker is open.
 func (s *Shard) Open() bool { return s.br.openUntil.Load() != 0 }
+
+// Hooks receive a shard's instrumentation. They are set per shard with
+// SetHooks rather than in Options: Options identify a shard across
+// reloads (Set.Find compares them), and funcs do not compare.
+type Hooks struct {
+	// Command is called after each command that made a round trip (or
+	// tried to: err says how it failed), never for an L1 hit, with the
+	// caller's context, the command's name (get, set, pexpire, del, purge,
+	// purge_tag), when it started and its error (nil for a missing key).
+	// It must be cheap and must not block.
+	Command func(ctx context.Context, shard, cmd string, start time.Time, err error)
+}
+
+// SetHooks sets (nil: removes) the shard's instrumentation.
+func (s *Shard) SetHooks(h *Hooks) { s.hooks.Store(h) }
+
+func (s *Shard) observe(ctx context.Context, cmd string, start time.Time, err error) {
+	if h := s.hooks.Load(); h != nil && h.Command != nil {
+		if valkey.IsValkeyNil(err) {
+			err = nil
+		}
+		h.Command(ctx, s.Name, cmd, start, err)
+	}
+}
