@@ -16,7 +16,7 @@ var (
 	csStaleRevalidate = []string{"edgecache; hit; detail=stale-while-revalidate"}
 	csStaleIfError    = []string{"edgecache; hit; detail=stale-if-error"}
 	csOnlyIfCached    = []string{"edgecache; fwd=miss; detail=only-if-cached"}
-	ageZero  = []string{"0"}
+	ageZero           = []string{"0"}
 )
 
 const (

@@ -58,10 +58,10 @@ func (in *keyInterner) intern(b []byte) string {
 type view struct {
 	raw        []byte
 	status     int
-	storedAt   int64 // unix ms
-	freshUntil int64 // unix ms
-	initialAge int64 // ms
-	swr, sie   int64 // ms
+	storedAt   int64       // unix ms
+	freshUntil int64       // unix ms
+	initialAge int64       // ms
+	swr, sie   int64       // ms
 	header     http.Header // canonical keys, Content-Length included
 	body       []byte
 	etag       string

@@ -358,7 +358,9 @@ func TestStaleIfError(t *testing.T) {
 		}
 		reply(w, 200, "good", "Cache-Control", "max-age=1, stale-if-error=60")
 	})
-	o.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 500, "err", "Cache-Control", "max-age=60") })
+	o.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 500, "err", "Cache-Control", "max-age=60")
+	})
 	_, base := semanticsGateway(t, o, 1, nil)
 	get(t, base+"/x")
 	time.Sleep(1100 * time.Millisecond)
@@ -369,7 +371,9 @@ func TestStaleIfError(t *testing.T) {
 	wantCS(t, get(t, base+"/x"), 200, "edgecache; hit; detail=stale-if-error", "good")
 	// 5. 5xx is never stored.
 	o2 := newScripted(t)
-	o2.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 500, "err", "Cache-Control", "max-age=60") })
+	o2.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 500, "err", "Cache-Control", "max-age=60")
+	})
 	_, b2 := semanticsGateway(t, o2, 0, nil)
 	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; detail=status", "err")
 	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; detail=status", "err")
@@ -417,7 +421,9 @@ func TestInvalidationEveryGateway(t *testing.T) {
 		}
 		reply(w, 200, "one", "Cache-Control", "max-age=600")
 	})
-	o.handle("/items/2", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "two", "Cache-Control", "max-age=600") })
+	o.handle("/items/2", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "two", "Cache-Control", "max-age=600")
+	})
 	servers := valkeytest.Start(t, 3)
 	cfg := testConfig(o.URL, servers)
 	_, baseA := startGateway(t, cfg)

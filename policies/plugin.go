@@ -117,6 +117,9 @@ func (t *pluginTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 		// Stored with no freshness is not stored (ttl.go, step 6).
 		out.Store, out.Reason = false, ReasonExpired
 	}
+	if !out.Store {
+		return Decision{Reason: out.Reason} // as the built-in's noStore
+	}
 	return out
 }
 

@@ -15,9 +15,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/telemetry"
 )
 
 const usage = `edgecache — an HTTP cache gateway
@@ -110,7 +112,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("invalid configuration", "err", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src})
+	format := *logFormat
+	if format == "" {
+		format = cfg.Log.Format
+	}
+	log = telemetry.NewLogger(stderr, format, cfg.Log.Level)
+	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry, "")
+	if err != nil {
+		log.Error("cannot start tracing", "err", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}()
+	token, generated, err := gateway.AdminToken(cfg.Admin, os.Getenv)
+	if err != nil {
+		log.Error("no admin token", "err", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -121,14 +145,35 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "err", err)
 		return 1
 	}
+	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		log.Error("cannot listen (admin)", "err", err)
+		return 1
+	}
+	if generated {
+		// Printed once, never logged: it exists nowhere else.
+		fmt.Fprintf(stdout, "edgecache: admin token (generated; set %s or admin.token_file to choose one): %s\n", gateway.AdminTokenEnv, token)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
+		log.Warn("the admin API listens beyond loopback; it is protected by its token only", "admin", aln.Addr().String())
+	}
 	store := "embedded store"
 	if n := len(cfg.Shards); n > 0 {
 		store = fmt.Sprintf("%d Valkey shards", n)
 	}
-	log.Info("edgecache serving", "listen", ln.Addr().String(), "config", src.String(), "store", store)
+	log.Info("edgecache serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "config", src.String(), "store", store, "tracing", tracing.Enabled)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if err := g.ServeAdmin(ctx, aln); err != nil {
+			log.Error("admin listener", "err", err)
+		}
+	}()
+	defer func() { stop(); <-adminDone }()
 	reload := func(trigger string) {
 		log.Info("reloading configuration", "trigger", trigger)
 		_ = g.ReloadSource() // errors are logged and kept for the admin status
@@ -171,20 +216,15 @@ func hasRouteEnv(environ []string) bool {
 	return false
 }
 
-func newLogger(w io.Writer, format string) *slog.Logger {
-	if format == "" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && isTerminal(f) {
-			format = "text"
-		}
-	}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
-}
+// newLogger is the logger used until the configuration is read.
+func newLogger(w io.Writer, format string) *slog.Logger { return telemetry.NewLogger(w, format, "") }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// isLoopback reports whether host (from admin.listen) binds to loopback
+// only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

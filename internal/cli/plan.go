@@ -58,7 +58,7 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	p := newPlan(maps[0], maps[1])
+	p := shardmap.NewPlanner(maps[0], maps[1])
 	unit := "of the key space (exact, over 65536 buckets)"
 	switch {
 	case *keysFile != "":
@@ -71,73 +71,30 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.addBucket(shardmap.Bucket(sc.Bytes()), 1)
+			p.AddKey(sc.Bytes())
 		}
 		if err := sc.Err(); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		unit = fmt.Sprintf("of %d keys from %s", p.total, *keysFile)
+		unit = fmt.Sprintf("of %d keys from %s", p.Result().Total, *keysFile)
 	case *sample > 0:
 		for i := range *sample {
-			p.addBucket(shardmap.Bucket([]byte("sample:"+strconv.Itoa(i))), 1)
+			p.AddKey([]byte("sample:" + strconv.Itoa(i)))
 		}
 		unit = fmt.Sprintf("of %d sampled keys", *sample)
 	default:
 		for b := range shardmap.Buckets {
-			p.addBucket(b, 1)
+			p.AddBucket(b, 1)
 		}
 	}
-	p.print(stdout, unit)
+	printPlan(stdout, p.Result(), unit)
 	return 0
 }
 
-// plan counts, per shard name, keys held before and after, lost and gained.
-type plan struct {
-	old, new *shardmap.Map
-	names    []string
-	rows     map[string]*planRow
-	total    int
-	moved    int
-}
-
-type planRow struct{ before, after, lost, gained, oldW, newW int }
-
-func newPlan(old, new *shardmap.Map) *plan {
-	p := &plan{old: old, new: new, rows: map[string]*planRow{}}
-	row := func(name string) *planRow {
-		r, ok := p.rows[name]
-		if !ok {
-			r = &planRow{}
-			p.rows[name] = r
-			p.names = append(p.names, name)
-		}
-		return r
-	}
-	for _, m := range old.Members() {
-		row(m.Name).oldW = m.Weight
-	}
-	for _, m := range new.Members() {
-		row(m.Name).newW = m.Weight
-	}
-	return p
-}
-
-func (p *plan) addBucket(b, n int) {
-	from := p.old.Members()[p.old.Owner(b)].Name
-	to := p.new.Members()[p.new.Owner(b)].Name
-	p.total += n
-	p.rows[from].before += n
-	p.rows[to].after += n
-	if from != to {
-		p.moved += n
-		p.rows[from].lost += n
-		p.rows[to].gained += n
-	}
-}
-
-func (p *plan) print(w io.Writer, unit string) {
-	pct := func(n int) string { return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(max(p.total, 1))) }
+// printPlan writes a plan as a table, in percent of its total.
+func printPlan(w io.Writer, p shardmap.PlanResult, unit string) {
+	pct := func(n int) string { return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(max(p.Total, 1))) }
 	weight := func(n int) string {
 		if n == 0 {
 			return "-"
@@ -146,11 +103,10 @@ func (p *plan) print(w io.Writer, unit string) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "shard\tweight\tnew weight\tholds\twill hold\tloses\tgains\t")
-	for _, n := range p.names {
-		r := p.rows[n]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", n, weight(r.oldW), weight(r.newW),
-			pct(r.before), pct(r.after), pct(r.lost), pct(r.gained))
+	for _, r := range p.Shards {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, weight(r.Weight), weight(r.NewWeight),
+			pct(r.Before), pct(r.After), pct(r.Lost), pct(r.Gained))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "moves %s %s\n", pct(p.moved), unit)
+	fmt.Fprintf(w, "moves %s %s\n", pct(p.Moved), unit)
 }
