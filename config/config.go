@@ -12,6 +12,7 @@ type Config struct {
 	Shards   []Shard  `koanf:"shards"`
 	Valkey    Valkey    `koanf:"valkey"`
 	Embedded  Embedded  `koanf:"embedded"`
+	Limits    Limits    `koanf:"limits"`
 	Admin     Admin     `koanf:"admin"`
 	Telemetry Telemetry `koanf:"telemetry"`
 	Log       Log       `koanf:"log"`

@@ -55,6 +55,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.RebalanceWindow, DefaultRebalanceWindow)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureObservabilityDefaults()
+	c.ensureLimitsDefaults()
 	return c
 }
 

@@ -136,6 +136,7 @@ func (c *Config) Validate() error {
 		bad("embedded.max_bytes", "must not be negative")
 	}
 	c.validateObservability(bad)
+	c.validateLimits(bad)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,36 @@
+package config
+
+// Limits bound what a client may send; requests beyond them get a 4xx.
+type Limits struct {
+	// MaxURIBytes bounds the request target (414 URI Too Long).
+	MaxURIBytes int `koanf:"max_uri_bytes"`
+	// MaxHeaderBytes bounds the request header section (431).
+	MaxHeaderBytes int `koanf:"max_header_bytes"`
+	// MaxRequestBodyBytes bounds request bodies proxied to the origin (413).
+	MaxRequestBodyBytes int64 `koanf:"max_request_body_bytes"`
+}
+
+// Defaults of the limits.
+const (
+	DefaultMaxURIBytes         = 8 << 10
+	DefaultMaxHeaderBytes      = 32 << 10
+	DefaultMaxRequestBodyBytes = 16 << 20
+)
+
+func (c *Config) ensureLimitsDefaults() {
+	setDefault(&c.Limits.MaxURIBytes, DefaultMaxURIBytes)
+	setDefault(&c.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.Limits.MaxRequestBodyBytes, DefaultMaxRequestBodyBytes)
+}
+
+func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
+	if c.Limits.MaxURIBytes < 0 {
+		bad("limits.max_uri_bytes", "must not be negative")
+	}
+	if c.Limits.MaxHeaderBytes < 0 {
+		bad("limits.max_header_bytes", "must not be negative")
+	}
+	if c.Limits.MaxRequestBodyBytes < 0 {
+		bad("limits.max_request_body_bytes", "must not be negative")
+	}
+}
