@@ -183,24 +183,53 @@ func (g *Gateway) fill(gen *Generation, rt *route, fr *fetchReq, primary, key st
 			return f, nil
 		}
 		if rt.lockWait > 0 {
-			// The lock lives at most lockWait, like every waiter's patience:
-			// past it, waiters fetch on their own anyway.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(fr.ctx), rt.lockWait)
-			defer cancel()
-			release, ok, err := gen.store.lock(ctx, primary)
-			if ok && err == nil {
-				defer release()
-				// Whoever held the lock before us has stored the entry.
-				if f := g.recheck(fr.ctx, gen, key, true); f != nil {
-					return f, nil
-				}
+			if f, done := g.coordinate(fr.ctx, gen, rt, primary, key); done {
+				return f, nil
+			} else if f != nil {
+				defer f.cancel() // we hold the lock: release it once stored
 			}
-			// A lock error or a wait past the bound: fetch anyway. A holder
-			// that died cannot stall us beyond lockWait.
 		}
 	}
 	return g.fetch(gen, rt, fr, primary, key, marker, stale, act, shardErr)
 }
+
+// coordinate makes one gateway fetch a cold key for all: it takes the
+// key's fill lock in Valkey without waiting. The holder fetches (the
+// returned fetched carries the release in cancel); the others poll the
+// shard, bypassing the L1, until the entry appears or lockWait passes, and
+// then fetch on their own: a holder that died or hangs delays them by
+// lockWait at most. The lock lives lockWait at most, for the same reason.
+func (g *Gateway) coordinate(ctx context.Context, gen *Generation, rt *route, primary, key string) (f *fetched, done bool) {
+	release, held, supported, err := gen.store.tryLock(ctx, primary, rt.lockWait)
+	switch {
+	case !supported:
+		return nil, false
+	case err != nil:
+		g.log.Debug("fill lock failed; fetching", "route", rt.name, "err", err)
+		return nil, false
+	case held:
+		return &fetched{cancel: release}, false
+	}
+	deadline := time.NewTimer(rt.lockWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(lockPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			g.log.Debug("fill lock holder too slow; fetching", "route", rt.name)
+			return nil, false
+		case <-tick.C:
+			if f := g.recheck(ctx, gen, key, true); f != nil {
+				return f, true
+			}
+		}
+	}
+}
+
+// lockPoll is how often a gateway waiting on another's fill looks for the
+// entry.
+const lockPoll = 20 * time.Millisecond
 
 // recheck looks for a fresh entry under key; direct skips the L1.
 func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, direct bool) *fetched {
@@ -544,7 +573,7 @@ var hopHeaders = map[string]bool{
 
 func copyRequestHeaders(dst, src http.Header) {
 	for k, v := range src {
-		if !hopHeaders[k] {
+		if !hopHeaders[k] && !fillDropped[k] { // fillDropped: limits.go
 			dst[k] = v
 		}
 	}
@@ -579,6 +608,10 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if code := clientBodyError(err); code != 0 { // limits.go: the client's body, not the origin
+				w.WriteHeader(code)
+				return
+			}
 			log.Warn("origin proxy failed", "err", err)
 			w.Header()[hdrCacheStatus] = missStatus("bypass", false, "origin-error")
 			w.WriteHeader(http.StatusBadGateway)

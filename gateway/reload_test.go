@@ -192,6 +192,8 @@ func TestBrokenEditRejectedOldServes(t *testing.T) {
 	g, base, path := fileGateway(t, good)
 	stop := make(chan struct{})
 	l := startLoad(t, base, 2, 50, stop)
+	get(t, base+"/k/1")
+	get(t, base+"/k/1")
 	gen := g.Generation().ID
 	dead := freeAddr(t)
 	for _, tc := range []struct{ name, doc string }{
@@ -207,7 +209,9 @@ func TestBrokenEditRejectedOldServes(t *testing.T) {
 			if g.Generation().ID != gen {
 				t.Fatal("generation changed")
 			}
-			wantStatus(t, get(t, base+"/k/1"), 200, hitL1)
+			if r := get(t, base+"/k/1"); r.status != 200 || r.body != "body of /k/1" || !strings.HasPrefix(r.cacheStatus, "edgecache; hit") {
+				t.Fatalf("old generation: %d %q %q", r.status, r.body, r.cacheStatus)
+			}
 			// Restore the good file so the next case's error is its own.
 			writeAndWait(t, g, path, good+"\n# "+tc.name+"\n", false)
 			gen = g.Generation().ID

@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -532,8 +534,12 @@ func TestCrossGatewayStampede(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	cfg := testConfig(o.URL, servers)
 	var bases []string
-	for range 4 {
-		_, b := startGateway(t, cfg)
+	for i := range 4 {
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("gateway", i)
+		}
+		_, b := startGatewayWith(t, cfg, gateway.Options{Logger: logger})
 		bases = append(bases, b)
 	}
 	host := strings.TrimPrefix(bases[0], "http://")

@@ -47,9 +47,10 @@ type store interface {
 	softPurge(ctx context.Context, key string, staleAt time.Time) (bool, error)
 	// purgeTag purges every entry indexed under tag, on every shard.
 	purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error)
-	// lock takes the cross-gateway fill lock of key, waiting until ctx is
-	// done; ok is false when the store has no such lock.
-	lock(ctx context.Context, key string) (release func(), ok bool, err error)
+	// tryLock takes the cross-gateway fill lock of key for at most ttl,
+	// without waiting. held is false when another holder has it;
+	// supported is false when the store has no such lock.
+	tryLock(ctx context.Context, key string, ttl time.Duration) (release func(), held, supported bool, err error)
 	// owner names the shard that holds key ("" for the embedded store).
 	owner(key string) string
 }
@@ -149,12 +150,9 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 	return n, errors.Join(errs...)
 }
 
-func (s shardStore) lock(ctx context.Context, key string) (func(), bool, error) {
-	_, cancel, err := s.shards.Pick(key).Lock(ctx, key)
-	if err != nil {
-		return nil, true, err
-	}
-	return cancel, true, nil
+func (s shardStore) tryLock(ctx context.Context, key string, ttl time.Duration) (func(), bool, bool, error) {
+	release, held, err := s.shards.Pick(key).TryLock(ctx, key, ttl)
+	return release, held, true, err
 }
 
 func (s shardStore) owner(key string) string { return s.shards.Pick(key).Name }
@@ -262,6 +260,8 @@ func (s memStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt t
 	return n, nil
 }
 
-func (s memStore) lock(context.Context, string) (func(), bool, error) { return nil, false, nil }
+func (s memStore) tryLock(context.Context, string, time.Duration) (func(), bool, bool, error) {
+	return nil, false, false, nil
+}
 
 func (s memStore) owner(string) string { return "" }

@@ -2,6 +2,8 @@ package shardmap
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +13,6 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
-	"github.com/valkey-io/valkey-go/valkeylock"
 )
 
 // Errors of a shard operation.
@@ -88,10 +89,9 @@ type Shard struct {
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
 
-	mu      sync.Mutex // guards dialing, closed and locker
+	mu      sync.Mutex // guards dialing and closed
 	dialing bool
 	closed  bool
-	locker  valkeylock.Locker // created on first Lock
 }
 
 // clientBox holds a shard's clients. r serves lookups: the same client as
@@ -473,45 +473,40 @@ func (s *Shard) PurgeTag(ctx context.Context, tag string, soft bool, off int, st
 	return int(n), err
 }
 
-// LockValidity is how long a coalescing lock outlives a holder that died
-// without releasing it; a live holder extends it every half of it.
-const LockValidity = 3 * time.Second
+// LockPrefix starts the keys of fill locks.
+const LockPrefix = "edgecache:lock:"
 
-// Lock takes the cross-gateway lock name on this shard (valkeylock, a
-// key on the shard with client-side-caching notifications), waiting until
-// ctx is done. The returned context is cancelled if the lock is lost;
-// release frees the lock.
-func (s *Shard) Lock(ctx context.Context, name string) (context.Context, context.CancelFunc, error) {
-	l, err := s.getLocker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return l.WithContext(ctx, name)
-}
+// unlockScript deletes a lock only if it still holds our token, so that a
+// holder whose lock expired cannot free the next holder's.
+var unlockScript = valkey.NewLuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 
-func (s *Shard) getLocker() (valkeylock.Locker, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrDown
-	}
-	if s.locker != nil {
-		return s.locker, nil
-	}
-	o := s.clientOption()
-	o.DisableCache = false
-	l, err := valkeylock.NewLocker(valkeylock.LockerOption{
-		ClientOption:   o,
-		KeyPrefix:      "edgecache:lock",
-		KeyMajority:    1,
-		KeyValidity:    LockValidity,
-		NoLoopTracking: true,
+// TryLock takes the lock name on this shard for at most ttl, without
+// waiting: SET NX PX with a random token. It reports false when another
+// holder has it. release frees it early (only if still ours).
+func (s *Shard) TryLock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
+	var tok [12]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	key := LockPrefix + name
+	err = s.run(ctx, "lock", func(b *clientBox) error {
+		c := b.c
+		err := c.Do(ctx, c.B().Set().Key(key).Value(token).Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
+		if valkey.IsValkeyNil(err) {
+			return nil // held by another
+		}
+		ok = err == nil
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("shardmap: shard %s lock: %w", s.Name, err)
+	if !ok || err != nil {
+		return nil, false, err
 	}
-	s.locker = l
-	return l, nil
+	return func() {
+		_ = s.run(context.Background(), "unlock", func(b *clientBox) error {
+			return unlockScript.Exec(context.Background(), b.c, []string{key}, []string{token}).Error()
+		})
+	}, true, nil
 }
 
 // Connected reports whether the shard has a client.
@@ -527,14 +522,9 @@ func (s *Shard) Close() {
 	s.mu.Lock()
 	s.closed = true
 	b := s.client.Swap(nil)
-	l := s.locker
-	s.locker = nil
 	s.mu.Unlock()
 	if b != nil {
 		b.close()
-	}
-	if l != nil {
-		l.Close()
 	}
 }
 
@@ -583,8 +573,9 @@ func (s *Shard) Open() bool { return s.br.openUntil.Load() != 0 }
 type Hooks struct {
 	// Command is called after each command that made a round trip (or
 	// tried to: err says how it failed), never for an L1 hit, with the
-	// caller's context, the command's name (get, set, pexpire, del, purge,
-	// purge_tag), when it started and its error (nil for a missing key).
+	// caller's context, the command's name as the call sites give it
+	// (get, set, pexpire, del, purge, purge_tag, lock, unlock…), when it
+	// started and its error (nil for a missing key).
 	// It must be cheap and must not block.
 	Command func(ctx context.Context, shard, cmd string, start time.Time, err error)
 }

@@ -1,0 +1,3 @@
+module github.com/edgecache/edgecache/plugins/sdk/go
+
+go 1.24

@@ -1,0 +1,15 @@
+;; minimal: the smallest well-behaved plugin. The key hook names the entry
+;; by the request path alone; it declines (built-in key) for paths longer
+;; than its 1 KiB buffer.
+(module
+  (import "edgecache" "get_path" (func $get_path (param i32 i32) (result i32)))
+  (import "edgecache" "set_key" (func $set_key (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "edgecache_abi_v1"))
+  (func (export "key") (result i32)
+    (local $n i32)
+    (local.set $n (call $get_path (i32.const 1024) (i32.const 1024)))
+    (if (i32.gt_u (local.get $n) (i32.const 1024)) (then (return (i32.const 1))))
+    (if (i32.eqz (local.get $n)) (then (return (i32.const 1))))
+    (call $set_key (i32.const 1024) (local.get $n))
+    (i32.const 0)))

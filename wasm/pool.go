@@ -1,0 +1,416 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// exitCodeTimeout is the exit code the watchdog closes an overdue instance
+// with.
+const exitCodeTimeout = 0xec_dead
+
+// deadlineKilled marks an instance the watchdog closed.
+const deadlineKilled = -1
+
+// instance is one instantiated module and the state of the call it is
+// running. It is owned by one caller between acquire and release (or
+// discard); the watchdog only touches deadline and closes the module.
+//
+// An instance is also the context.Context of its calls: a background
+// context (no deadline, never done) whose identity lets the host functions
+// find the call's state with a type assertion, with no allocation and no
+// context value lookup. wazero passes it through unchanged.
+type instance struct {
+	p     *Plugin
+	mod   api.Module
+	mem   api.Memory
+	fns   [numHooks]api.Function
+	stack [1]uint64
+	calls int
+
+	// deadline is the nanotime by which the current call must end, 0 when
+	// idle, deadlineKilled once the watchdog closed the module.
+	deadline atomic.Int64
+	// memBytes is the size of the linear memory after the last call, for
+	// Stats (reading the memory's size during a call would race its growth).
+	memBytes atomic.Int64
+
+	// the current call
+	hook      Hook
+	violation string
+	req       Request
+	resp      Response
+	base, dec Decision
+	tags      int
+	miss      MissAction
+	// missHeaderOwned: miss.Header is this call's copy, not the caller's.
+	missHeaderOwned bool
+	key             []byte
+	keyAct          KeyAction
+	name            []byte // scratch: a canonical header name
+
+	// what a key hook call read, for the memo
+	rs       *readSet
+	readMask uint8
+	newHdrs  []string
+	impure   bool
+}
+
+var _ context.Context = (*instance)(nil)
+
+func (in *instance) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (in *instance) Done() <-chan struct{}       { return nil }
+func (in *instance) Err() error                  { return nil }
+func (in *instance) Value(any) any               { return nil }
+
+// initContext is the context of instantiation: it carries the instance
+// (host functions may run from start functions) and the init deadline.
+type initContext struct {
+	context.Context
+	in *instance
+}
+
+// instanceOf returns the instance whose call (or instantiation) ctx is;
+// m is the calling module, whose memory the instance records on its first
+// host call (start functions call before InstantiateModule returns).
+func instanceOf(ctx context.Context, m api.Module) *instance {
+	switch c := ctx.(type) {
+	case *instance:
+		return c
+	case *initContext:
+		if c.in.mem == nil {
+			c.in.mem = m.Memory()
+		}
+		return c.in
+	}
+	panic(&abiViolation{"host function called outside a plugin call"})
+}
+
+// noteHeader records that a key hook read the header in in.name.
+func (in *instance) noteHeader() {
+	if in.rs == nil || in.rs.indexBytes(in.name) >= 0 {
+		return
+	}
+	for _, n := range in.newHdrs {
+		if n == string(in.name) {
+			return
+		}
+	}
+	in.newHdrs = append(in.newHdrs, string(in.name))
+}
+
+// pool is the bounded set of instances of one plugin, and the two
+// goroutines that look after it: the watchdog, which closes instances
+// whose call is overdue, and the filler, which replaces instances that
+// were discarded (faults, recycling) so that instantiation — milliseconds
+// for a Go guest — never runs on a request.
+type pool struct {
+	size   int
+	idle   chan *instance // free instances; capacity size, so release never blocks
+	mu     sync.Mutex
+	live   map[*instance]struct{} // idle and busy
+	refill chan struct{}
+	ctx    context.Context    // the goroutines' lifetime; not a request context
+	cancel context.CancelFunc // stops the goroutines and any instantiation
+	wg     sync.WaitGroup
+}
+
+func (pl *pool) init(size int) {
+	pl.size = size
+	pl.idle = make(chan *instance, size)
+	pl.live = make(map[*instance]struct{}, size)
+	pl.refill = make(chan struct{}, 1)
+}
+
+func (pl *pool) startWatchdog(p *Plugin) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pl.ctx, pl.cancel = ctx, cancel
+	pl.wg.Add(1)
+	go p.watchdog(ctx)
+}
+
+func (pl *pool) startFiller(p *Plugin) {
+	pl.wg.Add(1)
+	go p.filler(pl.ctx)
+}
+
+// stop ends the goroutines; closing the runtime closes the instances.
+func (pl *pool) stop() {
+	pl.cancel()
+	pl.wg.Wait()
+}
+
+func (pl *pool) memoryBytes() int64 {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var n int64
+	for in := range pl.live {
+		n += in.memBytes.Load()
+	}
+	return n
+}
+
+func (pl *pool) liveCount() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.live)
+}
+
+func (pl *pool) kick() {
+	select {
+	case pl.refill <- struct{}{}:
+	default:
+	}
+}
+
+// watchTick is how often the watchdog looks for overdue calls: a quarter
+// of the timeout, within [1ms, 25ms].
+func watchTick(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, time.Millisecond), 25*time.Millisecond)
+}
+
+// watchdog closes the module of every instance whose call is past its
+// deadline. wazero's termination checks (WithCloseOnContextDone) make the
+// guest notice at its next loop back-edge or function call and return a
+// sys.ExitError. One goroutine per pool replaces a timer and a
+// cancellable context per call.
+func (p *Plugin) watchdog(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(watchTick(p.opts.Timeout))
+	defer t.Stop()
+	var overdue []*instance
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := nanotime()
+		p.mu.Lock()
+		for in := range p.live {
+			if d := in.deadline.Load(); d > 0 && now > d && in.deadline.CompareAndSwap(d, deadlineKilled) {
+				overdue = append(overdue, in)
+			}
+		}
+		p.mu.Unlock()
+		for _, in := range overdue {
+			_ = in.mod.CloseWithExitCode(context.Background(), exitCodeTimeout)
+		}
+		clear(overdue)
+		overdue = overdue[:0]
+	}
+}
+
+// filler tops the pool up to its size whenever kicked, backing off while
+// instantiation fails.
+func (p *Plugin) filler(ctx context.Context) {
+	defer p.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.refill:
+		}
+		for p.liveCount() < p.size {
+			in, err := p.newInstance(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				p.log.Error("plugin instance could not be replaced", "plugin", p.name, "err", err, "retry_in", backoff)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			p.idle <- in
+		}
+	}
+}
+
+// newInstance instantiates the module, adds it to the live set and runs
+// its init hook.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	in := &instance{p: p, key: make([]byte, 0, 256), name: make([]byte, 0, 64)}
+	ictx, cancel := context.WithTimeout(ctx, p.opts.InitTimeout)
+	defer cancel()
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithStdout(p.host.output).
+		WithStderr(p.host.output)
+	mod, err := p.rt.InstantiateModule(&initContext{ictx, in}, p.cm, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: instantiate: %v", ErrInit, err)
+	}
+	in.mod, in.mem = mod, mod.Memory()
+	if in.mem == nil {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("%w: the module has no memory", ErrInvalidModule)
+	}
+	in.memBytes.Store(int64(in.mem.Size()))
+	for h := range Hook(numHooks) {
+		if p.has[h] {
+			in.fns[h] = mod.ExportedFunction(h.String())
+		}
+	}
+	p.stats.instantiated.Add(1)
+	p.mu.Lock()
+	p.live[in] = struct{}{}
+	p.mu.Unlock()
+	if p.has[HookInit] {
+		rc, err := p.invoke(in, HookInit, p.opts.InitTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInit, err)
+		}
+		if rc != 0 {
+			p.discard(in)
+			return nil, fmt.Errorf("%w: init returned %d (config rejected)", ErrInit, rc)
+		}
+	}
+	return in, nil
+}
+
+// acquire takes a free instance, waiting up to the plugin's timeout when
+// every instance is busy.
+func (p *Plugin) acquire(h Hook) (*instance, error) {
+	if p.closed.Load() {
+		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrClosed}
+	}
+	if until := p.suspendedUntil.Load(); until != 0 && nanotime() < until {
+		p.stats.suspended.Add(1)
+		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrSuspended}
+	}
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	p.kick()
+	t := time.NewTimer(p.opts.Timeout)
+	defer t.Stop()
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case <-t.C:
+		p.stats.busy.Add(1)
+		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrBusy}
+	}
+}
+
+// release returns a healthy instance to the pool, or recycles it after
+// MaxCallsPerInstance calls.
+func (p *Plugin) release(in *instance) {
+	in.calls++
+	if in.calls >= p.opts.MaxCallsPerInstance {
+		p.stats.recycled.Add(1)
+		p.discard(in)
+		return
+	}
+	p.idle <- in
+}
+
+// discard closes an instance and has the filler replace it. A trapped
+// instance is never reused: wazero leaves it callable, but its memory and
+// globals may be anywhere.
+func (p *Plugin) discard(in *instance) {
+	_ = in.mod.Close(context.Background())
+	p.mu.Lock()
+	delete(p.live, in)
+	p.mu.Unlock()
+	p.kick()
+}
+
+// invoke calls hook h of in with a deadline. On a fault it counts and logs
+// it, discards the instance and returns a *HookError; otherwise it returns
+// the hook's result code and the caller releases the instance.
+func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, error) {
+	in.hook, in.violation = h, ""
+	in.readMask, in.newHdrs, in.impure = 0, in.newHdrs[:0], false
+	p.stats.calls[h].Add(1)
+	in.deadline.Store(nanotime() + int64(timeout))
+	err := in.fns[h].CallWithStack(in, in.stack[:])
+	killed := in.deadline.Swap(0) == deadlineKilled
+	if !killed && err == nil && in.violation == "" {
+		in.memBytes.Store(int64(in.mem.Size()))
+		if p.consecutive.Load() != 0 { // no shared write on the common path
+			p.consecutive.Store(0)
+			p.cooldown.Store(int64(BreakerCooldown))
+		}
+		rc := int32(uint32(in.stack[0]))
+		if rc != 0 {
+			p.stats.declined[h].Add(1)
+		}
+		return rc, nil
+	}
+	kind, detail := p.classify(in, err, killed)
+	p.stats.hookFaults[h].Add(1)
+	p.stats.faults[kind].Add(1)
+	herr := &HookError{Plugin: p.name, Hook: h, Err: faultErrs[kind], Detail: detail}
+	p.faults.log(p.log, herr)
+	p.discard(in)
+	if h != HookInit && p.consecutive.Add(1) >= BreakerFaults {
+		p.suspend()
+	}
+	return 0, herr
+}
+
+// suspend opens the breaker: calls fail with ErrSuspended until the
+// cooldown ends. Then calls try the plugin again: a success closes the
+// breaker, a fault suspends it again for twice as long.
+func (p *Plugin) suspend() {
+	p.consecutive.Store(BreakerFaults - 1)
+	cd := time.Duration(p.cooldown.Load())
+	p.cooldown.Store(int64(min(2*cd, BreakerMaxCooldown)))
+	p.suspendedUntil.Store(nanotime() + int64(cd))
+	p.stats.suspensions.Add(1)
+	p.log.Error("plugin suspended after repeated faults, served with the built-in policy",
+		"plugin", p.name, "faults", BreakerFaults, "for", cd)
+}
+
+// memoryFaultMargin: a trap with memory within a quarter of the limit (at
+// most 4 MiB, a Go heap arena) of it counts as out of memory: runtimes grow
+// memory in chunks, and a failed grow leaves the memory below the limit.
+func memoryFaultMargin(limit uint64) uint64 { return min(limit/4, 4<<20) }
+
+func (p *Plugin) classify(in *instance, err error, killed bool) (kind int, detail string) {
+	var exit *sys.ExitError
+	switch {
+	case killed:
+		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
+	case in.violation != "":
+		return faultABI, in.violation
+	case errors.As(err, &exit) && exit.ExitCode() == exitCodeTimeout:
+		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
+	case err == nil:
+		return faultTrap, "module closed during the call"
+	}
+	detail = firstLine(err.Error())
+	limit := uint64(p.opts.MemoryLimitPages) * 65536
+	if in.mem != nil && uint64(in.mem.Size())+memoryFaultMargin(limit) > limit {
+		return faultMemory, detail
+	}
+	return faultTrap, detail
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
