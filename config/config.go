@@ -12,6 +12,8 @@ type Config struct {
 	Shards   []Shard  `koanf:"shards"`
 	Valkey    Valkey    `koanf:"valkey"`
 	Embedded  Embedded  `koanf:"embedded"`
+	Plugins   []Plugin  `koanf:"plugins"`
+	WASM      WASM      `koanf:"wasm"`
 	Limits    Limits    `koanf:"limits"`
 	Admin     Admin     `koanf:"admin"`
 	Telemetry Telemetry `koanf:"telemetry"`
@@ -74,6 +76,10 @@ type Route struct {
 	// TagHeaders are the response headers that carry surrogate keys
 	// (space- or comma-separated) for purge by tag.
 	TagHeaders []string `koanf:"tag_headers"`
+	// Plugins names the WASM plugins (from the top-level plugins list)
+	// whose hooks replace the built-in policies on this route. Two plugins
+	// of one route may not export the same hook.
+	Plugins []string `koanf:"plugins"`
 	// LockWait bounds how long a miss waits for another gateway that is
 	// already fetching the same key (a lock in Valkey). Negative: no
 	// cross-gateway coalescing.
@@ -141,4 +147,34 @@ type Valkey struct {
 type Embedded struct {
 	// MaxBytes is the memory budget of the store.
 	MaxBytes int64 `koanf:"max_bytes"`
+}
+
+// Plugin is a WASM policy plugin (see plugins/ABI.md).
+type Plugin struct {
+	// Name is how routes refer to the plugin.
+	Name string `koanf:"name"`
+	// Path is the .wasm file; relative paths are relative to the config
+	// file's directory. A changed file is picked up by the next reload.
+	Path string `koanf:"path"`
+	// Config is handed to the plugin's init hook, as JSON.
+	Config map[string]any `koanf:"config"`
+	// PoolSize is the number of instances (default 4).
+	PoolSize int `koanf:"pool_size"`
+	// Timeout bounds each hook call (default 100ms).
+	Timeout time.Duration `koanf:"timeout"`
+	// InitTimeout bounds instantiating one instance and its init hook.
+	InitTimeout time.Duration `koanf:"init_timeout"`
+	// MemoryLimitBytes bounds each instance's memory (default 32 MiB).
+	MemoryLimitBytes int64 `koanf:"memory_limit_bytes"`
+	// MaxCallsPerInstance recycles an instance after that many calls.
+	MaxCallsPerInstance int `koanf:"max_calls_per_instance"`
+	// MemoEntries bounds the key hook's memo; negative turns it off.
+	MemoEntries int `koanf:"memo_entries"`
+}
+
+// WASM configures the plugin host.
+type WASM struct {
+	// CacheDir keeps compiled plugins on disk, so that a restart with the
+	// same plugins starts fast ("" keeps them in memory). Read at start.
+	CacheDir string `koanf:"cache_dir"`
 }

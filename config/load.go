@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -63,7 +64,7 @@ func (s Source) Load() (*Config, error) {
 	if err := k.Load(confmap.Provider(tree, ""), nil); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := decode(k)
+	c, err := decode(k, s.File)
 	if err != nil {
 		if s.File != "" {
 			return nil, fmt.Errorf("config: %s: %w", s.File, err)
@@ -87,10 +88,17 @@ func Parse(doc []byte) (*Config, error) {
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
 
-func decode(k *koanf.Koanf) (*Config, error) {
+func decode(k *koanf.Koanf, file string) (*Config, error) {
 	var c Config
 	if err := unmarshal(k, &c); err != nil {
 		return nil, err
+	}
+	if file != "" { // plugin paths are relative to the config file
+		for i, p := range c.Plugins {
+			if p.Path != "" && !filepath.IsAbs(p.Path) {
+				c.Plugins[i].Path = filepath.Join(filepath.Dir(file), p.Path)
+			}
+		}
 	}
 	c.EnsureDefaults()
 	if err := c.Validate(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +116,40 @@ func (c *Config) Validate() error {
 		}
 		if s.Weight < 1 || s.Weight > 1000 {
 			bad(f+".weight", "must be between 1 and 1000, got %d", s.Weight)
+		}
+	}
+	plugins := map[string]bool{}
+	for i, p := range c.Plugins {
+		f := fmt.Sprintf("plugins[%d]", i)
+		switch {
+		case p.Name == "":
+			bad(f+".name", "missing plugin name")
+		case plugins[p.Name]:
+			bad(f+".name", "duplicate plugin name %q", p.Name)
+		}
+		plugins[p.Name] = true
+		if p.Path == "" {
+			bad(f+".path", "missing the .wasm file")
+		} else if st, err := os.Stat(p.Path); err != nil {
+			bad(f+".path", "%v", err)
+		} else if st.IsDir() {
+			bad(f+".path", "%s is a directory", p.Path)
+		}
+		if p.PoolSize < 0 || p.PoolSize > 256 {
+			bad(f+".pool_size", "must be between 1 and 256, got %d", p.PoolSize)
+		}
+		if p.Timeout < 0 || p.InitTimeout < 0 || p.MemoryLimitBytes < 0 || p.MaxCallsPerInstance < 0 {
+			bad(f, "timeouts and limits must not be negative")
+		}
+		if p.MemoryLimitBytes > 4<<30 {
+			bad(f+".memory_limit_bytes", "at most 4 GiB (the wasm32 address space)")
+		}
+	}
+	for i, r := range c.Routes {
+		for j, name := range r.Plugins {
+			if !plugins[name] {
+				bad(fmt.Sprintf("routes[%d].plugins[%d]", i, j), "no plugin named %q in plugins", name)
+			}
 		}
 	}
 	v := c.Valkey

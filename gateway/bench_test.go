@@ -58,6 +58,12 @@ func BenchmarkHit(b *testing.B) {
 	b.Run("valkey-l1", func(b *testing.B) {
 		benchHit(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1)
 	})
+	b.Run("valkey-l1-wasm-key", func(b *testing.B) {
+		cfg := testConfig("http://unused", valkeytest.Start(b, 3))
+		cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(b, "examples/go-stripparams.wasm")}}
+		cfg.Routes[0].Plugins = []string{"strip"}
+		benchHit(b, cfg, hitL1)
+	})
 	b.Run("valkey-l2", func(b *testing.B) {
 		cfg := testConfig("http://unused", valkeytest.Start(b, 3))
 		cfg.Valkey.DisableL1 = true

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/internal/telemetry"
+	"github.com/edgecache/edgecache/wasm"
 )
 
 // Defaults of the gateway's in-process memos.
@@ -57,8 +59,9 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
-	obs       *observer // metrics, spans, access log (telemetry.go)
-	admin     *admin    // the admin API (admin.go)
+	obs       *observer  // metrics, spans, access log (telemetry.go)
+	admin     *admin     // the admin API (admin.go)
+	host      *wasm.Host // WASM plugins of every generation
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close
@@ -92,8 +95,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Tracing != nil {
 		g.transport = g.obs.wrapTransport(g.transport, o.Tracing.Provider)
 	}
-	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, nil)
+	host, err := wasm.NewHost(context.Background(), wasm.Options{CacheDir: cfg.WASM.CacheDir, Logger: g.log})
 	if err != nil {
+		return nil, fmt.Errorf("gateway: plugin host: %w", err)
+	}
+	g.host = host
+	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, nil)
+	if err != nil {
+		_ = host.Close(context.Background())
 		return nil, err
 	}
 	g.obs.instrument(gen)
@@ -103,13 +112,11 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	if g.obs.tracing {
-		e.Use(g.obs.traceMiddleware)
-	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", g.readyz)
-	e.Any("/*", g.handle)
-	e.Any("/", g.handle)
+	h := g.obs.wrap(g.handle) // tracing, when on
+	e.Any("/*", h)
+	e.Any("/", h)
 	g.echo = e
 	g.admin = newAdmin(g, o.AdminToken)
 	g.obs.start(g)
@@ -131,6 +138,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           g.echo,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes(&g.gen.Load().Config.Limits), // limits.go
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		ConnContext:       connContext, // request ids (telemetry.go)
 	}
@@ -163,7 +171,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 		return errors.New("gateway: closed")
 	}
 	old := g.gen.Load()
-	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, old)
+	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, old)
 	g.obs.m.Reload(err)
 	if err != nil {
 		g.lastErr, g.lastErrAt = err, time.Now()
@@ -207,6 +215,7 @@ func (g *Gateway) LastReloadError() (error, time.Time) {
 // retire releases what old holds that next does not. Shards that next
 // reads during its rebalance window retire when the window ends.
 func (g *Gateway) retire(old, next *Generation) {
+	old.closePlugins() // now: calls still in flight finish first
 	if wait, ok := old.retireAfter(next); ok {
 		if g.pending == nil {
 			g.pending = map[*Generation]*time.Timer{}
@@ -242,5 +251,8 @@ func (g *Gateway) Close() {
 	g.pending = nil
 	if gen := g.gen.Load(); gen != nil {
 		gen.retire()
+	}
+	if g.host != nil {
+		_ = g.host.Close(context.Background())
 	}
 }

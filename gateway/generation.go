@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/edgecache/edgecache/internal/memstore"
 	"github.com/edgecache/edgecache/policies"
 	"github.com/edgecache/edgecache/shardmap"
+	"github.com/edgecache/edgecache/wasm"
 )
 
 // Generation is everything one configuration produced: routes with their
@@ -27,6 +31,7 @@ type Generation struct {
 	routes  []*route  // host-specific first, then the longest path prefix
 	store   store
 	shards  *shardmap.Set // nil when the embedded store is in use
+	plugins map[string]*wasm.Plugin
 	mem     *memstore.Store
 	memTags *tagIndex
 }
@@ -43,6 +48,7 @@ type route struct {
 	ttl           policies.TTL
 	miss          policies.Miss
 	proxy         *httputil.ReverseProxy
+	plugins       []string // names of the plugins whose hooks it uses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
 	keep                time.Duration
@@ -56,8 +62,19 @@ type route struct {
 // has, with the same address and options, are reused with their clients
 // (and L1); new ones are dialed. If the key placement changed, the store
 // reads the previous owner of a key on a miss during the rebalance window.
-func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, prev *Generation) (*Generation, error) {
+func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host *wasm.Host, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
+	plugins, err := loadPlugins(host, cfg.Plugins)
+	if err != nil {
+		return nil, err
+	}
+	g.plugins = plugins
+	ok := false
+	defer func() {
+		if !ok {
+			g.closePlugins()
+		}
+	}()
 	for i, rc := range cfg.Routes {
 		u, err := url.Parse(rc.Origin)
 		if err != nil {
@@ -85,6 +102,9 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			varyNormalize:       map[string]bool{},
 			lockWait:            rc.LockWait,
 		}
+		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
+			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
+		}
 		for _, h := range rc.VaryNormalize {
 			rt.varyNormalize[http.CanonicalHeaderKey(h)] = true
 		}
@@ -111,6 +131,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			ms.m = memstore.New(cfg.Embedded.MaxBytes)
 		}
 		g.mem, g.memTags, g.store = ms.m, ms.tags, ms
+		ok = true
 		return g, nil
 	}
 	v := cfg.Valkey
@@ -163,7 +184,83 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		}
 	}
 	g.store = ss
+	ok = true
 	return g, nil
+}
+
+// loadPlugins compiles (or takes from the compilation cache) and
+// instantiates the configured plugins. A plugin that fails to load rejects
+// the configuration whole.
+func loadPlugins(host *wasm.Host, cfgs []config.Plugin) (map[string]*wasm.Plugin, error) {
+	out := map[string]*wasm.Plugin{}
+	for i, pc := range cfgs {
+		p, err := loadPlugin(host, pc)
+		if err != nil {
+			for _, q := range out {
+				_ = q.Close(context.Background())
+			}
+			return nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, pc.Name, err)
+		}
+		out[pc.Name] = p
+	}
+	return out, nil
+}
+
+func loadPlugin(host *wasm.Host, pc config.Plugin) (*wasm.Plugin, error) {
+	code, err := os.ReadFile(pc.Path)
+	if err != nil {
+		return nil, err
+	}
+	var conf []byte
+	if pc.Config != nil {
+		if conf, err = json.Marshal(pc.Config); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return host.Load(context.Background(), code, wasm.PluginOptions{
+		Name:                pc.Name,
+		Config:              conf,
+		PoolSize:            pc.PoolSize,
+		Timeout:             pc.Timeout,
+		InitTimeout:         pc.InitTimeout,
+		MemoryLimitPages:    uint32((pc.MemoryLimitBytes + 65535) / 65536),
+		MaxCallsPerInstance: pc.MaxCallsPerInstance,
+		MemoEntries:         pc.MemoEntries,
+	})
+}
+
+// applyPlugins replaces the route's built-in policies with the hooks of
+// the named plugins; two plugins may not export the same hook.
+func (rt *route) applyPlugins(names []string, plugins map[string]*wasm.Plugin) error {
+	set := policies.Set{Key: rt.key, TTL: rt.ttl, Miss: rt.miss}
+	owner := map[wasm.Hook]string{}
+	for _, n := range names {
+		p := plugins[n]
+		if p == nil {
+			return fmt.Errorf("no plugin named %q", n)
+		}
+		for _, h := range []wasm.Hook{wasm.HookKey, wasm.HookResponse, wasm.HookMiss} {
+			if !p.Has(h) {
+				continue
+			}
+			if o, dup := owner[h]; dup {
+				return fmt.Errorf("plugins %q and %q both export the %s hook", o, n, h)
+			}
+			owner[h] = n
+		}
+		set = policies.FromPlugin(p, set)
+	}
+	rt.key, rt.ttl, rt.miss = set.Key, set.TTL, set.Miss
+	rt.plugins = names
+	return nil
+}
+
+// closePlugins closes the generation's plugins; each waits for its
+// in-flight calls, and later calls fall back to the built-in policies.
+func (g *Generation) closePlugins() {
+	for _, p := range g.plugins {
+		go func() { _ = p.Close(context.Background()) }()
+	}
 }
 
 // sameMap reports whether a and b place every key on the same shard.
@@ -226,6 +323,7 @@ func (g *Generation) retire(keep ...*Generation) {
 	if g.shards != nil {
 		g.shards.Retire(sets...)
 	}
+	g.closePlugins() // plugins are never shared between generations
 }
 
 // canonicalHost lower-cases host and drops a default port (":80",
@@ -252,4 +350,17 @@ func hostOnly(h string) string {
 		h = h[:i]
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// Plugin returns the generation's plugin named name, or nil.
+func (g *Generation) Plugin(name string) *wasm.Plugin { return g.plugins[name] }
+
+// PluginNames returns the names of the generation's plugins.
+func (g *Generation) PluginNames() []string {
+	names := make([]string, 0, len(g.plugins))
+	for n := range g.plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

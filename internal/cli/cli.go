@@ -20,6 +20,7 @@ import (
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/telemetry"
+	"github.com/edgecache/edgecache/wasm"
 )
 
 const usage = `edgecache — an HTTP cache gateway
@@ -27,6 +28,10 @@ const usage = `edgecache — an HTTP cache gateway
 Usage:
   edgecache serve [--config FILE]     serve traffic (embedded default config without --config)
   edgecache config check FILE         validate a config file; exit 1 with every error
+  edgecache plugin run --plugin P.wasm --request 'GET https://host/path?q' [...]
+                                      what each hook of a plugin decides (see edgecache plugin run -h)
+  edgecache plugin compile --cache-dir DIR P.wasm...
+                                      precompile plugins into a compilation cache (container images)
   edgecache shardmap plan OLD NEW [--keys FILE | --sample N]
                                       what moving from OLD's shard map to NEW's costs (contacts no server)
 `
@@ -44,6 +49,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) == 3 && args[1] == "check" {
 			return configCheck(args[2], stdout, stderr)
 		}
+	case "plugin":
+		return PluginCmd(ctx, args[1:], stdout, stderr)
 	case "shardmap":
 		if len(args) >= 2 && args[1] == "plan" {
 			return planCmd(args[2:], stdout, stderr)
@@ -57,7 +64,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func configCheck(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = compilePlugins(cfg.Plugins)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid\n", path)
 		for _, e := range flattenErrors(err) {
 			fmt.Fprintf(stderr, "  %v\n", e)
@@ -66,6 +77,31 @@ func configCheck(path string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
+}
+
+// compilePlugins compiles every plugin of a config (validating its ABI
+// version and exports) without running it.
+func compilePlugins(plugins []config.Plugin) error {
+	if len(plugins) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	h, err := wasm.NewHost(ctx, wasm.Options{})
+	if err != nil {
+		return err
+	}
+	defer h.Close(ctx)
+	var errs []error
+	for i, p := range plugins {
+		code, err := os.ReadFile(p.Path)
+		if err == nil {
+			_, err = h.Compile(ctx, code)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("plugins[%d] (%s): %w", i, p.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // flattenErrors unwraps joined errors so that each is printed on its line.
