@@ -5,7 +5,7 @@ PKGS     ?= ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all build run test test-short deps check lint vet fmt tidy bench bench-go fuzz clean
+.PHONY: all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
 
 all: build
 
@@ -17,9 +17,17 @@ build:
 run: build
 	BIN=$(BIN) ./scripts/run.sh
 
-## deps: install what the tests need (redis-server/redis-cli) when missing.
+## deps: install what the tests need when missing: redis-server/redis-cli,
+## and Debian's chromium for the status-page test.
 deps:
 	./scripts/deps.sh
+	./scripts/deps-chromium.sh
+
+## deps-plugins: the toolchains that rebuild the Go and C example plugins
+## (`make plugins-check`); `./scripts/deps-plugins.sh --all` adds Rust and
+## AssemblyScript for `make plugins`.
+deps-plugins:
+	./scripts/deps-plugins.sh
 
 ## test: install what the tests need, then vet and run every test with the race detector.
 test: deps
@@ -29,6 +37,8 @@ test: deps
 ## test-short: the tests without the race detector, for a quick loop.
 test-short: deps
 	$(GO) test -count=1 $(PKGS)
+
+include plugins/plugins.mk
 
 ## check: formatting, vet and go mod tidy must leave no diff.
 check: vet
@@ -49,7 +59,7 @@ lint: check
 
 ## bench-go: the package benchmarks (compare runs with benchstat).
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shardmap/ ./internal/entry/ ./policies/ ./gateway/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shardmap/ ./internal/entry/ ./policies/ ./gateway/ ./wasm/ ./plugins/ | tee bench.txt
 
 ## fuzz: every fuzz target for a bounded time each (FUZZTIME, default 30s).
 FUZZTIME ?= 30s
@@ -57,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/entry/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) ./policies/
+	$(GO) test -run '^$$' -fuzz '^FuzzHostFunctions$$' -fuzztime $(FUZZTIME) ./wasm/
 
 clean:
 	rm -rf $(BIN) bench.txt

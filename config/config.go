@@ -7,9 +7,9 @@ import (
 // Config is one loaded configuration. It is a value: once Load returns it,
 // nothing mutates it, so a generation built from it can be swapped in whole.
 type Config struct {
-	Server   Server   `koanf:"server"`
-	Routes   []Route  `koanf:"routes"`
-	Shards   []Shard  `koanf:"shards"`
+	Server    Server    `koanf:"server"`
+	Routes    []Route   `koanf:"routes"`
+	Shards    []Shard   `koanf:"shards"`
 	Valkey    Valkey    `koanf:"valkey"`
 	Embedded  Embedded  `koanf:"embedded"`
 	Plugins   []Plugin  `koanf:"plugins"`

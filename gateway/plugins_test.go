@@ -66,10 +66,14 @@ func TestPluginsEndToEnd(t *testing.T) {
 			reply(w, 200, "origin "+r.URL.Path+" policy="+r.Header.Get("X-Edge-Policy"), "Content-Type", "application/json")
 		})
 	}
-	o.handle("/t/json", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "{}", "Content-Type", "application/json") })
+	o.handle("/t/json", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "{}", "Content-Type", "application/json")
+	})
 	o.handle("/t/missing", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 404, "no") })
 	o.handle("/t/err", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 503, "down") })
-	fb.handle("/m/legacy/y", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "fallback", "Cache-Control", "max-age=60") })
+	fb.handle("/m/legacy/y", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "fallback", "Cache-Control", "max-age=60")
+	})
 	g, base := startGateway(t, pluginConfig(t, o.URL, fb.URL, servers))
 	gen := g.Generation()
 	pttl := func(rawURL string) int {
