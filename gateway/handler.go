@@ -36,6 +36,9 @@ func (g *Gateway) handle(c echo.Context) error {
 	defer g.observe(r, &st.rec)
 
 	gen := g.gen.Load()
+	if !screen(w, r, &gen.Config.Limits, &st.rec) { // limits.go
+		return nil
+	}
 	rt := gen.match(r.Host, r.URL.Path)
 	if rt == nil {
 		st.rec.outcome, st.rec.status = outNoRoute, http.StatusNotFound

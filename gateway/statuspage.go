@@ -165,11 +165,17 @@ func (a *admin) page(c echo.Context) error {
 	for _, p := range st.HitRatio {
 		req, l1, l2 = req+p.Requests, l1+p.HitsL1, l2+p.HitsL2
 	}
+	d.WindowLabel = "last " + (time.Duration(len(st.HitRatio)) * historyInterval).String()
+	if len(st.HitRatio) == 0 { // before the first interval: since start
+		for _, o := range cacheableOutcomes {
+			req += st.Requests[o]
+		}
+		l1, l2, d.WindowLabel = st.Hits["l1"], st.Hits["l2"], "since start"
+	}
 	if req > 0 {
 		d.L1Ratio, d.L2Ratio = l1/req, l2/req
 		d.HitRatio = d.L1Ratio + d.L2Ratio
 	}
-	d.WindowLabel = (time.Duration(len(st.HitRatio)) * historyInterval).String()
 	d.Chart = hitChart(st.HitRatio)
 	return a.render(c, http.StatusOK, "index.html", d)
 }

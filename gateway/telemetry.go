@@ -171,20 +171,31 @@ func (o *observer) shardCommand(ctx context.Context, shard, cmd string, start ti
 	span.End(trace.WithTimestamp(end))
 }
 
+// wrap returns the traffic handler h with the server-span middleware when
+// tracing is on, h itself otherwise. It wraps once, here: echo's e.Use and
+// route-level middleware chain closures per request.
+func (o *observer) wrap(h echo.HandlerFunc) echo.HandlerFunc {
+	if !o.tracing {
+		return h
+	}
+	return o.traceMiddleware(h)
+}
+
 // traceMiddleware starts the server span of a request on the traffic
 // listener, modelled on OpenTelemetry contrib's otelecho: trace context
 // extracted from the request, HTTP semantic-convention attributes, the
 // status set from the response. The cache decision is added by observe.
-// Attributes are built only for a recording (sampled) span. Health checks
-// are not traced.
+// Attributes are built only for a recording (sampled) span, and the
+// propagator runs only when the request carries trace context (its
+// header lookups allocate).
 func (o *observer) traceMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if p := r.URL.Path; p == "/healthz" || p == "/readyz" {
-			return next(c)
+		ctx := r.Context()
+		if len(r.Header["Traceparent"])+len(r.Header["Baggage"]) > 0 {
+			ctx = o.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		}
-		ctx := o.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := o.tracer.Start(ctx, spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span := o.tracer.Start(ctx, spanMethod(r.Method), serverStart...)
 		defer span.End()
 		c.SetRequest(r.WithContext(ctx))
 		if span.IsRecording() {
@@ -205,6 +216,10 @@ func (o *observer) traceMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return nil
 	}
 }
+
+// serverStart are the server span's start options, built once: a
+// variadic argument built per call escapes through the Tracer interface.
+var serverStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 // spanMethod is the span name's method: a known method, or "HTTP".
 func spanMethod(m string) string {
