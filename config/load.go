@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -90,9 +91,7 @@ func joinErrs(errs []error) error { return errors.Join(errs...) }
 
 func decode(k *koanf.Koanf, file string) (*Config, error) {
 	var c Config
-	if err := unmarshal(k, &c); err != nil {
-		return nil, err
-	}
+	decodeErr := unmarshal(k, &c)
 	if file != "" { // plugin paths are relative to the config file
 		for i, p := range c.Plugins {
 			if p.Path != "" && !filepath.IsAbs(p.Path) {
@@ -101,7 +100,9 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 		}
 	}
 	c.EnsureDefaults()
-	if err := c.Validate(); err != nil {
+	// Report unknown fields and invalid values together, so that one
+	// `config check` shows every problem.
+	if err := errors.Join(decodeErr, c.Validate()); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -134,7 +135,7 @@ func cleanDecodeError(err error) error {
 		if line == "" || strings.HasSuffix(line, "error(s) decoding:") || strings.HasPrefix(line, "decoding failed") {
 			continue
 		}
-		errs = append(errs, errors.New(strings.TrimSpace(line)))
+		errs = append(errs, errors.New(readableDecodeError(strings.TrimSpace(line))))
 	}
 	if len(errs) == 0 {
 		return err
@@ -171,4 +172,20 @@ func LoadShards(path string) ([]Shard, error) {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	return c.Shards, nil
+}
+
+// invalidKeys matches mapstructure's "'shards[1]' has invalid keys: x, y".
+var invalidKeys = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+
+// readableDecodeError names unknown fields the way Validate names fields.
+func readableDecodeError(line string) string {
+	m := invalidKeys.FindStringSubmatch(line)
+	if m == nil {
+		return line
+	}
+	where := m[1]
+	if where == "" || where == "config.Config" {
+		return "unknown field(s): " + m[2]
+	}
+	return where + ": unknown field(s): " + m[2]
 }

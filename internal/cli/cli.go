@@ -219,6 +219,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)
 		}
 	}
+	// A rebuilt plugin reloads too. The plugins watched are those of the
+	// first configuration; one added later is picked up by any reload.
+	for _, p := range cfg.Plugins {
+		if err := config.Watch(ctx, p.Path, config.DefaultDebounce, func() { reload("plugin " + p.Name) }); err != nil {
+			log.Warn("cannot watch a plugin file; SIGHUP still reloads", "plugin", p.Name, "err", err)
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
