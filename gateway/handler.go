@@ -82,6 +82,7 @@ func (g *Gateway) handle(c echo.Context) error {
 		w.WriteHeader(http.StatusGatewayTimeout)
 		return nil
 	}
+	st.rec.tier = t // where a stale entry served by stale-if-error came from
 	return g.miss(w, r, gen, rt, st, primary, key, v, err)
 }
 

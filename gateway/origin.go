@@ -105,7 +105,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		g.coalesced(rt)
 	}
 	if err != nil {
-		g.log.Warn("origin fetch failed", "route", rt.name, "err", err)
+		g.log.WarnContext(r.Context(), "origin fetch failed", "route", rt.name, "err", err)
 		st.rec.outcome, st.rec.status = outError, http.StatusBadGateway
 		h := w.Header()
 		h[hdrCacheStatus] = missStatus(fwd, false, "origin-error")
@@ -422,7 +422,7 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 	val := entry.Encode(make([]byte, 0, entry.Size(&e)), &e)
 	if err := gen.store.set(ctx, storeKey, val, retain, tags); err != nil {
 		f.detail = "store-failed"
-		g.log.Debug("store failed", "route", rt.name, "err", err)
+		g.log.DebugContext(fr.ctx, "store failed", "route", rt.name, "err", err)
 		return
 	}
 	f.stored = true
@@ -598,7 +598,7 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 		ModifyResponse: func(resp *http.Response) error {
 			if inv, ok := resp.Request.Context().Value(invalidationKey{}).(*invalidation); ok && resp.StatusCode < 400 {
 				if err := inv.run(resp.Request.Context(), resp.Header); err != nil {
-					log.Warn("invalidation failed", "err", err)
+					log.WarnContext(resp.Request.Context(), "invalidation failed", "err", err)
 				}
 			}
 			resp.Header[hdrCacheStatus] = csBypass
@@ -612,7 +612,7 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 				w.WriteHeader(code)
 				return
 			}
-			log.Warn("origin proxy failed", "err", err)
+			log.WarnContext(r.Context(), "origin proxy failed", "err", err)
 			w.Header()[hdrCacheStatus] = missStatus("bypass", false, "origin-error")
 			w.WriteHeader(http.StatusBadGateway)
 		},

@@ -100,11 +100,15 @@ func (g *Gateway) metricsState() metrics.State {
 	return st
 }
 
-// pluginStates returns the counters of gen's WASM plugins.
-//
-// TODO(plugins): generations do not hold plugins yet; when they do,
-// return metrics.PluginState{Name: p.Name(), Stats: p.Stats()} for each.
-func (g *Gateway) pluginStates(gen *Generation) []metrics.PluginState { return nil }
+// pluginStates returns the counters of gen's WASM plugins, by name.
+func (g *Gateway) pluginStates(gen *Generation) []metrics.PluginState {
+	out := make([]metrics.PluginState, 0, len(gen.plugins))
+	for name, p := range gen.plugins {
+		out = append(out, metrics.PluginState{Name: name, Stats: p.Stats()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
 
 // readyz answers the traffic listener's readiness probe: 200 when a
 // generation is loaded and either the embedded store is in use or at
