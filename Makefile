@@ -5,7 +5,7 @@ PKGS     ?= ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
+.PHONY: demo all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
 
 all: build
 
@@ -17,11 +17,13 @@ build:
 run: build
 	BIN=$(BIN) ./scripts/run.sh
 
-## deps: install what the tests need when missing: redis-server/redis-cli,
-## and Debian's chromium for the status-page test.
+## deps: install what the tests need when missing: redis-server/redis-cli and
+## curl, Debian's chromium for the status-page test, and the plugin toolchains
+## (Go, C, Rust, AssemblyScript, WAT) for the plugin authoring guide's test.
 deps:
 	./scripts/deps.sh
 	./scripts/deps-chromium.sh
+	./scripts/deps-plugins.sh --all
 
 ## deps-plugins: the toolchains that rebuild the Go and C example plugins
 ## (`make plugins-check`); `./scripts/deps-plugins.sh --all` adds Rust and
@@ -68,6 +70,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzHostFunctions$$' -fuzztime $(FUZZTIME) ./wasm/
+
+## demo: the walkthrough (examples/walkthrough/README.md): three local Valkey/Redis
+## nodes, the demo origin and the gateway; a miss, hits, a fourth shard added live, a purge.
+demo: deps
+	BIN=$(BIN) GO=$(GO) ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN) bench.txt

@@ -135,8 +135,8 @@ func (c *Config) Validate() error {
 		} else if st.IsDir() {
 			bad(f+".path", "%s is a directory", p.Path)
 		}
-		if p.PoolSize < 0 || p.PoolSize > 256 {
-			bad(f+".pool_size", "must be between 1 and 256, got %d", p.PoolSize)
+		if p.PoolSize < 0 || p.PoolSize > 64 {
+			bad(f+".pool_size", "must be between 1 and 64, got %d", p.PoolSize)
 		}
 		if p.Timeout < 0 || p.InitTimeout < 0 || p.MemoryLimitBytes < 0 || p.MaxCallsPerInstance < 0 {
 			bad(f, "timeouts and limits must not be negative")

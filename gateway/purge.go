@@ -73,7 +73,7 @@ func (g *Gateway) Purge(ctx context.Context, req PurgeRequest) (PurgeResult, err
 		}
 		return PurgeResult{}, err
 	}
-	_, err := gen.store.getDirect(ctx, key)
+	_, _, err := gen.store.get(ctx, key, now) // reads a moved key's previous owner too
 	found := err == nil
 	if err := gen.store.del(ctx, key); err != nil {
 		return PurgeResult{}, err

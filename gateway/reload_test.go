@@ -350,3 +350,29 @@ func otherClients(t *testing.T, srv *valkeytest.Server) int {
 	}
 	return n
 }
+
+// TestPurgeDuringRebalanceWindow: a key that moved to a new shard is
+// purged on its previous owner too, or the next miss would copy it back.
+func TestPurgeDuringRebalanceWindow(t *testing.T) {
+	s := valkeytest.Start(t, 2)
+	origin := newTestOrigin(t)
+	one := strings.Replace(shardYAML(origin.URL, "s0="+s[0].Addr), "valkey:\n", "valkey:\n  rebalance_window: 2m\n", 1)
+	g, base, path := fileGateway(t, one)
+	const keys = 40
+	for i := range keys {
+		get(t, base+"/k/"+strconv.Itoa(i))
+	}
+	two := strings.Replace(shardYAML(origin.URL, "s0="+s[0].Addr, "s1="+s[1].Addr), "valkey:\n", "valkey:\n  rebalance_window: 2m\n", 1)
+	writeAndWait(t, g, path, two, false)
+	for i := range keys {
+		res, err := g.Purge(context.Background(), gateway.PurgeRequest{URL: base + "/k/" + strconv.Itoa(i)})
+		if err != nil || res.Keys != 1 {
+			t.Fatalf("purge /k/%d: %+v %v", i, res, err)
+		}
+	}
+	for i := range keys {
+		if r := get(t, base+"/k/"+strconv.Itoa(i)); r.cacheStatus != stored {
+			t.Fatalf("/k/%d after purge: %q (copied back from its previous owner?)", i, r.cacheStatus)
+		}
+	}
+}

@@ -114,16 +114,38 @@ func (s shardStore) extend(ctx context.Context, key string, ttl time.Duration) e
 	return s.shards.Pick(key).Extend(ctx, key, ttl)
 }
 
+// owners returns the shard that owns key and, during the rebalance window,
+// its previous owner if that differs: a purge or an invalidation must
+// reach both, or the next miss would copy the entry back.
+func (s shardStore) owners(key string) []*shardmap.Shard {
+	owner := s.shards.Pick(key)
+	if s.prev != nil && time.Now().UnixNano() < s.prevUntil {
+		if old := s.prev.Pick(key); old != owner {
+			return []*shardmap.Shard{owner, old}
+		}
+	}
+	return []*shardmap.Shard{owner}
+}
+
 func (s shardStore) del(ctx context.Context, keys ...string) error {
 	var errs []error
 	for _, k := range keys {
-		errs = append(errs, s.shards.Pick(k).Del(ctx, k))
+		for _, sh := range s.owners(k) {
+			errs = append(errs, sh.Del(ctx, k))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 func (s shardStore) softPurge(ctx context.Context, key string, staleAt time.Time) (bool, error) {
-	return s.shards.Pick(key).SoftPurge(ctx, key, freshUntilOffset, msBytes(staleAt))
+	found := false
+	var errs []error
+	for _, sh := range s.owners(key) {
+		ok, err := sh.SoftPurge(ctx, key, freshUntilOffset, msBytes(staleAt))
+		found = found || ok
+		errs = append(errs, err)
+	}
+	return found, errors.Join(errs...)
 }
 
 // purgeTag asks every shard: a tag's entries live wherever their keys
@@ -135,7 +157,15 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 		n    int
 		errs []error
 	)
-	for _, sh := range s.shards.Shards() {
+	shards := s.shards.Shards()
+	if s.prev != nil && time.Now().UnixNano() < s.prevUntil {
+		for _, sh := range s.prev.Shards() { // a shard removed by the last change still serves the window
+			if !s.shards.Has(sh) {
+				shards = append(append([]*shardmap.Shard(nil), shards...), sh)
+			}
+		}
+	}
+	for _, sh := range shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -22,7 +22,7 @@ want clang lld wasi-libc libclang-rt-14-dev-wasm32
 # wat2wasm for the hostile test modules.
 want wabt
 if [ $all -eq 1 ]; then
-  want rustc libstd-rust-dev-wasm32
+  want rustc cargo libstd-rust-dev-wasm32
   command -v npm >/dev/null || want nodejs npm
 fi
 

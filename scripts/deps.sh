@@ -10,6 +10,7 @@ fi
 if ! command -v valkey-cli >/dev/null && ! command -v redis-cli >/dev/null; then
   need+=(redis-tools)
 fi
+command -v curl >/dev/null || need+=(curl) # the walkthrough (make demo) and its test
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""

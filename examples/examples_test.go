@@ -1,0 +1,289 @@
+package examples
+
+import (
+	"bytes"
+	"context"
+
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edgecache/edgecache/examples/origin"
+	"github.com/edgecache/edgecache/internal/cli"
+	"github.com/edgecache/edgecache/internal/valkeytest"
+)
+
+// wantConfigs are the example configurations that must exist: one per
+// shard kind, and one with a plugin in each SDK language. Every other
+// *.yaml in configs/ is checked too.
+var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml"}
+
+// notYetValid lists example configurations that use fields the config
+// package does not have yet, with the reason. Each must still exist and
+// fail `config check`: once it passes, delete it from here.
+var notYetValid = map[string]string{}
+
+func exampleConfigs(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("configs", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wantConfigs {
+		if !slices.Contains(files, filepath.Join("configs", want)) {
+			t.Errorf("configs/%s is missing", want)
+		}
+	}
+	return files
+}
+
+// configCheck runs `edgecache config check path` in-process.
+func configCheck(path string) (code int, out string) {
+	var stdout, stderr bytes.Buffer
+	code = cli.Main(context.Background(), []string{"config", "check", path}, &stdout, &stderr)
+	return code, stdout.String() + stderr.String()
+}
+
+// TestConfigsCheck runs `edgecache config check` on every example.
+func TestConfigsCheck(t *testing.T) {
+	for _, f := range exampleConfigs(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out := configCheck(f)
+			if reason, ok := notYetValid[filepath.Base(f)]; ok {
+				if code == 0 {
+					t.Errorf("%s now passes config check: remove it from notYetValid (%s)", f, reason)
+				}
+				t.Skipf("not valid yet: %s", reason)
+			}
+			if code != 0 || out != f+": ok\n" {
+				t.Errorf("config check %s: exit %d\n%s", f, code, out)
+			}
+		})
+	}
+	// The check itself must be able to fail.
+	t.Run("typo is rejected", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(bad, []byte("routes:\n  - origin: http://127.0.0.1:9000\n    defualt_ttl: 5m\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := configCheck(bad); code != 1 || !strings.Contains(out, "defualt_ttl") {
+			t.Errorf("config check of a typo: exit %d\n%s", code, out)
+		}
+	})
+}
+
+// TestConfigsServe serves each example configuration with its addresses
+// pointed at real servers of the kind it names — standalone nodes, a
+// Sentinel group, a Cluster, or none for the embedded store — and checks
+// that GET /products/1 is a stored miss, then a hit, with one request
+// reaching the origin.
+func TestConfigsServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Valkey servers")
+	}
+	for _, f := range exampleConfigs(t) {
+		if _, ok := notYetValid[filepath.Base(f)]; ok {
+			continue
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			doc := readYAML(t, f)
+			o := origin.New(0)
+			ts := httptest.NewServer(o)
+			defer ts.Close()
+			pointAt(t, doc, ts.URL, filepath.Dir(f))
+			path := filepath.Join(t.TempDir(), filepath.Base(f))
+			writeYAML(t, path, doc)
+
+			base := serve(t, path)
+			for i, want := range []string{"edgecache; fwd=uri-miss; stored", "edgecache; hit; "} {
+				resp, err := http.Get(base + "/products/1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				cs := resp.Header.Get("Cache-Status")
+				if resp.StatusCode != 200 || !strings.HasPrefix(cs, want) || !bytes.Contains(body, []byte(`"id":1`)) {
+					t.Errorf("GET %d: %d, Cache-Status %q, body %q; want 200, %q", i+1, resp.StatusCode, cs, body, want)
+				}
+			}
+			if n := o.Requests(); n != 1 {
+				t.Errorf("origin served %d requests, want 1", n)
+			}
+			for _, c := range extraChecks[filepath.Base(f)] {
+				resp, err := http.Get(base + c.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if cs := resp.Header.Get("Cache-Status"); resp.StatusCode != c.status || !strings.HasPrefix(cs, c.cacheStatus) {
+					t.Errorf("GET %s: %d, Cache-Status %q; want %d, %q (%s)", c.path, resp.StatusCode, cs, c.status, c.cacheStatus, c.why)
+				}
+			}
+		})
+	}
+}
+
+// extraChecks are requests an example answers in its own way, after the
+// GET /products/1 miss and hit every example serves.
+var extraChecks = map[string][]struct {
+	path        string
+	status      int
+	cacheStatus string
+	why         string
+}{
+	"plugins.yaml": {
+		{"/products/1?utm_source=mail&fbclid=x", 200, "edgecache; hit;", "the Go key plugin drops tracking parameters"},
+		{"/internal/report", 403, "", "the AssemblyScript miss plugin denies /internal/ at the edge"},
+	},
+}
+
+// pointAt rewrites doc in place: every route's origin becomes originURL,
+// every shard's addresses those of real servers started for the test, and
+// plugin paths (relative to dir, the example's folder) absolute.
+func pointAt(t *testing.T, doc map[string]any, originURL, dir string) {
+	t.Helper()
+	for _, p := range list(doc["plugins"]) {
+		p := p.(map[string]any)
+		if path, _ := p["path"].(string); path != "" && !filepath.IsAbs(path) {
+			abs, err := filepath.Abs(filepath.Join(dir, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p["path"] = abs
+		}
+	}
+	for _, r := range list(doc["routes"]) {
+		r.(map[string]any)["origin"] = originURL
+	}
+	shards := list(doc["shards"])
+	for _, s := range shards {
+		s := s.(map[string]any)
+		switch {
+		case s["addr"] != nil:
+			s["addr"] = valkeytest.Start(t, 1)[0].Addr
+		case s["sentinel"] != nil:
+			g := valkeytest.StartSentinel(t)
+			s["sentinel"] = map[string]any{"master": g.MasterName, "addrs": g.SentinelAddrs()}
+		case s["cluster"] != nil:
+			s["cluster"] = valkeytest.StartCluster(t, 3).Seeds()
+		default:
+			t.Fatalf("shard %v: unknown kind", s["name"])
+		}
+	}
+}
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+func readYAML(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return doc
+}
+
+func writeYAML(t *testing.T, path string, doc map[string]any) {
+	t.Helper()
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveTimeout bounds how long the gateway may take to start.
+const serveTimeout = 2 * time.Minute
+
+// serve runs `edgecache serve --config path` in-process on free loopback
+// ports until the test ends, and returns the traffic base URL.
+func serve(t *testing.T, path string) string {
+	t.Helper()
+	listen, admin := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, []string{"serve", "--config", path, "--listen", listen,
+			"--set", "admin.listen=" + admin, "--log-format", "text"}, io.Discard, &logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	base := "http://" + listen
+	// Generous: compiling the plugins of plugins.yaml (a Go guest among
+	// them) takes seconds, and many more under the race detector.
+	for deadline := time.Now().Add(serveTimeout); ; {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d:\n%s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not up on %s:\n%s", listen, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the gateway's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
