@@ -53,6 +53,12 @@ func TestHostileCalls(t *testing.T) {
 				calls = 1 // slow by nature: one is enough
 			}
 			for i := range calls {
+				// A faulted instance is replaced in the background; on a
+				// loaded machine that can outlast the call timeout, so wait
+				// for a full pool: this test is about containment.
+				for deadline := time.Now().Add(10 * time.Second); p.Stats().Instances < o.PoolSize && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
 				start := time.Now()
 				err := callHook(p, tc.hook)
 				if !errors.Is(err, tc.want) && !(tc.want == wasm.ErrTimeout && errors.Is(err, wasm.ErrTrap)) {
