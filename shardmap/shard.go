@@ -259,10 +259,14 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	}
 	val, err = res.AsBytes()
 	s.release()
-	s.done(err, n)
 	hit := res.IsCacheHit()
 	if !hit {
-		s.observe(ctx, "get", now, err) // after the fact, from the caller's clock: an L1 hit pays nothing
+		// Only a round trip says anything about the shard's health: L1 hits
+		// keep succeeding while a frozen shard's connection waits out its
+		// timeout, and must not keep the breaker closed. An L1 hit pays
+		// nothing here.
+		s.done(err, n)
+		s.observe(ctx, "get", now, err) // after the fact, from the caller's clock
 	}
 	if err != nil {
 		if valkey.IsValkeyNil(err) {
