@@ -151,9 +151,18 @@ func LoadShards(path string) ([]Shard, error) {
 	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	shards, err := shardsOnly(k)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return shards, nil
+}
+
+// shardsOnly decodes a document and validates its shard map alone.
+func shardsOnly(k *koanf.Koanf) ([]Shard, error) {
 	var c Config
 	if err := unmarshal(k, &c); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+		return nil, err
 	}
 	c.EnsureDefaults()
 	var errs []error
@@ -169,7 +178,7 @@ func LoadShards(path string) ([]Shard, error) {
 		errs = append(errs, &FieldError{Field: "shards", Msg: "no shards: the embedded store has no shard map"})
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
+		return nil, err
 	}
 	return c.Shards, nil
 }

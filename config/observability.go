@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/rawbytes"
@@ -101,32 +99,14 @@ func (c *Config) validateObservability(bad func(field, format string, args ...an
 // ParseShards is LoadShards for a YAML document in memory (the admin
 // API's shard-map plan of a posted config): only the shard map is
 // validated; other sections may be absent.
-//
-// It repeats LoadShards' checks; the two could share them (load.go).
 func ParseShards(doc []byte) ([]Shard, error) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(doc), yaml.Parser()); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	var c Config
-	if err := unmarshal(k, &c); err != nil {
+	shards, err := shardsOnly(k)
+	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c.EnsureDefaults()
-	var errs []error
-	if err := c.Validate(); err != nil {
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			var fe *FieldError
-			if errors.As(e, &fe) && strings.HasPrefix(fe.Field, "shards") {
-				errs = append(errs, e)
-			}
-		}
-	}
-	if len(c.Shards) == 0 {
-		errs = append(errs, &FieldError{Field: "shards", Msg: "no shards: the embedded store has no shard map"})
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return c.Shards, nil
+	return shards, nil
 }
