@@ -5,7 +5,7 @@ PKGS     ?= ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: demo all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
+.PHONY: demo test-faults soak all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
 
 all: build
 
@@ -35,6 +35,21 @@ deps-plugins:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+## test-faults: the fault tests (shard killed, frozen, partitioned with
+## toxiproxy, origin down and slow, gateway restarted), about a minute of load.
+test-faults: deps
+	$(GO) test -race -count=1 -tags faults -run '^TestFault' -timeout 10m ./gateway/
+
+## bench: edgecache, nginx proxy_cache and Varnish side by side on loopback,
+## shared and pinned CPUs, cold start, goals; about ten minutes (bench/run.sh).
+bench:
+	BIN=$(BIN) GO=$(GO) ./bench/run.sh
+
+## soak: steady load with reloads and shard restarts every minute (SOAK=10m).
+SOAK ?= 10m
+soak:
+	SOAK=$(SOAK) BIN=$(BIN) GO=$(GO) ./scripts/soak.sh
 
 ## test-short: the tests without the race detector, for a quick loop.
 test-short: deps
@@ -70,6 +85,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCacheControl$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzHostFunctions$$' -fuzztime $(FUZZTIME) ./wasm/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config/
 
 ## demo: the walkthrough (examples/walkthrough/README.md): three local Valkey/Redis
 ## nodes, the demo origin and the gateway; a miss, hits, a fourth shard added live, a purge.
