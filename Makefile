@@ -36,10 +36,10 @@ test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
-## test-faults: the fault tests (shard killed, frozen, partitioned with
-## toxiproxy, origin down and slow, gateway restarted), about a minute of load.
+## test-faults: only the fault tests (shard killed, frozen, partitioned with
+## toxiproxy, origin down and slow, gateway restarted; also part of make test).
 test-faults: deps
-	$(GO) test -race -count=1 -tags faults -run '^TestFault' -timeout 10m ./gateway/
+	$(GO) test -race -count=1 -run '^TestFault' -timeout 10m ./gateway/
 
 ## bench: edgecache, nginx proxy_cache and Varnish side by side on loopback,
 ## shared and pinned CPUs, cold start, goals; about ten minutes (bench/run.sh).

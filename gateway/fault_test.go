@@ -1,9 +1,3 @@
-//go:build faults
-
-// The fault tests run with `make test-faults` (go test -tags faults), not
-// `make test`: three of them fail today (issue 7's note says which and why),
-// and they take about a minute of load.
-
 package gateway_test
 
 import (

@@ -100,7 +100,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: plugin host: %w", err)
 	}
 	g.host = host
-	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, nil)
+	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, g.pluginCall, nil)
 	if err != nil {
 		_ = host.Close(context.Background())
 		return nil, err
@@ -171,7 +171,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 		return errors.New("gateway: closed")
 	}
 	old := g.gen.Load()
-	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, old)
+	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, g.pluginCall, old)
 	g.obs.m.Reload(err)
 	if err != nil {
 		g.lastErr, g.lastErrAt = err, time.Now()
@@ -255,4 +255,10 @@ func (g *Gateway) Close() {
 	if g.host != nil {
 		_ = g.host.Close(context.Background())
 	}
+}
+
+// pluginCall records one guest call's duration in
+// edgecache_plugin_call_duration_seconds.
+func (g *Gateway) pluginCall(plugin string, h wasm.Hook, d time.Duration) {
+	g.obs.m.PluginCall(plugin, h.String(), d)
 }

@@ -62,9 +62,9 @@ type route struct {
 // has, with the same address and options, are reused with their clients
 // (and L1); new ones are dialed. If the key placement changed, the store
 // reads the previous owner of a key on a miss during the rebalance window.
-func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host *wasm.Host, prev *Generation) (*Generation, error) {
+func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host *wasm.Host, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
-	plugins, err := loadPlugins(host, cfg.Plugins)
+	plugins, err := loadPlugins(host, cfg.Plugins, onCall)
 	if err != nil {
 		return nil, err
 	}
@@ -191,10 +191,10 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 // loadPlugins compiles (or takes from the compilation cache) and
 // instantiates the configured plugins. A plugin that fails to load rejects
 // the configuration whole.
-func loadPlugins(host *wasm.Host, cfgs []config.Plugin) (map[string]*wasm.Plugin, error) {
+func loadPlugins(host *wasm.Host, cfgs []config.Plugin, onCall pluginCallFunc) (map[string]*wasm.Plugin, error) {
 	out := map[string]*wasm.Plugin{}
 	for i, pc := range cfgs {
-		p, err := loadPlugin(host, pc)
+		p, err := loadPlugin(host, pc, onCall)
 		if err != nil {
 			for _, q := range out {
 				_ = q.Close(context.Background())
@@ -206,7 +206,10 @@ func loadPlugins(host *wasm.Host, cfgs []config.Plugin) (map[string]*wasm.Plugin
 	return out, nil
 }
 
-func loadPlugin(host *wasm.Host, pc config.Plugin) (*wasm.Plugin, error) {
+// pluginCallFunc is told the duration of each guest call of a plugin.
+type pluginCallFunc func(plugin string, h wasm.Hook, d time.Duration)
+
+func loadPlugin(host *wasm.Host, pc config.Plugin, onCall pluginCallFunc) (*wasm.Plugin, error) {
 	code, err := os.ReadFile(pc.Path)
 	if err != nil {
 		return nil, err
@@ -226,6 +229,11 @@ func loadPlugin(host *wasm.Host, pc config.Plugin) (*wasm.Plugin, error) {
 		MemoryLimitPages:    uint32((pc.MemoryLimitBytes + 65535) / 65536),
 		MaxCallsPerInstance: pc.MaxCallsPerInstance,
 		MemoEntries:         pc.MemoEntries,
+		Observe: func(h wasm.Hook, d time.Duration) {
+			if onCall != nil {
+				onCall(pc.Name, h, d)
+			}
+		},
 	})
 }
 

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -195,5 +196,30 @@ func TestBadPluginRejectsConfig(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", mod, err)
 		}
+	}
+}
+
+func TestPluginCallDurationsExported(t *testing.T) {
+	origin := newTestOrigin(t)
+	cfg := testConfig(origin.URL, nil)
+	cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(t, "examples/go-stripparams.wasm"), MemoEntries: -1}}
+	cfg.Routes[0].Plugins = []string{"strip"}
+	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: "secret"})
+	for i := range 3 {
+		get(t, base+"/p?utm_source="+strconv.Itoa(i))
+	}
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer secret")
+	w := httptest.NewRecorder()
+	g.AdminHandler().ServeHTTP(w, req)
+	line := ""
+	for _, l := range strings.Split(w.Body.String(), "\n") {
+		if strings.HasPrefix(l, `edgecache_plugin_call_duration_seconds_count{hook="key",plugin="strip"}`) {
+			line = l
+		}
+	}
+	// Memo off: every request is a guest call.
+	if f := strings.Fields(line); len(f) != 2 || f[1] != "3" {
+		t.Fatalf("key hook call count line %q, want 3 calls", line)
 	}
 }

@@ -114,7 +114,7 @@ func (s *Shard) clientOption() valkey.ClientOption {
 	o := valkey.ClientOption{
 		DisableCache:      s.opts.DisableL1,
 		CacheSizeEachConn: s.opts.L1BytesPerConn,
-		Dialer:            net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: 30 * time.Second},
+		Dialer:            net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: s.opts.CommandTimeout}, // valkey-go pings every KeepAlive: a hung shard is found within about that
 		ConnWriteTimeout:  s.opts.CommandTimeout,
 		// A cache command that fails goes to the origin, not around again:
 		// retrying would make the request wait out a failover. MOVED and

@@ -66,6 +66,10 @@ type PluginOptions struct {
 	MemoEntries int
 	// InitTimeout bounds instantiating one instance and its init hook.
 	InitTimeout time.Duration
+	// Observe, when set, is told the duration of every guest call (not of
+	// memo hits), faulted or not: for a latency histogram. It runs on the
+	// calling goroutine and must be quick.
+	Observe func(h Hook, d time.Duration)
 }
 
 // withDefaults fills in the defaults and validates, in one place.

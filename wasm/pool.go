@@ -341,9 +341,13 @@ func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, err
 	in.hook, in.violation = h, ""
 	in.readMask, in.newHdrs, in.impure = 0, in.newHdrs[:0], false
 	p.stats.calls[h].Add(1)
-	in.deadline.Store(nanotime() + int64(timeout))
+	start := nanotime()
+	in.deadline.Store(start + int64(timeout))
 	err := in.fns[h].CallWithStack(in, in.stack[:])
 	killed := in.deadline.Swap(0) == deadlineKilled
+	if obs := p.opts.Observe; obs != nil {
+		obs(h, time.Duration(nanotime()-start))
+	}
 	if !killed && err == nil && in.violation == "" {
 		in.memBytes.Store(int64(in.mem.Size()))
 		if p.consecutive.Load() != 0 { // no shared write on the common path
