@@ -12,9 +12,10 @@ import (
 // The host is lower-cased (the gateway already does; this costs a scan).
 // An empty path is "/", as RFC 9110 §4.2.3 makes them equivalent; the path
 // is otherwise kept as sent, escaped. The query is split on '&', empty
-// parameters are dropped and the rest sorted byte-wise in their raw,
-// escaped form (no decoding: "a=%41" and "a=A" stay different keys) and
-// joined with '&'; a query with no parameter left adds no '?'. So
+// parameters are dropped and the rest sorted byte-wise by name, stably
+// (a repeated name keeps its values in the order sent: origins commonly
+// read the first), in their raw, escaped form (no decoding: "a=%41" and
+// "a=A" stay different keys) and joined with '&'; a query with no parameter left adds no '?'. So
 // "?b=2&a=1", "?a=1&b=2" and "?a=1&&b=2" name one entry, and "?" names the
 // same entry as no query. The fragment never reaches the gateway.
 //
@@ -73,10 +74,13 @@ func appendSortedQuery(dst []byte, q string) []byte {
 	if len(params) == 0 {
 		return dst
 	}
+	// Sorted by name only, stably: a repeated name keeps its values in the
+	// order sent, since origins commonly read the first ("?q=1&q=2" and
+	// "?q=2&q=1" are different requests).
 	if len(params) <= maxStackParams {
 		insertionSort(params)
 	} else {
-		slices.Sort(params)
+		slices.SortStableFunc(params, func(a, b string) int { return strings.Compare(paramName(a), paramName(b)) })
 	}
 	dst = append(dst, '?')
 	for i, p := range params {
@@ -88,10 +92,19 @@ func appendSortedQuery(dst []byte, q string) []byte {
 	return dst
 }
 
+// insertionSort sorts query pieces by name, stably.
 func insertionSort(s []string) {
 	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+		for j := i; j > 0 && paramName(s[j]) < paramName(s[j-1]); j-- {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// paramName is the name part of a raw "name=value" query piece.
+func paramName(p string) string {
+	if i := strings.IndexByte(p, '='); i >= 0 {
+		return p[:i]
+	}
+	return p
 }

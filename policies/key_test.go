@@ -24,7 +24,7 @@ func TestDefaultKey(t *testing.T) {
 		{"host-case", "http", "API.Example.COM", "/P", "", "http://api.example.com/P"},
 		{"empty-path", "http", "h", "", "", "http://h/"},
 		{"raw-not-decoded", "http", "h", "/p", "q=%41&q=A", "http://h/p?q=%41&q=A"},
-		{"duplicates-kept", "http", "h", "/p", "a=2&a=1&a=2", "http://h/p?a=1&a=2&a=2"},
+		{"duplicates-kept", "http", "h", "/p", "a=2&a=1&a=2", "http://h/p?a=2&a=1&a=2"},
 		{"no-value", "http", "h", "/p", "z&a=", "http://h/p?a=&z"},
 		{"semicolon-not-separator", "http", "h", "/p", "b=1;a=2", "http://h/p?b=1;a=2"},
 		{"escaped-path", "http", "h", "/a%2Fb", "", "http://h/a%2Fb"},
