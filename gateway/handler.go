@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgecache/edgecache/policies"
 )
@@ -52,6 +54,9 @@ func (g *Gateway) handle(c echo.Context) error {
 	st.fill(r)
 	st.dir = parseDirectives(r.Header, rt.ignoreClientNoCache)
 	st.key = rt.key.AppendKey(st.key[:0], &st.preq)
+	if rt.plugins != nil {
+		hookEvent(r.Context(), rt, evKeyHook)
+	}
 	primary := g.keys.intern(st.key)
 	st.rec.key = primary
 
@@ -365,4 +370,18 @@ func writeNotModified(w http.ResponseWriter, stored http.Header, age, cacheStatu
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cacheStatus
 	w.WriteHeader(http.StatusNotModified)
+}
+
+// Span events for plugin hooks: a route with plugins marks each policy
+// decision on the request's span (when it records), naming the plugins.
+const (
+	evKeyHook      = "edgecache.plugin.key"
+	evResponseHook = "edgecache.plugin.response"
+	evMissHook     = "edgecache.plugin.miss"
+)
+
+func hookEvent(ctx context.Context, rt *route, name string) {
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		sp.AddEvent(name, trace.WithAttributes(attribute.StringSlice("edgecache.plugins", rt.plugins)))
+	}
 }

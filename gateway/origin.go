@@ -68,6 +68,9 @@ func fromRequest(r *http.Request, preq policies.Request) *fetchReq {
 // stale-if-error window.
 func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, rt *route, st *reqState, primary, key string, stale *view, lookupErr error) error {
 	act := rt.miss.OnMiss(&st.preq)
+	if rt.plugins != nil {
+		hookEvent(r.Context(), rt, evMissHook)
+	}
 	if act.Status != 0 {
 		st.rec.outcome, st.rec.status = outBypass, act.Status
 		h := w.Header()
@@ -366,6 +369,9 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		decideHeader = f.header
 	}
 	dec := rt.ttl.Decide(&fr.preq, &policies.Response{Status: f.status, Header: decideHeader}, now)
+	if rt.plugins != nil {
+		hookEvent(fr.ctx, rt, evResponseHook)
+	}
 	switch {
 	case act.Bypass:
 		f.detail = "policy"

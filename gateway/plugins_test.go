@@ -13,7 +13,9 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/internal/valkeytest"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // pluginPath is a built example or test module of plugins/testdata.
@@ -221,5 +223,35 @@ func TestPluginCallDurationsExported(t *testing.T) {
 	// Memo off: every request is a guest call.
 	if f := strings.Fields(line); len(f) != 2 || f[1] != "3" {
 		t.Fatalf("key hook call count line %q, want 3 calls", line)
+	}
+}
+
+func TestPluginHookSpanEvents(t *testing.T) {
+	origin := newTestOrigin(t)
+	exp := tracetest.NewInMemoryExporter()
+	tracing := telemetry.NewTracingWith(exp, nil, 1, true)
+	t.Cleanup(func() { _ = tracing.Shutdown(t.Context()) })
+	cfg := testConfig(origin.URL, nil)
+	cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(t, "examples/go-stripparams.wasm")}}
+	cfg.Routes[0].Plugins = []string{"strip"}
+	_, base := startGatewayWith(t, cfg, gateway.Options{Tracing: tracing})
+	get(t, base+"/ev?utm_source=x") // a miss: key, miss and response hooks
+	if err := tracing.Provider.(interface{ ForceFlush(context.Context) error }).ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string][]string{}
+	for _, sp := range exp.GetSpans() {
+		for _, ev := range sp.Events {
+			for _, a := range ev.Attributes {
+				if a.Key == "edgecache.plugins" {
+					seen[ev.Name] = a.Value.AsStringSlice()
+				}
+			}
+		}
+	}
+	for _, name := range []string{"edgecache.plugin.key", "edgecache.plugin.miss", "edgecache.plugin.response"} {
+		if p := seen[name]; len(p) != 1 || p[0] != "strip" {
+			t.Errorf("event %s: plugins %v, want [strip] (events seen: %v)", name, p, seen)
+		}
 	}
 }
