@@ -201,10 +201,15 @@ func TestL1Coherence(t *testing.T) {
 			r := getHost(baseA)
 			return r.body == "/p v2", r.body + " (" + r.cacheStatus + ")"
 		})
-		getHost(baseA)
-		if r := getHost(baseA); r.cacheStatus != hitL1 || r.body != "/p v2" {
-			t.Fatalf("A after refill: %+v", r)
-		}
+		// And A's L1 holds v2 again (after any in-flight invalidation of
+		// the refill's earlier miss has arrived).
+		waitFor(t, "A serves v2 from its L1", func() (bool, string) {
+			r := getHost(baseA)
+			if r.body != "/p v2" {
+				t.Fatalf("A went back to %q after serving v2", r.body)
+			}
+			return r.cacheStatus == hitL1, r.cacheStatus
+		})
 	})
 
 	t.Run("deleted on the shard", func(t *testing.T) {
