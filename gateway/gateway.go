@@ -62,6 +62,7 @@ type Gateway struct {
 	obs       *observer  // metrics, spans, access log (telemetry.go)
 	admin     *admin     // the admin API (admin.go)
 	host      *wasm.Host // WASM plugins of every generation
+	recent    recentKeys // keys invalidated here, read past the L1 for a moment
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close

@@ -62,6 +62,9 @@ func (g *Gateway) handle(c echo.Context) error {
 
 	now := time.Now()
 	v, key, t, err := g.lookup(r.Context(), gen, rt, st, primary, now)
+	if t == tierL1 && (g.recent.has(primary, now.UnixNano()) || g.recent.has(key, now.UnixNano())) {
+		v, err = nil, errMiss // invalidated here a moment ago: the L1 may not know yet
+	}
 	if v != nil {
 		switch g.usable(v, st, now.UnixMilli()) {
 		case useFresh:
@@ -206,10 +209,11 @@ func cacheableRequest(r *http.Request) bool {
 
 // invalidation is what a successful unsafe request removes from the cache.
 type invalidation struct {
-	gen *Generation
-	rt  *route
-	req policies.Request
-	key string
+	gen    *Generation
+	rt     *route
+	req    policies.Request
+	key    string
+	recent *recentKeys
 }
 
 type invalidationKey struct{}
@@ -228,7 +232,7 @@ func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		key := string(rt.key.AppendKey(nil, &st.preq))
 		preq := st.preq
 		preq.Header = nil
-		r = r.WithContext(context.WithValue(r.Context(), invalidationKey{}, &invalidation{gen: gen, rt: rt, req: preq, key: key}))
+		r = r.WithContext(context.WithValue(r.Context(), invalidationKey{}, &invalidation{gen: gen, rt: rt, req: preq, key: key, recent: &g.recent}))
 	}
 	sw := statusWriter{ResponseWriter: w}
 	rt.proxy.ServeHTTP(&sw, r)

@@ -241,7 +241,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 		t   tier
 		err error
 	)
-	if direct {
+	if direct || g.recent.has(key, time.Now().UnixNano()) {
 		raw, err = gen.store.getDirect(ctx, key)
 		t = tierL2
 	} else {
@@ -642,5 +642,6 @@ func (inv *invalidation) run(ctx context.Context, h http.Header) error {
 		r := policies.Request{Method: http.MethodGet, Scheme: inv.req.Scheme, Host: inv.req.Host, Path: u.EscapedPath(), RawQuery: u.RawQuery}
 		keys = append(keys, string(inv.rt.key.AppendKey(nil, &r)))
 	}
+	inv.recent.add(keys...)
 	return inv.gen.store.del(ctx, keys...)
 }

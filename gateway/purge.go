@@ -66,6 +66,7 @@ func (g *Gateway) Purge(ctx context.Context, req PurgeRequest) (PurgeResult, err
 			return PurgeResult{}, err
 		}
 	}
+	g.recent.add(key)
 	if req.Soft {
 		ok, err := gen.store.softPurge(ctx, key, now)
 		if ok {
