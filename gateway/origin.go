@@ -44,6 +44,8 @@ type fetched struct {
 	hit     *view
 	hitTier tier
 	stale   *view
+
+	replaces bool // the fetch refreshes a stored entry
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -302,6 +304,7 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	f := &fetched{
 		status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
 		setCookie: resp.Header["Set-Cookie"], etag: hdr.Get("Etag"), lastMod: hdr.Get("Last-Modified"),
+		replaces: stale != nil,
 	}
 
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
@@ -426,6 +429,11 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		storeKey = primary
 	}
 	val := entry.Encode(make([]byte, 0, entry.Size(&e)), &e)
+	if f.replaces {
+		// This replaces an entry the L1 may still hold until Valkey's
+		// invalidation push arrives: read past the L1 for a moment.
+		g.recent.add(storeKey)
+	}
 	if err := gen.store.set(ctx, storeKey, val, retain, tags); err != nil {
 		f.detail = "store-failed"
 		g.log.DebugContext(fr.ctx, "store failed", "route", rt.name, "err", err)
