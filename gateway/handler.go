@@ -62,9 +62,6 @@ func (g *Gateway) handle(c echo.Context) error {
 
 	now := time.Now()
 	v, key, t, err := g.lookup(r.Context(), gen, rt, st, primary, now)
-	if t == tierL1 && (g.recent.has(primary, now.UnixNano()) || g.recent.has(key, now.UnixNano())) {
-		v, err = nil, errMiss // invalidated here a moment ago: the L1 may not know yet
-	}
 	if v != nil {
 		switch g.usable(v, st, now.UnixMilli()) {
 		case useFresh:
@@ -98,7 +95,7 @@ func (g *Gateway) handle(c echo.Context) error {
 // Vary marker the variant. It returns the entry (nil if none), the key it
 // is (or would be) stored under, and where it came from.
 func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *reqState, primary string, now time.Time) (*view, string, tier, error) {
-	raw, t, err := gen.store.get(ctx, primary, now)
+	raw, t, err := g.read(ctx, gen, primary, now)
 	if err != nil {
 		return nil, primary, t, err
 	}
@@ -109,11 +106,23 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 	st.marker = v
 	st.key = rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header)
 	key := g.keys.intern(st.key)
-	raw, t, err = gen.store.get(ctx, key, now)
+	raw, t, err = g.read(ctx, gen, key, now)
 	if err != nil {
 		return nil, key, t, err
 	}
 	return g.views.get(raw), key, t, nil
+}
+
+// read gets key's entry through the L1, or straight from its shard when
+// this gateway invalidated, purged or refreshed key a moment ago: the L1
+// may not have heard yet, and what the shard now holds (a soft-purged
+// entry, say) must be what the next request sees.
+func (g *Gateway) read(ctx context.Context, gen *Generation, key string, now time.Time) ([]byte, tier, error) {
+	if g.recent.has(key, now.UnixNano()) {
+		raw, err := gen.store.getDirect(ctx, key)
+		return raw, tierL2, err
+	}
+	return gen.store.get(ctx, key, now)
 }
 
 // use says how a stored entry may answer a request.

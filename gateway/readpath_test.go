@@ -236,14 +236,18 @@ func TestL1Coherence(t *testing.T) {
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
 	start := time.Now()
+	var seen []string // each distinct state in turn, for the failure message
 	for {
 		ok, last := cond()
 		if ok {
 			t.Logf("%s after %v", what, time.Since(start).Round(time.Microsecond))
 			return
 		}
+		if len(seen) == 0 || seen[len(seen)-1] != last {
+			seen = append(seen, last)
+		}
 		if time.Since(start) > 2*time.Second {
-			t.Fatalf("%s: still %s after 2s", what, last)
+			t.Fatalf("%s: still %s after 2s (seen in turn: %q)", what, last, seen)
 		}
 		time.Sleep(time.Millisecond)
 	}
