@@ -31,6 +31,11 @@ type Server struct {
 	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
 	// IdleTimeout closes keep-alive connections idle for longer.
 	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// DisableFastPath gives every connection to Go's net/http instead of
+	// serving plain HTTP/1.1 GET and HEAD requests on edgecache's own
+	// connection loop (internal/h1), which hands everything else to
+	// net/http anyway. An escape hatch, not a tuning knob.
+	DisableFastPath bool `koanf:"disable_fast_path"`
 }
 
 // Route maps requests (by host and path prefix) to an origin.

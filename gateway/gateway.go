@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/wasm"
 )
@@ -135,13 +136,30 @@ func (g *Gateway) Generation() *Generation { return g.gen.Load() }
 // the configured shutdown timeout, and closes the generation.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	sc := g.gen.Load().Config.Server
-	srv := &http.Server{
+	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
+	std := &http.Server{
 		Handler:           g.echo,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes(&g.gen.Load().Config.Limits), // limits.go
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ErrorLog:          errLog,
 		ConnContext:       connContext, // request ids (telemetry.go)
+	}
+	var srv interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	} = std
+	if !sc.DisableFastPath {
+		// Plain GET and HEAD on the lean loop; anything else goes to std
+		// with the connection (see internal/h1).
+		srv = &h1.Server{
+			Handler:           g.echo,
+			Fallback:          std,
+			ReadHeaderTimeout: sc.ReadHeaderTimeout,
+			IdleTimeout:       sc.IdleTimeout,
+			ConnContext:       connContext,
+			ErrorLog:          errLog,
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -1,0 +1,303 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// bufSize is the read buffer of a connection: a request head that does
+// not fit (with the bytes of a pipelined request before it) goes to
+// net/http, as net/http's own reader is this size too.
+const bufSize = 4096
+
+// conn is one client connection on the fast path. Only its goroutine
+// touches it, except idle (read by Shutdown) and the hang-up watch, which
+// hands its result back through watchDone before the loop goes on.
+type conn struct {
+	srv    *Server
+	rwc    net.Conn
+	ctx    context.Context
+	remote string
+	base   *http.Request // the fields every request on the connection shares
+
+	buf  [bufSize]byte
+	r, w int // unparsed bytes are buf[r:w]
+	bw   *bufio.Writer
+	res  response
+
+	idle      atomic.Bool
+	headStart time.Time // when the first byte of the head being read came
+
+	// The read deadline in force and why: moved only when it must be.
+	deadline     time.Time
+	deadlineKind uint8
+
+	// The hang-up watch of the request in flight (see reqCtx): written
+	// by the watch goroutine, read after watchDone.
+	watchDone chan struct{}
+	watchByte [1]byte
+	watchGot  bool
+	hungUp    bool
+
+	date dateCache
+}
+
+const (
+	deadlineNone uint8 = iota
+	deadlineIdle
+	deadlineHead
+)
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{srv: s, rwc: rwc, ctx: context.Background(), watchDone: make(chan struct{}, 1)}
+	if s.ConnContext != nil {
+		c.ctx = s.ConnContext(c.ctx, rwc)
+	}
+	if a := rwc.RemoteAddr(); a != nil {
+		c.remote = a.String()
+	}
+	c.base = (&http.Request{
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Body:       http.NoBody,
+		RemoteAddr: c.remote,
+	}).WithContext(c.ctx)
+	c.bw = bufio.NewWriterSize(rwc, bufSize)
+	c.res.c = c
+	c.res.header = make(http.Header, 16)
+	return c
+}
+
+// serve is the connection's loop: read a head, serve it or hand the
+// connection over, until the client or the server closes it.
+func (c *conn) serve() {
+	handed := false
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.logf("h1: panic serving %s: %v\n%s", c.remote, v, buf)
+		}
+		if !handed {
+			_ = c.bw.Flush()
+			_ = c.rwc.Close()
+		}
+		c.srv.track(c, false)
+	}()
+	for {
+		n, act := c.readHead()
+		switch act {
+		case actClose:
+			return
+		case actHandOver:
+			handed = c.handOver()
+			return
+		}
+		req, x, ok := c.parse(c.buf[c.r : c.r+n])
+		if !ok {
+			handed = c.handOver()
+			return
+		}
+		c.r += n
+		if c.r == c.w {
+			c.r, c.w = 0, 0
+		}
+		if !c.serveRequest(req, x) {
+			return
+		}
+		if c.r == c.w { // nothing pipelined behind it: send now
+			if c.bw.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// serveRequest runs the handler for req and finishes its response; false
+// means the connection must close.
+func (c *conn) serveRequest(req *http.Request, x *reqCtx) bool {
+	c.srv.stats.Requests.Add(1)
+	w := &c.res
+	w.reset(req)
+	c.srv.Handler.ServeHTTP(w, req)
+	w.finish()
+	c.endRequest(x)
+	return !w.closeAfter && !c.hungUp && w.err == nil && !c.srv.inShutdown.Load()
+}
+
+type action uint8
+
+const (
+	actServe action = iota
+	actHandOver
+	actClose
+)
+
+var headEnd = []byte("\r\n\r\n")
+
+// readHead reads until buf[r:] holds a whole request head and returns its
+// length.
+func (c *conn) readHead() (int, action) {
+	scanned := 0
+	for {
+		if bareLF(c.buf[c.r:c.w], scanned) {
+			return 0, actHandOver // lines ending in LF alone: net/http reads those
+		}
+		if i := bytes.Index(c.buf[c.r+scanned:c.w], headEnd); i >= 0 {
+			return scanned + i + len(headEnd), actServe
+		}
+		scanned = max(0, c.w-c.r-len(headEnd)+1)
+		if c.w == len(c.buf) {
+			if c.r == 0 {
+				return 0, actHandOver // a head larger than the buffer: net/http's call
+			}
+			c.w = copy(c.buf[:], c.buf[c.r:c.w])
+			c.r = 0
+		}
+		if c.r == c.w {
+			// Between requests. The deadline is set before idle is, so
+			// that Shutdown's wake-up (after it sees idle) wins.
+			c.setDeadline(deadlineIdle)
+			c.idle.Store(true)
+			if c.srv.inShutdown.Load() {
+				c.idle.Store(false)
+				return 0, actClose
+			}
+		} else {
+			c.setDeadline(deadlineHead)
+		}
+		n, err := c.rwc.Read(c.buf[c.w:])
+		c.idle.Store(false)
+		if n > 0 && c.r == c.w {
+			c.headStart = time.Now()
+		}
+		c.w += n
+		if err != nil {
+			return 0, actClose
+		}
+	}
+}
+
+// bareLF reports whether b, from offset from on, has an LF that does not
+// follow a CR.
+func bareLF(b []byte, from int) bool {
+	for i := from; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+	}
+}
+
+// setDeadline sets the read deadline for waiting idle between requests
+// or for the rest of a head, moving it only when it must: a connection
+// that keeps sending requests moves its idle deadline once per half
+// IdleTimeout.
+func (c *conn) setDeadline(kind uint8) {
+	s := c.srv
+	var want time.Time
+	switch kind {
+	case deadlineIdle:
+		d := s.IdleTimeout
+		if d == 0 {
+			d = s.ReadHeaderTimeout
+		}
+		if d <= 0 {
+			if c.deadlineKind != deadlineNone {
+				_ = c.rwc.SetReadDeadline(time.Time{})
+				c.deadline, c.deadlineKind = time.Time{}, deadlineNone
+			}
+			return
+		}
+		now := time.Now()
+		if c.deadlineKind == deadlineIdle && c.deadline.Sub(now) > d/2 {
+			return
+		}
+		want = now.Add(d)
+	case deadlineHead:
+		if s.ReadHeaderTimeout <= 0 {
+			return // the idle deadline (if any) goes on bounding it
+		}
+		want = c.headStart.Add(s.ReadHeaderTimeout)
+		if c.deadlineKind == deadlineHead && c.deadline.Equal(want) {
+			return
+		}
+	}
+	_ = c.rwc.SetReadDeadline(want)
+	c.deadline, c.deadlineKind = want, kind
+}
+
+// handOver gives the connection, with the bytes read and not yet served,
+// to Fallback. It reports whether Fallback took it.
+func (c *conn) handOver() bool {
+	if c.bw.Flush() != nil {
+		return false
+	}
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	rest := append([]byte(nil), c.buf[c.r:c.w]...)
+	c.srv.stats.HandedOver.Add(1) // before: net/http may answer before give returns
+	if !c.srv.handoff.give(&replayConn{Conn: c.rwc, buf: rest}) {
+		c.srv.stats.HandedOver.Add(^uint64(0))
+		return false
+	}
+	return true
+}
+
+// The hang-up watch: net/http reads from the connection while every
+// handler runs, to cancel the request's context when the client goes
+// away. Here the read starts only when something asks for the context's
+// Done channel (reqCtx.Done), and it stops when the request ends.
+
+// startWatch starts reading one byte from the connection in the
+// background: an error other than the deadline means the client hung up.
+// x.mu is held.
+func (c *conn) startWatch(x *reqCtx) {
+	c.srv.stats.Watches.Add(1)
+	x.watching = true
+	go func() {
+		n, err := c.rwc.Read(c.watchByte[:])
+		switch {
+		case n == 1:
+			c.watchGot = true // the start of a pipelined request
+		case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+			c.hungUp = true
+			c.srv.stats.HungUp.Add(1)
+			x.cancel()
+		}
+		c.watchDone <- struct{}{}
+	}()
+}
+
+// endRequest ends x: it stops the watch (keeping the byte it may have
+// read) and cancels the context, as net/http does when a handler returns.
+func (c *conn) endRequest(x *reqCtx) {
+	x.mu.Lock()
+	x.ended = true
+	watching := x.watching
+	x.mu.Unlock()
+	if watching {
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		<-c.watchDone
+		c.deadlineKind = deadlineNone // the next wait sets its own
+		if c.watchGot {
+			c.watchGot = false
+			// The watch runs only when the buffer was drained: there is room.
+			c.buf[c.w] = c.watchByte[0]
+			c.w++
+		}
+	}
+	x.cancel()
+}

@@ -1,0 +1,516 @@
+package h1_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecache/edgecache/internal/h1"
+)
+
+// dumpHandler answers with what it was asked (method, target, host,
+// headers in order, Close) and, by path, in one of the ways a handler can
+// answer: the table below drives both servers through each.
+func dumpHandler(t testing.TB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s %s host=%q close=%v proto=%s\n", r.Method, r.RequestURI, r.URL.String(), r.Host, r.Close, r.Proto)
+		keys := make([]string, 0, len(r.Header))
+		for k := range r.Header {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s=%q\n", k, r.Header[k])
+		}
+		if r.Body != nil {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(&b, "body=%q\n", body)
+		}
+		dump := b.String()
+		h := w.Header()
+		switch r.URL.Path {
+		case "/cl":
+			h.Set("Content-Type", "text/plain")
+			h.Set("Content-Length", fmt.Sprint(len(dump)))
+			io.WriteString(w, dump)
+		case "/auto":
+			io.WriteString(w, dump) // sniffed type, computed length
+		case "/big": // past the held-back buffer: chunked
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, dump)
+			w.Write(bytes.Repeat([]byte("b"), 10000))
+		case "/flush":
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, "first ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, dump)
+		case "/304":
+			h.Set("ETag", `"x"`)
+			h.Set("Content-Type", "text/plain")
+			h.Set("Content-Length", "10")
+			w.WriteHeader(http.StatusNotModified)
+		case "/204":
+			h.Set("Content-Length", "10")
+			w.WriteHeader(http.StatusNoContent)
+			if _, err := w.Write([]byte("x")); !errors.Is(err, http.ErrBodyNotAllowed) {
+				t.Errorf("write on 204: %v", err)
+			}
+		case "/short": // declares more than it writes: the connection must close
+			h.Set("Content-Length", "100")
+			io.WriteString(w, "short")
+		case "/over":
+			h.Set("Content-Length", "3")
+			if _, err := io.WriteString(w, "four"); !errors.Is(err, http.ErrContentLength) {
+				t.Errorf("write past Content-Length: %v", err)
+			}
+			io.WriteString(w, "abc")
+		case "/trailer":
+			h.Set("Trailer", "X-Sum")
+			w.WriteHeader(200)
+			io.WriteString(w, dump)
+			w.(http.Flusher).Flush()
+			h.Set("X-Sum", "42")
+			h.Set(http.TrailerPrefix+"X-Late", "late")
+		case "/split": // a header value trying to add a header of its own
+			h["X-Evil"] = []string{"a\r\nSet-Cookie: pwned=1"}
+			h["Bad Name"] = []string{"dropped"}
+			io.WriteString(w, "ok")
+		case "/hints":
+			h.Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, dump)
+		case "/close":
+			h.Set("Connection", "close")
+			io.WriteString(w, dump)
+		case "/status":
+			w.WriteHeader(299)
+			io.WriteString(w, dump)
+		default:
+			h.Set("Content-Type", "text/plain")
+			h.Set("Content-Length", fmt.Sprint(len(dump)))
+			io.WriteString(w, dump)
+		}
+	})
+}
+
+// servers starts the handler behind net/http alone and behind h1 (with
+// net/http as its fallback), and returns both addresses.
+func servers(t testing.TB, h http.Handler) (std, fast string, srv *h1.Server) {
+	t.Helper()
+	lstd, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lfast, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv = &h1.Server{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
+	go hs.Serve(lstd)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lfast) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return lstd.Addr().String(), lfast.Addr().String(), srv
+}
+
+// exchange writes raw on a new connection and reads every response until
+// the server closes or goes quiet.
+func exchange(t testing.TB, addr, raw string, methods ...string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var out []string
+	expect := strings.Count(raw, " HTTP/1.") // request lines: stop at as many answers
+	for i := 0; i < expect; i++ {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		req := &http.Request{Method: "GET"}
+		if i < len(methods) {
+			req.Method = methods[i]
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			if len(out) == 0 {
+				out = append(out, "error: "+err.Error())
+			}
+			return out
+		}
+		out = append(out, normalize(t, resp))
+		if resp.StatusCode < 200 {
+			i-- // informational: the final answer follows
+		}
+		if resp.Close {
+			if _, err := br.Peek(1); err == nil {
+				out = append(out, "bytes after a closing response")
+			}
+			return out
+		}
+	}
+	return out
+}
+
+// normalize renders a response with its Date removed (it differs by
+// time, not by server) and everything else as the client saw it.
+func normalize(t testing.TB, resp *http.Response) string {
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Date") != "" {
+		resp.Header.Set("Date", "(present)")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s close=%v te=%v cl=%d err=%v\n", resp.Status, resp.Close, resp.TransferEncoding, resp.ContentLength, err)
+	for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
+		fmt.Fprintf(&b, "%s: %q\n", k, resp.Header[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(resp.Trailer)) {
+		fmt.Fprintf(&b, "trailer %s: %q\n", k, resp.Trailer[k])
+	}
+	fmt.Fprintf(&b, "body %q", body)
+	return b.String()
+}
+
+// TestParity sends the same bytes to net/http and to h1 and wants the same
+// responses back, byte for byte once parsed: requests h1 serves itself and
+// requests it hands over alike.
+func TestParity(t *testing.T) {
+	std, fast, srv := servers(t, dumpHandler(t))
+	get := func(path string, extra ...string) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: example.com\r\n" + strings.Join(extra, "") + "\r\n"
+	}
+	cases := []struct {
+		name, raw string
+		methods   []string
+		handover  bool
+	}{
+		{name: "plain", raw: get("/", "User-Agent: t\r\nAccept: */*\r\n")},
+		{name: "query and escapes", raw: get("/a%2Fb/c?x=1&y=%20z#frag")},
+		{name: "lower-case names, duplicates, spaces", raw: get("/", "x-forwarded-for: 1.2.3.4\r\nX-Forwarded-For:  5.6.7.8 \r\naccept-encoding:gzip\r\n")},
+		{name: "pragma", raw: get("/", "Pragma: no-cache\r\n")},
+		{name: "pragma with cache-control", raw: get("/", "Pragma: no-cache\r\nCache-Control: max-age=5\r\n")},
+		{name: "obs-text value", raw: get("/", "X-Name: caf\xc3\xa9\r\n")},
+		{name: "connection close", raw: get("/", "Connection: close\r\n")},
+		{name: "connection list", raw: get("/", "Connection: keep-alive, Close\r\n")},
+		{name: "HEAD", raw: "HEAD /cl HTTP/1.1\r\nHost: h\r\n\r\n", methods: []string{"HEAD"}},
+		{name: "HEAD auto", raw: "HEAD /auto HTTP/1.1\r\nHost: h\r\n\r\n", methods: []string{"HEAD"}},
+		{name: "auto length and sniffing", raw: get("/auto")},
+		{name: "chunked", raw: get("/big")},
+		{name: "flush", raw: get("/flush")},
+		{name: "304", raw: get("/304")},
+		{name: "204", raw: get("/204")},
+		{name: "short body closes", raw: get("/short") + get("/")},
+		{name: "write past length", raw: get("/over")},
+		{name: "trailers", raw: get("/trailer")},
+		{name: "response splitting", raw: get("/split")},
+		{name: "early hints", raw: get("/hints")},
+		{name: "handler closes", raw: get("/close") + get("/")},
+		{name: "unknown status", raw: get("/status")},
+		{name: "pipelined", raw: get("/") + get("/cl") + "HEAD /auto HTTP/1.1\r\nHost: h\r\n\r\n" + get("/big"), methods: []string{"GET", "GET", "HEAD", "GET"}},
+		// Handed to net/http: it answers as if alone.
+		{name: "POST", raw: "POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc" + get("/"), handover: true},
+		{name: "GET then POST then GET", raw: get("/") + "POST /cl HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + get("/cl"), handover: true},
+		{name: "HTTP/1.0", raw: "GET / HTTP/1.0\r\n\r\n", handover: true},
+		{name: "absolute form", raw: "GET http://other.example/x HTTP/1.1\r\nHost: example.com\r\n\r\n", handover: true},
+		{name: "no host", raw: "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", handover: true},
+		{name: "two hosts", raw: get("/", "Host: b.example\r\n"), handover: true},
+		{name: "bad host", raw: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", handover: true},
+		{name: "space before colon", raw: get("/", "X-A : b\r\n"), handover: true},
+		{name: "obs-fold", raw: get("/", "X-A: b\r\n c\r\n"), handover: true},
+		{name: "control character", raw: get("/", "X-A: b\x01c\r\n"), handover: true},
+		{name: "bare LF", raw: "GET / HTTP/1.1\nHost: h\n\n", handover: true},
+		{name: "GET with a body", raw: "GET /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", handover: true},
+		{name: "expect", raw: get("/", "Expect: 100-continue\r\n"), handover: true},
+		{name: "upgrade", raw: get("/", "Connection: Upgrade\r\nUpgrade: websocket\r\n"), handover: true},
+		{name: "huge head", raw: get("/", "X-Big: "+strings.Repeat("a", 6000)+"\r\n"), handover: true},
+		{name: "bad method", raw: "G@T / HTTP/1.1\r\nHost: h\r\n\r\n", handover: true},
+		{name: "bad version", raw: "GET / HTTP/1.7\r\nHost: h\r\n\r\n", handover: true},
+		{name: "non-ASCII target", raw: get("/caf\xc3\xa9"), handover: true},
+		{name: "OPTIONS *", raw: "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", handover: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := srv.Stats().HandedOver.Load()
+			want := exchange(t, std, tc.raw, tc.methods...)
+			got := exchange(t, fast, tc.raw, tc.methods...)
+			if !slices.Equal(got, want) {
+				t.Errorf("h1 answered\n%s\nnet/http answered\n%s", strings.Join(got, "\n---\n"), strings.Join(want, "\n---\n"))
+			}
+			if handed := srv.Stats().HandedOver.Load() > before; handed != tc.handover {
+				t.Errorf("handed over: %v, want %v", handed, tc.handover)
+			}
+		})
+	}
+}
+
+// TestHangUp: a handler waiting on its context sees the client go away;
+// one that never asks costs no watch.
+func TestHangUp(t *testing.T) {
+	canceled := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			select {
+			case <-r.Context().Done():
+				canceled <- r.Context().Err()
+			case <-time.After(5 * time.Second):
+				canceled <- errors.New("not canceled after 5s")
+			}
+			return
+		}
+		io.WriteString(w, "hit")
+	})
+	_, fast, srv := servers(t, h)
+	for range 3 {
+		if got := exchange(t, fast, "GET /hit HTTP/1.1\r\nHost: h\r\n\r\n"); len(got) != 1 || !strings.Contains(got[0], `"hit"`) {
+			t.Fatal(got)
+		}
+	}
+	if n := srv.Stats().Watches.Load(); n != 0 {
+		t.Fatalf("%d watches for handlers that never waited on the context", n)
+	}
+	c, err := net.Dial("tcp", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	if err := <-canceled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("context: %v", err)
+	}
+	if srv.Stats().Watches.Load() != 1 || srv.Stats().HungUp.Load() != 1 {
+		t.Fatalf("watches %d, hang-ups %d", srv.Stats().Watches.Load(), srv.Stats().HungUp.Load())
+	}
+}
+
+// TestWatchKeepsPipelinedByte: the hang-up watch may read the first byte
+// of the next request; it must not be lost.
+func TestWatchKeepsPipelinedByte(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			_ = r.Context().Done()             // start the watch
+			time.Sleep(200 * time.Millisecond) // while the next request arrives
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	_, fast, srv := servers(t, h)
+	c, err := net.Dial("tcp", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/wait", "/next"} {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Fatalf("got %q, want %q", b, want)
+		}
+	}
+	if srv.Stats().Watches.Load() != 1 || srv.Stats().HungUp.Load() != 0 {
+		t.Fatalf("watches %d, hang-ups %d", srv.Stats().Watches.Load(), srv.Stats().HungUp.Load())
+	}
+}
+
+// TestShutdown: idle connections close, the request in flight finishes,
+// a handed-over connection is shut down by the fallback, Serve returns.
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, IdleTimeout: time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	idle, _ := net.Dial("tcp", addr)
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	slow, _ := net.Dial("tcp", addr)
+	defer slow.Close()
+	io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	handed, _ := net.Dial("tcp", addr)
+	defer handed.Close()
+	io.WriteString(handed, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+	for _, c := range []net.Conn{idle, handed} {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatal(resp, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the slow request is in its handler
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	for _, c := range []net.Conn{idle, handed} {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("an idle connection was not closed: %d %v", n, err)
+		}
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	slow.SetReadDeadline(time.Now().Add(2 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil || resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("in-flight request: %v %v", resp, err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Fatal("still accepting after Shutdown")
+	}
+}
+
+// TestHeadTimeout: a client that starts a head and stalls is cut off
+// after ReadHeaderTimeout; an idle one after IdleTimeout.
+func TestHeadTimeout(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 400 * time.Millisecond}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	for _, tc := range []struct {
+		name, sent string
+		within     time.Duration
+	}{
+		{"partial head", "GET / HTTP/1.1\r\nHost: h\r\n", 200 * time.Millisecond},
+		{"idle", "", 400 * time.Millisecond},
+	} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		io.WriteString(c, tc.sent)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		el := time.Since(start)
+		c.Close()
+		if err != io.EOF || el < tc.within/2 || el > tc.within+time.Second {
+			t.Errorf("%s: closed after %v (%v), want about %v", tc.name, el, err, tc.within)
+		}
+	}
+}
+
+// TestProxyThroughH1 runs httputil.ReverseProxy (as the gateway's pass
+// path does) on the fast path: streaming, trailers and all.
+func TestProxyThroughH1(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		for i := range 3 {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Checksum", "abc")
+	})
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	osrv := &http.Server{Handler: origin}
+	go osrv.Serve(ol)
+	defer osrv.Close()
+	target, _ := http.NewRequest("GET", "http://"+ol.Addr().String(), nil)
+	proxy := httputil.NewSingleHostReverseProxy(target.URL)
+	std, fast, _ := servers(t, proxy)
+	raw := "GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
+	want, got := exchange(t, std, raw), exchange(t, fast, raw)
+	if !slices.Equal(got, want) || !strings.Contains(got[0], "trailer X-Checksum") {
+		t.Fatalf("h1\n%s\nnet/http\n%s", got, want)
+	}
+}
+
+// TestConcurrentClients: many keep-alive clients through net/http's own
+// client, with the race detector watching the connection loop.
+func TestConcurrentClients(t *testing.T) {
+	_, fast, srv := servers(t, dumpHandler(t))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 50 {
+				path := []string{"/", "/auto", "/big", "/flush"}[j%4]
+				resp, err := client.Get(fmt.Sprintf("http://%s%s?c=%d&r=%d", fast, path, i, j))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(b), fmt.Sprintf("c=%d&r=%d", i, j)) {
+					errs <- fmt.Errorf("%s: answered %q", path, b)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := srv.Stats().Requests.Load(); n != 16*50 {
+		t.Errorf("fast path served %d of %d", n, 16*50)
+	}
+}

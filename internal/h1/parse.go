@@ -1,0 +1,150 @@
+package h1
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// parse reads a request head (ending in "\r\n\r\n") into a request, or
+// reports false for anything the fast path leaves to net/http: it accepts
+// only what net/http would read the same way. That is
+//
+//	GET or HEAD, an origin-form target of visible ASCII, HTTP/1.1;
+//	header lines "Name: value" ending in CRLF, names and values that
+//	net/http's server accepts (httpguts);
+//	exactly one Host, of host characters;
+//	no Content-Length, Transfer-Encoding, Expect or Upgrade (no body, no
+//	protocol switch).
+//
+// The request it builds is what net/http's server would have built:
+// canonical header names, Host moved out of the header map, Pragma:
+// no-cache mirrored into Cache-Control, Close from the Connection header.
+// FuzzParse holds it to that against http.ReadRequest.
+func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
+	s := string(head) // one allocation: every string below is a slice of it
+	eol := strings.Index(s, "\r\n")
+	line := s[:eol]
+	var method string
+	switch {
+	case strings.HasPrefix(line, "GET "):
+		method, line = http.MethodGet, line[4:]
+	case strings.HasPrefix(line, "HEAD "):
+		method, line = http.MethodHead, line[5:]
+	default:
+		return nil, nil, false
+	}
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 || line[sp+1:] != "HTTP/1.1" {
+		return nil, nil, false
+	}
+	target := line[:sp]
+	if target[0] != '/' {
+		return nil, nil, false
+	}
+	for i := 0; i < len(target); i++ {
+		if b := target[i]; b <= ' ' || b >= 0x7f {
+			return nil, nil, false
+		}
+	}
+
+	rest := s[eol+2 : len(s)-2] // header lines, each ending in CRLF
+	n := strings.Count(rest, "\r\n")
+	h := make(http.Header, n)
+	vals := make([]string, n) // the values share one backing array, as in textproto
+	var host string
+	hosts, closeConn := 0, false
+	for i := 0; len(rest) > 0; i++ {
+		eol := strings.Index(rest, "\r\n")
+		line := rest[:eol]
+		rest = rest[eol+2:]
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, nil, false
+		}
+		name, v := line[:colon], trim(line[colon+1:])
+		if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
+			return nil, nil, false
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		switch key {
+		case "Host":
+			host = v
+			hosts++
+			if hosts > 1 || !validHost(v) {
+				return nil, nil, false
+			}
+			continue // net/http keeps Host out of the header map
+		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade":
+			return nil, nil, false
+		case "Connection":
+			if hasToken(v, "upgrade") {
+				return nil, nil, false
+			}
+			closeConn = closeConn || hasToken(v, "close")
+		}
+		if vv, ok := h[key]; ok {
+			h[key] = append(vv, v)
+			continue
+		}
+		vals[i] = v
+		h[key] = vals[i : i+1 : i+1]
+	}
+	if hosts != 1 {
+		return nil, nil, false
+	}
+	if p, ok := h["Pragma"]; ok && p[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = noCache
+		}
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, nil, false
+	}
+
+	x := &reqCtx{Context: c.ctx, c: c, pipelined: c.r+len(head) < c.w}
+	r := c.base.WithContext(x)
+	r.Method = method
+	r.URL = u
+	r.RequestURI = target
+	r.Header = h
+	r.Host = host
+	r.Close = closeConn
+	return r, x, true
+}
+
+var noCache = []string{"no-cache"}
+
+// trim removes the optional whitespace around a header value (a value has
+// no CR or LF by then).
+func trim(s string) string { return textproto.TrimString(s) }
+
+// validHost reports whether s is a plain host[:port]: letters, digits and
+// ".-_:[]" (IP literals), a subset of what net/http accepts.
+func validHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+			b == '.' || b == '-' || b == '_' || b == ':' || b == '[' || b == ']') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// hasToken reports whether the comma-separated list v holds token
+// (case-insensitive).
+func hasToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(trim(t), token) {
+			return true
+		}
+	}
+	return false
+}
