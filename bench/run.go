@@ -39,6 +39,9 @@ type benchOpts struct {
 	// missing files: the plugin rows are skipped).
 	plugins string
 	retries int // of a row disturbed by other processes
+	// only runs one part alone: "cold" is the cold start without the
+	// throughput tables (no wrk, nginx or Varnish needed). "" runs all.
+	only string
 }
 
 // disturbed is the share of the servers' CPUs taken by other processes
@@ -116,11 +119,21 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.retries, "retries", 2, "measure a row again when other processes took over 5% of the servers' CPUs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&o.plugins, "plugins", "plugins/testdata/examples", "folder of the example plugins' .wasm (\"\": no plugin rows)")
+	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start; needs no wrk, nginx or Varnish)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.variants = strings.Split(*variants, ",")
-	for _, tool := range []string{"wrk", "nginx", "varnishd", serverBinary(), "taskset", filepath.Join(o.bin, "edgecache"), filepath.Join(o.bin, "edgebench")} {
+	tools := []string{serverBinary(), filepath.Join(o.bin, "edgecache"), filepath.Join(o.bin, "edgebench")}
+	switch o.only {
+	case "":
+		tools = append(tools, "wrk", "nginx", "varnishd", "taskset")
+	case "cold":
+		o.variants, o.profile = nil, false
+	default:
+		return fmt.Errorf("-only %q: the only part that runs alone is cold", o.only)
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (bench/run.sh installs and builds what is needed): %w", tool, err)
 		}
