@@ -19,26 +19,36 @@
 //  3. compile the module (a cache hit when it was compiled before) and
 //     validate it: the edgecache_abi_v1 export, the hooks' signatures,
 //     every import known, a memory exported;
-//  4. start the pool's watchdog, then create PoolSize instances, running
-//     each one's _initialize and init hook (with PluginOptions.Config);
-//  5. start the pool's filler.
+//  4. start the pool's watchdog, then create one instance, running its
+//     _initialize and init hook (with PluginOptions.Config);
+//  5. start the pool's filler, which creates the other PoolSize-1
+//     instances in the background.
 //
-// Any failure undoes the steps before it. Plugin.Close refuses new calls,
+// Any failure undoes the steps before it: a module that does not
+// instantiate, or whose init hook rejects the config, fails Load. Load
+// returns as soon as one instance is ready, so that a gateway with several
+// plugins starts serving without waiting for every pool (a Rust instance
+// takes a few milliseconds, a Go one ten). Plugin.WaitFull waits for the
+// rest and reports an instance that failed its init meanwhile (the filler
+// logs it and retries with backoff). Plugin.Close refuses new calls,
 // waits for the calls in flight (each is bounded by the timeout), stops the
 // pool's goroutines and closes the runtime. A reload is the gateway's: load
-// the new plugin, publish the generation that uses it, wait for the
-// requests on the old generation, close the old plugin. Plugins are not
-// shared between generations.
+// the new plugin and wait for its pool to be full, publish the generation
+// that uses it, wait for the requests on the old generation, close the old
+// plugin. Plugins are not shared between generations.
 //
 // # Pools
 //
-// Each plugin has PoolSize instances, created at Load: a call takes a free
-// instance (waiting at most the timeout when all are busy, then failing
-// with ErrBusy), runs one hook, and gives it back. An instance runs one
-// call at a time and is recycled after MaxCallsPerInstance calls, which
-// bounds what a leaky guest heap can grow to. Instances that were
-// discarded or recycled are replaced by the pool's filler goroutine, never
-// on a request: a Go guest takes ~10 ms to instantiate.
+// Each plugin has PoolSize instances, the first created by Load and the
+// others by the pool's filler right after: a call takes a free instance
+// (waiting at most the timeout when all are busy, then failing with
+// ErrBusy), runs one hook, and gives it back. An instance runs one call at
+// a time and is recycled after MaxCallsPerInstance calls, which bounds what
+// a leaky guest heap can grow to. Instances that were discarded or recycled
+// are replaced by the filler too, never on a request: a Go guest takes
+// ~10 ms to instantiate. The filler is the only goroutine that creates
+// instances after Load, and only while the pool is short, so the pool never
+// exceeds PoolSize.
 //
 // DefaultPoolSize is 4: hook calls do no I/O, so more instances than cores
 // only help callers that were descheduled mid-call; 4 covers a 2-core box

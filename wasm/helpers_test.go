@@ -42,6 +42,10 @@ func load(tb testing.TB, h *wasm.Host, rel string, o wasm.PluginOptions) *wasm.P
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = p.Close(context.Background()) })
+	// Tests count instances: start them from a full pool.
+	if err := p.WaitFull(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	return p
 }
 

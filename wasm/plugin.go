@@ -54,7 +54,8 @@ type PluginOptions struct {
 	// Config is given to the plugin's init hook (get_config); by
 	// convention JSON.
 	Config []byte
-	// PoolSize is the number of instances, all created at Load.
+	// PoolSize is the number of instances: one created by Load, the
+	// others in the background right after (Plugin.WaitFull).
 	PoolSize int
 	// Timeout bounds each hook call.
 	Timeout time.Duration
@@ -197,9 +198,11 @@ type PluginStats struct {
 }
 
 // Load compiles wasm (a hit in the compilation cache when it was compiled
-// before), validates it against the ABI, instantiates the pool and runs
-// each instance's init hook with o.Config. A Plugin is ready to call when
-// Load returns.
+// before), validates it against the ABI, creates one instance and runs its
+// init hook with o.Config: a module that does not instantiate, or whose
+// init rejects the config, fails Load. A Plugin is ready to call when Load
+// returns; the rest of the pool is created in the background (WaitFull
+// waits for it).
 func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -243,20 +246,40 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin,
 	}
 	p.pool.init(o.PoolSize)
 	p.pool.startWatchdog(p) // init hooks run under the watchdog too
-	for range o.PoolSize {
-		in, err := p.newInstance(ctx)
-		if err != nil {
-			p.pool.stop()
-			return fail(err)
-		}
-		p.idle <- in
+	// One instance proves that the module instantiates and that its init
+	// hook accepts the config; the filler creates the others (RATIONALE.md,
+	// "Startup").
+	in, err := p.newInstance(ctx)
+	if err != nil {
+		p.pool.stop()
+		return fail(err)
 	}
+	p.idle <- in
 	if err := h.add(p); err != nil {
 		p.pool.stop()
 		return fail(err)
 	}
 	p.pool.startFiller(p)
+	p.kick()
 	return p, nil
+}
+
+// WaitFull waits until the pool holds PoolSize instances for the first
+// time: Load creates one, the pool's filler the others, in the background.
+// It returns the error that interrupted that fill (an instance that did
+// not instantiate or whose init hook failed: ErrInit, ErrInvalidModule;
+// the filler goes on trying, with backoff), ErrClosed when the plugin was
+// closed first, or ctx's error.
+func (p *Plugin) WaitFull(ctx context.Context) error {
+	select {
+	case <-p.filled:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.fillErr != nil {
+		return fmt.Errorf("wasm: plugin %q: %w", p.name, p.fillErr)
+	}
+	return nil
 }
 
 // Name returns the plugin's name.

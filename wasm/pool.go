@@ -109,9 +109,11 @@ func (in *instance) noteHeader() {
 
 // pool is the bounded set of instances of one plugin, and the two
 // goroutines that look after it: the watchdog, which closes instances
-// whose call is overdue, and the filler, which replaces instances that
-// were discarded (faults, recycling) so that instantiation — milliseconds
-// for a Go guest — never runs on a request.
+// whose call is overdue, and the filler, which creates every instance
+// after Load's first and replaces those that were discarded (faults,
+// recycling), so that instantiation — milliseconds for a Go guest — never
+// runs on a request. The filler is the only goroutine that creates
+// instances once Load returns, which is what keeps the pool at its size.
 type pool struct {
 	size   int
 	idle   chan *instance // free instances; capacity size, so release never blocks
@@ -121,6 +123,12 @@ type pool struct {
 	ctx    context.Context    // the goroutines' lifetime; not a request context
 	cancel context.CancelFunc // stops the goroutines and any instantiation
 	wg     sync.WaitGroup
+
+	// filled is closed when the filler's first round ends: the pool full
+	// (fillErr nil) or the error that interrupted it. fillErr is written
+	// once, before the close.
+	filled  chan struct{}
+	fillErr error
 }
 
 func (pl *pool) init(size int) {
@@ -128,6 +136,7 @@ func (pl *pool) init(size int) {
 	pl.idle = make(chan *instance, size)
 	pl.live = make(map[*instance]struct{}, size)
 	pl.refill = make(chan struct{}, 1)
+	pl.filled = make(chan struct{})
 }
 
 func (pl *pool) startWatchdog(p *Plugin) {
@@ -210,9 +219,18 @@ func (p *Plugin) watchdog(ctx context.Context) {
 }
 
 // filler tops the pool up to its size whenever kicked, backing off while
-// instantiation fails.
+// instantiation fails. Load kicks it once, for the instances after the
+// first; how that first round ends is what WaitFull reports.
 func (p *Plugin) filler(ctx context.Context) {
 	defer p.wg.Done()
+	settled := false
+	settle := func(err error) {
+		if !settled {
+			settled, p.fillErr = true, err
+			close(p.filled)
+		}
+	}
+	defer settle(ErrClosed)
 	backoff := 100 * time.Millisecond
 	for {
 		select {
@@ -221,12 +239,16 @@ func (p *Plugin) filler(ctx context.Context) {
 		case <-p.refill:
 		}
 		for p.liveCount() < p.size {
+			if ctx.Err() != nil {
+				return // closed: instantiating goes on with a done context
+			}
 			in, err := p.newInstance(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				p.log.Error("plugin instance could not be replaced", "plugin", p.name, "err", err, "retry_in", backoff)
+				settle(err)
+				p.log.Error("plugin instance could not be created", "plugin", p.name, "err", err, "retry_in", backoff)
 				select {
 				case <-ctx.Done():
 					return
@@ -238,6 +260,7 @@ func (p *Plugin) filler(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 			p.idle <- in
 		}
+		settle(nil)
 	}
 }
 
