@@ -50,14 +50,21 @@
 // instances after Load, and only while the pool is short, so the pool never
 // exceeds PoolSize.
 //
+// A guest's memory is a Go slice, as wazero makes it, but an instance
+// starts with the capacity the plugin's earlier instances needed by the
+// end of init (the first, a quarter more than its initial pages): runtimes
+// grow their memory in init (Rust from 17 pages to 18, Go from 43 to 52),
+// and growing past the capacity copies the whole memory into fresh pages,
+// which in a process that just started fault in one by one (memory.go).
+//
 // DefaultPoolSize is 4: hook calls do no I/O, so more instances than cores
 // only help callers that were descheduled mid-call; 4 covers a 2-core box
 // with room for that. Measured per instance (BenchmarkInstantiate): WAT
 // 64 KiB of linear memory and 0.1 ms to instantiate; C 128 KiB, 0.2 ms;
-// AssemblyScript 64 KiB, 0.4 ms; Rust 1.1 MiB, 3 ms; Go 3.3 MiB of linear
-// memory (4.4 MiB of Go heap in all) and 11 ms. Four Go instances cost
-// about 18 MiB; raise PoolSize for C, Rust or AssemblyScript plugins on
-// bigger machines, lower it for Go plugins on small ones.
+// AssemblyScript 64 KiB, 0.4 ms; Rust 1.1 MiB, 1–3 ms; Go 3.3 MiB of
+// linear memory (4.4 MiB of Go heap in all) and 5–8 ms. Four Go instances
+// cost about 18 MiB; raise PoolSize for C, Rust or AssemblyScript plugins
+// on bigger machines, lower it for Go plugins on small ones.
 //
 // Every call runs under a deadline (Timeout) and every instance under a
 // memory limit (MemoryLimitPages, a wazero runtime setting: hence one

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // Defaults of PluginOptions; a zero field means its default. See doc.go
@@ -132,6 +133,11 @@ type Plugin struct {
 	cm     wazero.CompiledModule
 	memo   *memo // nil when disabled
 
+	// alloc creates the instances' memories with initBytes of capacity:
+	// the largest memory an instance had after init (memory.go).
+	alloc     experimental.MemoryAllocator
+	initBytes atomic.Int64
+
 	// callMu is held shared by every guest call; Close takes it
 	// exclusively to wait for calls in flight.
 	callMu sync.RWMutex
@@ -240,6 +246,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin,
 	for _, hk := range info.Hooks {
 		p.has[hk] = true
 	}
+	p.alloc = p.newAllocator()
 	p.cooldown.Store(int64(BreakerCooldown))
 	if o.MemoEntries > 0 && p.has[HookKey] {
 		p.memo = newMemo(o.MemoEntries)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -270,6 +271,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{p: p, key: make([]byte, 0, 256), name: make([]byte, 0, 64)}
 	ictx, cancel := context.WithTimeout(ctx, p.opts.InitTimeout)
 	defer cancel()
+	ictx = experimental.WithMemoryAllocator(ictx, p.alloc)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
@@ -304,6 +306,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("%w: init returned %d (config rejected)", ErrInit, rc)
 		}
 	}
+	p.noteInitBytes(int64(in.mem.Size()))
 	return in, nil
 }
 
