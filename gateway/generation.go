@@ -9,8 +9,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgecache/edgecache/config"
@@ -64,7 +66,7 @@ type route struct {
 // reads the previous owner of a key on a miss during the rebalance window.
 func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host *wasm.Host, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
-	plugins, err := loadPlugins(host, cfg.Plugins, onCall)
+	plugins, err := loadPlugins(host, cfg.Plugins, onCall, prev != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -189,19 +191,45 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 }
 
 // loadPlugins compiles (or takes from the compilation cache) and
-// instantiates the configured plugins. A plugin that fails to load rejects
-// the configuration whole.
-func loadPlugins(host *wasm.Host, cfgs []config.Plugin, onCall pluginCallFunc) (map[string]*wasm.Plugin, error) {
-	out := map[string]*wasm.Plugin{}
+// instantiates the configured plugins, up to GOMAXPROCS at a time: a
+// generation waits for its slowest plugin, not for the sum. A plugin that
+// fails to load rejects the configuration whole.
+//
+// wasm.Host.Load returns once one instance is ready and fills the rest of
+// the pool in the background. At startup that is enough: nothing serves
+// yet, and the pools fill while the gateway comes up. On a reload (full)
+// each pool must be full before the generation is published, so that the
+// new generation starts with the instances the old one had, and an
+// instance that fails its init rejects the reload as it always did.
+func loadPlugins(host *wasm.Host, cfgs []config.Plugin, onCall pluginCallFunc, full bool) (map[string]*wasm.Plugin, error) {
+	loaded := make([]*wasm.Plugin, len(cfgs))
+	errs := make([]error, len(cfgs))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
 	for i, pc := range cfgs {
-		p, err := loadPlugin(host, pc, onCall)
-		if err != nil {
-			for _, q := range out {
-				_ = q.Close(context.Background())
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			loaded[i], errs[i] = loadPlugin(host, pc, onCall)
+			if errs[i] == nil && full {
+				errs[i] = loaded[i].WaitFull(context.Background())
 			}
-			return nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, pc.Name, err)
+		})
+	}
+	wg.Wait()
+	out := make(map[string]*wasm.Plugin, len(cfgs))
+	for i, p := range loaded {
+		if p != nil {
+			out[cfgs[i].Name] = p
 		}
-		out[pc.Name] = p
+	}
+	for i, err := range errs {
+		if err != nil {
+			for _, p := range out {
+				_ = p.Close(context.Background())
+			}
+			return nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, cfgs[i].Name, err)
+		}
 	}
 	return out, nil
 }
