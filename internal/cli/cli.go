@@ -214,18 +214,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("reloading configuration", "trigger", trigger)
 		_ = g.ReloadSource() // errors are logged and kept for the admin status
 	}
-	if src.File != "" {
-		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
-			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)
-		}
-	}
-	// A rebuilt plugin reloads too. The plugins watched are those of the
-	// first configuration; one added later is picked up by any reload.
-	for _, p := range cfg.Plugins {
-		if err := config.Watch(ctx, p.Path, config.DefaultDebounce, func() { reload("plugin " + p.Name) }); err != nil {
-			log.Warn("cannot watch a plugin file; SIGHUP still reloads", "plugin", p.Name, "err", err)
-		}
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -239,7 +227,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	if err := g.Serve(ctx, ln); err != nil {
+	// Traffic first: the listener is open already, and each file watch
+	// below takes a millisecond or so to set up.
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, ln) }()
+	if src.File != "" {
+		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
+			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)
+		}
+	}
+	// A rebuilt plugin reloads too. The plugins watched are those of the
+	// first configuration; one added later is picked up by any reload.
+	for _, p := range cfg.Plugins {
+		if err := config.Watch(ctx, p.Path, config.DefaultDebounce, func() { reload("plugin " + p.Name) }); err != nil {
+			log.Warn("cannot watch a plugin file; SIGHUP still reloads", "plugin", p.Name, "err", err)
+		}
+	}
+	if err := <-served; err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
