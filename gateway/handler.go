@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -24,7 +25,19 @@ type reqState struct {
 
 	// The Vary marker found at the primary key, if any.
 	marker *view
+
+	lookupCtx detached
 }
+
+// detached is a request's context without its cancellation (values only).
+// It lives in the pooled reqState: nothing may keep it past the call it
+// is passed to.
+type detached struct{ parent context.Context }
+
+func (d *detached) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (d *detached) Done() <-chan struct{}       { return nil }
+func (d *detached) Err() error                  { return nil }
+func (d *detached) Value(key any) any           { return d.parent.Value(key) }
 
 var statePool = sync.Pool{New: func() any { return &reqState{key: make([]byte, 0, 256)} }}
 
@@ -61,7 +74,12 @@ func (g *Gateway) handle(c echo.Context) error {
 	st.rec.key = primary
 
 	now := time.Now()
-	v, key, t, err := g.lookup(r.Context(), gen, rt, st, primary, now)
+	// A lookup is bounded by the shard's command timeout, not by the
+	// client: waiting on the request's Done would start the fast path's
+	// hang-up watch on every L2 read (internal/h1).
+	st.lookupCtx.parent = r.Context()
+	v, key, t, err := g.lookup(&st.lookupCtx, gen, rt, st, primary, now)
+	st.lookupCtx.parent = nil
 	if v != nil {
 		switch g.usable(v, st, now.UnixMilli()) {
 		case useFresh:
@@ -296,6 +314,17 @@ func serveView(w http.ResponseWriter, r *http.Request, v *view, cacheStatus []st
 		rec.status = http.StatusNotModified
 		return
 	}
+	if hw := preparedWriter(w); hw != nil && v.fields != nil && len(h) == 0 {
+		// The fast path's writer takes the stored fields as serialized
+		// when the entry was decoded: no header map on a hit.
+		var buf [128]byte
+		extra := h1.AppendField(buf[:0], hdrAge, age)
+		extra = h1.AppendField(extra, hdrCacheStatus, cacheStatus)
+		if hw.WritePrepared(v.status, v.fields, extra, v.body, v.hasDate) {
+			rec.status = v.status
+			return
+		}
+	}
 	for k, vals := range v.header {
 		h[k] = vals
 	}
@@ -306,6 +335,17 @@ func serveView(w http.ResponseWriter, r *http.Request, v *view, cacheStatus []st
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(v.body)
 	}
+}
+
+// preparedWriter returns the fast path's writer under echo's response,
+// or nil when w is anything else (net/http's, or wrapped by tracing).
+func preparedWriter(w http.ResponseWriter) *h1.ResponseWriter {
+	if er, ok := w.(*echo.Response); ok {
+		if hw, ok := er.Writer.(*h1.ResponseWriter); ok {
+			return hw
+		}
+	}
+	return nil
 }
 
 // notModified evaluates the client's If-None-Match, or else

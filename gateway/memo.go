@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/edgecache/edgecache/internal/entry"
+	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -63,6 +64,8 @@ type view struct {
 	initialAge int64       // ms
 	swr, sie   int64       // ms
 	header     http.Header // canonical keys, Content-Length included
+	fields     []byte      // header serialized for the fast path (h1.AppendField); nil if none may use it
+	hasDate    bool        // header has the origin's Date
 	body       []byte
 	etag       string
 	lastMod    string
@@ -167,5 +170,11 @@ func decodeView(raw []byte) *view {
 	v.mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
 	v.noCache = cc.NoCache
 	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
+	if v.status >= 200 && v.status != http.StatusNoContent && v.status != http.StatusNotModified {
+		for k, vv := range h {
+			v.fields = h1.AppendField(v.fields, k, vv)
+		}
+		_, v.hasDate = h["Date"]
+	}
 	return v
 }

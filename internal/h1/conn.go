@@ -31,7 +31,7 @@ type conn struct {
 	buf  [bufSize]byte
 	r, w int // unparsed bytes are buf[r:w]
 	bw   *bufio.Writer
-	res  response
+	res  ResponseWriter
 
 	idle      atomic.Bool
 	headStart time.Time // when the first byte of the head being read came

@@ -11,13 +11,13 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// response is the http.ResponseWriter of a fast-path request, reused by
-// its connection. It follows net/http's rules for what goes on the wire
+// ResponseWriter is the http.ResponseWriter of a fast-path request, reused
+// by its connection. It follows net/http's rules for what goes on the wire
 // (Content-Length set from a body written whole, chunked otherwise; no
 // body or body headers for 1xx, 204 and 304; Content-Type sniffed when
 // missing; Date added; values with CR or LF flattened), with one copy of
 // the body into the connection's buffer when Content-Length is known.
-type response struct {
+type ResponseWriter struct {
 	c      *conn
 	req    *http.Request
 	header http.Header
@@ -39,15 +39,15 @@ type response struct {
 // before the response goes chunked, as net/http's 2 KiB buffer does.
 const pendingMax = 2048
 
-func (w *response) reset(req *http.Request) {
+func (w *ResponseWriter) reset(req *http.Request) {
 	clear(w.header)
-	*w = response{c: w.c, header: w.header, pending: w.pending[:0], trailers: w.trailers[:0],
+	*w = ResponseWriter{c: w.c, header: w.header, pending: w.pending[:0], trailers: w.trailers[:0],
 		req: req, head: req.Method == http.MethodHead, cl: -1, closeAfter: req.Close}
 }
 
-func (w *response) Header() http.Header { return w.header }
+func (w *ResponseWriter) Header() http.Header { return w.header }
 
-func (w *response) WriteHeader(code int) {
+func (w *ResponseWriter) WriteHeader(code int) {
 	if w.wroteHeader {
 		return // net/http logs a superfluous call; the first status stands
 	}
@@ -72,7 +72,7 @@ func (w *response) WriteHeader(code int) {
 }
 
 // informational sends a 1xx response (103 Early Hints) at once.
-func (w *response) informational(code int) {
+func (w *ResponseWriter) informational(code int) {
 	bw := w.c.bw
 	writeStatusLine(bw, code)
 	for k, vv := range w.header {
@@ -85,7 +85,7 @@ func (w *response) informational(code int) {
 	w.fail(bw.Flush())
 }
 
-func (w *response) Write(p []byte) (int, error) {
+func (w *ResponseWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -116,16 +116,16 @@ func (w *response) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *response) WriteString(s string) (int, error) {
+func (w *ResponseWriter) WriteString(s string) (int, error) {
 	// Through Write; io.WriteString on a response is rare off the hit path.
 	return w.Write([]byte(s))
 }
 
 // Flush sends what was written so far (http.Flusher).
-func (w *response) Flush() { _ = w.FlushError() }
+func (w *ResponseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush with its error (http.ResponseController).
-func (w *response) FlushError() error {
+func (w *ResponseWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -140,7 +140,7 @@ func (w *response) FlushError() error {
 // connection's buffer, then any body held back. final means the handler
 // has returned: a body held back whole gets its Content-Length. next is
 // the write that made the commit, for sniffing when nothing was held.
-func (w *response) commit(final bool, next []byte) {
+func (w *ResponseWriter) commit(final bool, next []byte) {
 	w.committed = true
 	h, code := w.header, w.status
 	hasBody := bodyAllowed(code)
@@ -222,7 +222,7 @@ func (w *response) commit(final bool, next []byte) {
 }
 
 // body sends body bytes: dropped for HEAD, framed when chunked.
-func (w *response) body(p []byte) {
+func (w *ResponseWriter) body(p []byte) {
 	if w.head || len(p) == 0 || w.err != nil {
 		return
 	}
@@ -241,7 +241,7 @@ func (w *response) body(p []byte) {
 }
 
 // finish completes the response after the handler returned.
-func (w *response) finish() {
+func (w *ResponseWriter) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -269,7 +269,7 @@ func (w *response) finish() {
 	}
 }
 
-func (w *response) fail(err error) {
+func (w *ResponseWriter) fail(err error) {
 	if err != nil && w.err == nil {
 		w.err = err
 	}
@@ -321,22 +321,68 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 	bw.WriteString("\r\n")
 }
 
-// writeField writes "Name: value" lines, as net/http does: a name that is
-// not a token is dropped, CR and LF in a value become spaces (no header
-// injection, no response splitting), and the value is trimmed.
 func writeField(bw *bufio.Writer, k string, vv []string) {
+	_, _ = bw.Write(AppendField(bw.AvailableBuffer(), k, vv))
+}
+
+// AppendField appends k's "Name: value" lines to dst as net/http writes
+// them: a name that is not a token is dropped, CR and LF in a value become
+// spaces (no header injection, no response splitting), and the value is
+// trimmed.
+func AppendField(dst []byte, k string, vv []string) []byte {
 	if !httpguts.ValidHeaderFieldName(k) {
-		return
+		return dst
 	}
 	for _, v := range vv {
-		bw.WriteString(k)
-		bw.WriteString(": ")
+		dst = append(dst, k...)
+		dst = append(dst, ": "...)
 		if strings.ContainsAny(v, "\r\n") {
 			v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
 		}
-		bw.WriteString(textproto.TrimString(v))
+		dst = append(dst, textproto.TrimString(v)...)
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
+}
+
+// WritePrepared writes a whole response whose header fields were
+// serialized before (with AppendField, Content-Length matching body when
+// the status allows a body) plus extra fields serialized the same way, and
+// body (not sent for HEAD). It adds Date unless fields have one
+// (hasDate), and Connection: close as needed; the header map is not
+// consulted. This is the cache-hit write: a stored
+// response's fields are serialized once, not on every request. It reports
+// false, writing nothing, if the response was already started.
+func (w *ResponseWriter) WritePrepared(status int, fields, extra, body []byte, hasDate bool) bool {
+	if w.wroteHeader || status < 200 {
+		return false
+	}
+	w.wroteHeader, w.committed, w.status = true, true, status
+	hasBody := bodyAllowed(status)
+	if hasBody {
+		w.cl, w.written = int64(len(body)), int64(len(body))
+	}
+	if w.c.srv.inShutdown.Load() {
+		w.closeAfter = true
+	}
+	bw := w.c.bw
+	writeStatusLine(bw, status)
+	bw.Write(fields)
+	bw.Write(append(bw.AvailableBuffer(), extra...)) // a copy: extra may live on the caller's stack
+	if !hasDate {
+		bw.WriteString("Date: ")
+		bw.Write(w.c.date.get())
 		bw.WriteString("\r\n")
 	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	if hasBody && !w.head {
+		_, err := bw.Write(body)
+		w.fail(err)
+	}
+	return true
 }
 
 // dateCache is the Date header value, formatted once per second.
