@@ -48,19 +48,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 
 	exchange := func(base, raw string) string {
 		t.Helper()
-		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, raw)
-		br := bufio.NewReader(c)
-		method := strings.Fields(raw)[0]
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := rawExchange(t, base, raw)
 		body, _ := io.ReadAll(resp.Body)
 		if n := len(resp.Header["Date"]); n != 1 {
 			t.Errorf("%s %q: %d Date headers", base, raw, n)
@@ -102,24 +90,24 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	mu.Lock()
 	origDate := sentDate
 	mu.Unlock()
-	if got := exchangeHeader(t, fast, req("GET", "/p"), "Date"); got != origDate {
+	if got := rawExchange(t, fast, req("GET", "/p")).Header.Get("Date"); got != origDate {
 		t.Errorf("hit Date %q, origin sent %q", got, origDate)
 	}
 }
 
-func exchangeHeader(t *testing.T, base, raw, name string) string {
+// rawExchange sends raw on a new connection and reads one response.
+func rawExchange(t *testing.T, base, raw string) *http.Response {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: strings.Fields(raw)[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.Header.Get(name)
+	return resp
 }
