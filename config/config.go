@@ -146,6 +146,12 @@ type Valkey struct {
 	// key's new owner reads the key's previous owner before going to the
 	// origin. Zero means the default; a negative value turns it off.
 	RebalanceWindow time.Duration `koanf:"rebalance_window"`
+	// MaxFlushDelay lets a shard connection that has more than one command
+	// waiting collect commands for up to this long after a write before
+	// the next one (valkey-go MaxFlushDelay): fewer, larger writes, for
+	// Valkey and the gateway alike. A lone command is never delayed. Zero
+	// means the default; a negative value turns it off.
+	MaxFlushDelay time.Duration `koanf:"max_flush_delay"`
 }
 
 // Embedded is the in-process store used when no shard is configured.

@@ -61,6 +61,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad origin", strings.Replace(good, "http://127.0.0.1:9000", "127.0.0.1:9000", 1), []string{"routes[0].origin: want an absolute http(s) URL"}},
 		{"duplicate shard", strings.Replace(good, "name: b", "name: a", 1), []string{`shards[1].name: duplicate shard name "a"`}},
 		{"bad duration", strings.Replace(good, "250ms", "fast", 1), []string{"command_timeout"}},
+		{"flush delay too long", strings.Replace(good, "command_timeout: 250ms", "command_timeout: 250ms\n  max_flush_delay: 50ms", 1), []string{"valkey.max_flush_delay: at most 10ms"}},
 		{"weight range", strings.Replace(good, "weight: 2", "weight: 5000", 1), []string{"shards[1].weight: must be between 1 and 1000"}},
 		{"several at once", strings.Replace(strings.Replace(good, "127.0.0.1:7002", "x", 1), "/products/", "products", 1),
 			[]string{"shards[1].addr", "routes[0].path_prefix"}},

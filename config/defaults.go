@@ -19,6 +19,7 @@ const (
 	DefaultBreakerCooldown   = 5 * time.Second
 	DefaultEmbeddedMaxBytes  = 256 << 20
 	DefaultRebalanceWindow   = 2 * time.Minute
+	DefaultMaxFlushDelay     = 200 * time.Microsecond
 	DefaultNegativeTTL       = 10 * time.Second
 	DefaultKeep              = 10 * time.Minute
 	DefaultLockWait          = 2 * time.Second
@@ -53,6 +54,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.BreakerFailures, DefaultBreakerFailures)
 	setDefault(&v.BreakerCooldown, DefaultBreakerCooldown)
 	setDefault(&v.RebalanceWindow, DefaultRebalanceWindow)
+	setDefault(&v.MaxFlushDelay, DefaultMaxFlushDelay)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureObservabilityDefaults()
 	c.ensureLimitsDefaults()

@@ -167,6 +167,9 @@ func (c *Config) Validate() error {
 			bad(d.field, "must not be negative")
 		}
 	}
+	if v.MaxFlushDelay > 10*time.Millisecond {
+		bad("valkey.max_flush_delay", "at most 10ms, got %v (it delays round trips under load)", v.MaxFlushDelay)
+	}
 	if c.Embedded.MaxBytes < 0 {
 		bad("embedded.max_bytes", "must not be negative")
 	}

@@ -141,6 +141,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		L1BytesPerConn: v.L1BytesPerConn, DisableL1: v.DisableL1, L1TTL: v.L1TTL,
 		DialTimeout: v.DialTimeout, CommandTimeout: v.CommandTimeout,
 		BreakerFailures: v.BreakerFailures, BreakerCooldown: v.BreakerCooldown,
+		MaxFlushDelay: v.MaxFlushDelay,
 	}
 	shards := make([]*shardmap.Shard, len(cfg.Shards))
 	weights := make([]int, len(cfg.Shards))

@@ -110,10 +110,15 @@ func newViewMemo(maxBytes int) *viewMemo {
 }
 
 // get returns the view of raw, decoding it on first sight, or nil if raw
-// is not a valid entry.
-func (vm *viewMemo) get(raw []byte) *view {
+// is not a valid entry. keep says raw will be handed out again (the L1's
+// and the embedded store's bytes are); bytes read from a shard are new on
+// every read and are decoded without being remembered.
+func (vm *viewMemo) get(raw []byte, keep bool) *view {
 	if len(raw) == 0 {
 		return nil
+	}
+	if !keep {
+		return decodeView(raw)
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	sh := &vm.shards[(p>>4)%memoShards]

@@ -72,6 +72,7 @@ type Options struct {
 	CommandTimeout  time.Duration
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	MaxFlushDelay   time.Duration // valkey-go MaxFlushDelay; zero or negative: none
 }
 
 // Shard is one Valkey shard: a valkey-go client with client-side caching
@@ -120,6 +121,9 @@ func (s *Shard) clientOption() valkey.ClientOption {
 		// retrying would make the request wait out a failover. MOVED and
 		// ASK are still followed.
 		DisableRetry: true,
+	}
+	if s.opts.MaxFlushDelay > 0 {
+		o.MaxFlushDelay = s.opts.MaxFlushDelay
 	}
 	switch s.Kind() {
 	case "sentinel":
