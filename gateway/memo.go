@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"hash/maphash"
 	"net/http"
 	"strconv"
@@ -92,6 +93,11 @@ func (v *view) hasValidator() bool { return v.etag != "" || v.lastMod != "" }
 // and the embedded store hand out the same bytes for every hit on an
 // entry until it changes, so a hot entry is decoded once. It is bounded by
 // the bytes of the entries it keeps alive.
+//
+// Bytes read from a shard (the L2, or past the L1) are new on every read,
+// though usually equal to the last ones read for the key: those views are
+// remembered by key, and reused when the new bytes are equal (compared
+// whole), so an L2 hit decodes nothing either.
 type viewMemo struct {
 	limit  int // bytes per shard before the shard is reset
 	shards [memoShards]struct {
@@ -99,26 +105,33 @@ type viewMemo struct {
 		m     map[uintptr]*view
 		bytes int
 	}
+	seed   maphash.Seed
+	byKeys [memoShards]struct {
+		mu    sync.Mutex
+		m     map[string]*view
+		bytes int
+	}
 }
 
 func newViewMemo(maxBytes int) *viewMemo {
-	vm := &viewMemo{limit: max(maxBytes/memoShards, 1<<16)}
+	vm := &viewMemo{limit: max(maxBytes/memoShards, 1<<16), seed: maphash.MakeSeed()}
 	for i := range vm.shards {
 		vm.shards[i].m = make(map[uintptr]*view)
+		vm.byKeys[i].m = make(map[string]*view)
 	}
 	return vm
 }
 
-// get returns the view of raw, decoding it on first sight, or nil if raw
-// is not a valid entry. keep says raw will be handed out again (the L1's
-// and the embedded store's bytes are); bytes read from a shard are new on
-// every read and are decoded without being remembered.
-func (vm *viewMemo) get(raw []byte, keep bool) *view {
+// get returns the view of raw, the entry of key, decoding it on first
+// sight, or nil if raw is not a valid entry. fromL1 says raw will be
+// handed out again as is (the L1's and the embedded store's bytes are).
+// key must not change after the call (an interned key).
+func (vm *viewMemo) get(key string, raw []byte, fromL1 bool) *view {
 	if len(raw) == 0 {
 		return nil
 	}
-	if !keep {
-		return decodeView(raw)
+	if !fromL1 {
+		return vm.getByKey(key, raw)
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	sh := &vm.shards[(p>>4)%memoShards]
@@ -138,6 +151,32 @@ func (vm *viewMemo) get(raw []byte, keep bool) *view {
 		sh.bytes = 0
 	}
 	sh.m[p] = v
+	sh.bytes += len(raw)
+	sh.mu.Unlock()
+	return v
+}
+
+func (vm *viewMemo) getByKey(key string, raw []byte) *view {
+	sh := &vm.byKeys[maphash.String(vm.seed, key)%memoShards]
+	sh.mu.Lock()
+	v := sh.m[key]
+	sh.mu.Unlock()
+	if v != nil && bytes.Equal(v.raw, raw) {
+		return v
+	}
+	v = decodeView(raw)
+	if v == nil {
+		return nil
+	}
+	sh.mu.Lock()
+	if old := sh.m[key]; old != nil {
+		sh.bytes -= len(old.raw)
+	}
+	if sh.bytes+len(raw) > vm.limit {
+		clear(sh.m)
+		sh.bytes = 0
+	}
+	sh.m[key] = v
 	sh.bytes += len(raw)
 	sh.mu.Unlock()
 	return v
