@@ -9,8 +9,14 @@ export GOFLAGS
 
 all: build
 
+# GO_LDFLAGS (scripts/ldflags) keep the Go runtime's sysmon thread out of its
+# deep sleep, which a lightly loaded gateway otherwise enters and leaves on
+# every request (RATIONALE.md, "Keeping sysmon awake").
+GO_LDFLAGS ?= $(shell cat scripts/ldflags)
+export GO_LDFLAGS
+
 build:
-	$(GO) build -o $(BIN)/edgecache ./cmd/edgecache
+	$(GO) build -ldflags="$(GO_LDFLAGS)" -o $(BIN)/edgecache ./cmd/edgecache
 	$(GO) build -o $(BIN)/demo-origin ./examples/origin/cmd/demo-origin
 
 ## run: start the demo origin and the gateway (embedded store) and print what to try.

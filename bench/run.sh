@@ -37,9 +37,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
-$GO build -o "$BIN/edgecache" ./cmd/edgecache
+GO_LDFLAGS=${GO_LDFLAGS:-$(cat scripts/ldflags)}
+$GO build -ldflags="$GO_LDFLAGS" -o "$BIN/edgecache" ./cmd/edgecache
 $GO build -o "$BIN/demo-origin" ./examples/origin/cmd/demo-origin
-$GO build -o "$BIN/edgebench" ./bench
+$GO build -ldflags="$GO_LDFLAGS" -o "$BIN/edgebench" ./bench
 
 # shellcheck disable=SC2086
 exec "$BIN/edgebench" run -bin "$BIN" -duration "${DURATION:-10s}" -variants "${VARIANTS:-shared,pinned}" ${BENCH_FLAGS:-}

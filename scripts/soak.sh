@@ -12,7 +12,8 @@ GO=${GO:-go}
 if ! command -v redis-server >/dev/null && ! command -v valkey-server >/dev/null; then
 	./scripts/deps.sh
 fi
-$GO build -o "$BIN/edgecache" ./cmd/edgecache
-$GO build -o "$BIN/edgebench" ./bench
+GO_LDFLAGS=${GO_LDFLAGS:-$(cat scripts/ldflags)}
+$GO build -ldflags="$GO_LDFLAGS" -o "$BIN/edgecache" ./cmd/edgecache
+$GO build -ldflags="$GO_LDFLAGS" -o "$BIN/edgebench" ./bench
 # shellcheck disable=SC2086
 exec "$BIN/edgebench" soak -bin "$BIN" -duration "${SOAK:-10m}" ${SOAK_FLAGS:-}
