@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
@@ -110,4 +111,38 @@ func rawExchange(t *testing.T, base, raw string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// TestL1OffReadsWhatTheShardHolds: with client-side caching off, a view
+// remembered for a key's bytes is reused only while the shard returns the
+// same bytes; a purge, a soft purge or a new entry is seen on the next read.
+func TestL1OffReadsWhatTheShardHolds(t *testing.T) {
+	servers := valkeytest.Start(t, 1)
+	origin := newScripted(t)
+	origin.handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, fmt.Sprintf("v%d", n), "Cache-Control", "max-age=60, stale-if-error=60")
+	})
+	cfg := testConfig(origin.URL, servers)
+	cfg.Valkey.DisableL1 = true
+	g, base := startGateway(t, cfg)
+	for i, want := range []string{"v1", "v1", "v1"} {
+		if r := get(t, base+"/v"); r.body != want || (i > 0 && r.cacheStatus != hitL2) {
+			t.Fatalf("read %d: %q %q", i, r.body, r.cacheStatus)
+		}
+	}
+	if _, err := g.Purge(t.Context(), gateway.PurgeRequest{URL: base + "/v", Soft: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, base+"/v"); r.body != "v2" || r.cacheStatus != "edgecache; fwd=stale; stored" {
+		t.Fatalf("after a soft purge: %q %q", r.body, r.cacheStatus)
+	}
+	if r := get(t, base+"/v"); r.body != "v2" || r.cacheStatus != hitL2 {
+		t.Fatalf("after the refill: %q %q", r.body, r.cacheStatus)
+	}
+	if _, err := g.Purge(t.Context(), gateway.PurgeRequest{URL: base + "/v"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, base+"/v"); r.body != "v3" || r.cacheStatus != "edgecache; fwd=uri-miss; stored" {
+		t.Fatalf("after a purge: %q %q", r.body, r.cacheStatus)
+	}
 }

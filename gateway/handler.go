@@ -117,7 +117,8 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 	if err != nil {
 		return nil, primary, t, err
 	}
-	v := g.views.get(primary, raw, t == tierL1)
+	l1Off := gen.Config.Valkey.DisableL1
+	v := g.views.get(primary, raw, t == tierL1, l1Off)
 	if v == nil || v.varyID == "" {
 		return v, primary, t, nil
 	}
@@ -128,7 +129,7 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 	if err != nil {
 		return nil, key, t, err
 	}
-	return g.views.get(key, raw, t == tierL1), key, t, nil
+	return g.views.get(key, raw, t == tierL1, l1Off), key, t, nil
 }
 
 // read gets key's entry through the L1, or straight from its shard when

@@ -94,10 +94,12 @@ func (v *view) hasValidator() bool { return v.etag != "" || v.lastMod != "" }
 // entry until it changes, so a hot entry is decoded once. It is bounded by
 // the bytes of the entries it keeps alive.
 //
-// Bytes read from a shard (the L2, or past the L1) are new on every read,
-// though usually equal to the last ones read for the key: those views are
+// With the L1 off, bytes read from a shard are new on every read, though
+// usually equal to the last ones read for the key: those views are
 // remembered by key, and reused when the new bytes are equal (compared
-// whole), so an L2 hit decodes nothing either.
+// whole), so an L2 hit decodes nothing either. With the L1 on, a shard
+// read is an L1 miss that the next read answers from the L1: nothing is
+// remembered for it.
 type viewMemo struct {
 	limit  int // bytes per shard before the shard is reset
 	shards [memoShards]struct {
@@ -124,14 +126,18 @@ func newViewMemo(maxBytes int) *viewMemo {
 
 // get returns the view of raw, the entry of key, decoding it on first
 // sight, or nil if raw is not a valid entry. fromL1 says raw will be
-// handed out again as is (the L1's and the embedded store's bytes are).
-// key must not change after the call (an interned key).
-func (vm *viewMemo) get(key string, raw []byte, fromL1 bool) *view {
+// handed out again as is (the L1's and the embedded store's bytes are);
+// byKey, for bytes read from a shard with the L1 off, remembers the view
+// by key. key must not change after the call (an interned key).
+func (vm *viewMemo) get(key string, raw []byte, fromL1, byKey bool) *view {
 	if len(raw) == 0 {
 		return nil
 	}
 	if !fromL1 {
-		return vm.getByKey(key, raw)
+		if byKey {
+			return vm.getByKey(key, raw)
+		}
+		return decodeView(raw)
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	sh := &vm.shards[(p>>4)%memoShards]

@@ -252,7 +252,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 	if err != nil {
 		return nil
 	}
-	if v := g.views.get(key, raw, t == tierL1); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
+	if v := g.views.get(key, raw, t == tierL1, false); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
 		return &fetched{hit: v, hitTier: t}
 	}
 	return nil
@@ -462,7 +462,7 @@ func (g *Gateway) variantKey(ctx context.Context, gen *Generation, rt *route, fr
 		} else if ok {
 			id = newID
 		} else if raw, err := gen.store.getDirect(ctx, primary); err == nil {
-			if m := g.views.get(primary, raw, false); m != nil && m.varyID != "" && equalNames(m.varyNames, names) {
+			if m := g.views.get(primary, raw, false, false); m != nil && m.varyID != "" && equalNames(m.varyNames, names) {
 				id = m.varyID
 				_ = gen.store.extend(ctx, primary, retain)
 			}
