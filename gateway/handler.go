@@ -136,12 +136,22 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 // this gateway invalidated, purged or refreshed key a moment ago: the L1
 // may not have heard yet, and what the shard now holds (a soft-purged
 // entry, say) must be what the next request sees.
+//
+// A miss from the L1 for a key this gateway stored a moment ago is not
+// trusted either: the L1 may still hold the "no such key" it learned
+// before the fill, until Valkey's invalidation push arrives. The shard is
+// asked; hits keep coming from the L1.
 func (g *Gateway) read(ctx context.Context, gen *Generation, key string, now time.Time) ([]byte, tier, error) {
 	if g.recent.has(key, now.UnixNano()) {
 		raw, err := gen.store.getDirect(ctx, key)
 		return raw, tierL2, err
 	}
-	return gen.store.get(ctx, key, now)
+	raw, t, err := gen.store.get(ctx, key, now)
+	if err == errMiss && g.filled.has(key, now.UnixNano()) {
+		raw, err = gen.store.getDirect(ctx, key)
+		t = tierL2
+	}
+	return raw, t, err
 }
 
 // use says how a stored entry may answer a request.

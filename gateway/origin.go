@@ -243,11 +243,11 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 		t   tier
 		err error
 	)
-	if direct || g.recent.has(key, time.Now().UnixNano()) {
+	if direct {
 		raw, err = gen.store.getDirect(ctx, key)
 		t = tierL2
 	} else {
-		raw, t, err = gen.store.get(ctx, key, time.Now())
+		raw, t, err = g.read(ctx, gen, key, time.Now())
 	}
 	if err != nil {
 		return nil
@@ -438,6 +438,9 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		f.detail = "store-failed"
 		g.log.DebugContext(fr.ctx, "store failed", "route", rt.name, "err", err)
 		return
+	}
+	if !f.replaces {
+		g.filled.add(storeKey) // the L1 may still say "no such key" (see read)
 	}
 	f.stored = true
 }

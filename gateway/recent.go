@@ -17,17 +17,36 @@ const localInvalidationGrace = time.Second
 // localInvalidationGrace. When there are none (almost always), checking
 // costs one atomic load.
 type recentKeys struct {
-	n atomic.Int64
-	m sync.Map // key string → unix ns until which the L1 is not trusted
+	n    atomic.Int64
+	adds atomic.Int64
+	m    sync.Map // key string → unix ns until which the L1 is not trusted
 }
 
+// sweepEvery is how many adds pass between sweeps of the expired keys, so
+// that keys never looked up again do not pile up.
+const sweepEvery = 1024
+
 func (r *recentKeys) add(keys ...string) {
-	until := time.Now().Add(localInvalidationGrace).UnixNano()
+	now := time.Now()
+	until := now.Add(localInvalidationGrace).UnixNano()
 	for _, k := range keys {
 		if _, loaded := r.m.Swap(k, until); !loaded {
 			r.n.Add(1)
 		}
 	}
+	if r.adds.Add(int64(len(keys)))%sweepEvery < int64(len(keys)) {
+		r.sweep(now.UnixNano())
+	}
+}
+
+// sweep forgets the keys whose grace ended before now.
+func (r *recentKeys) sweep(now int64) {
+	r.m.Range(func(k, v any) bool {
+		if v.(int64) <= now && r.m.CompareAndDelete(k, v) {
+			r.n.Add(-1)
+		}
+		return true
+	})
 }
 
 // has reports whether key was invalidated here recently; it forgets keys
