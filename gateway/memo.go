@@ -102,17 +102,39 @@ func (v *view) hasValidator() bool { return v.etag != "" || v.lastMod != "" }
 // remembered for it.
 type viewMemo struct {
 	limit  int // bytes per shard before the shard is reset
-	shards [memoShards]struct {
-		mu    sync.RWMutex
-		m     map[uintptr]*view
-		bytes int
-	}
+	shards [memoShards]memoShard[uintptr]
 	seed   maphash.Seed
-	byKeys [memoShards]struct {
-		mu    sync.Mutex
-		m     map[string]*view
-		bytes int
+	byKeys [memoShards]memoShard[string]
+}
+
+// memoShard is one lock's share of a memo, bounded by the bytes of the
+// entries its views keep alive.
+type memoShard[K comparable] struct {
+	mu    sync.RWMutex
+	m     map[K]*view
+	bytes int
+}
+
+func (sh *memoShard[K]) get(k K) *view {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.m[k]
+}
+
+// put remembers v under k, starting the shard over when it would pass
+// limit.
+func (sh *memoShard[K]) put(k K, v *view, limit int) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.m[k]; old != nil {
+		sh.bytes -= len(old.raw)
 	}
+	if sh.bytes+len(v.raw) > limit {
+		clear(sh.m)
+		sh.bytes = 0
+	}
+	sh.m[k] = v
+	sh.bytes += len(v.raw)
 }
 
 func newViewMemo(maxBytes int) *viewMemo {
@@ -141,50 +163,25 @@ func (vm *viewMemo) get(key string, raw []byte, fromL1, byKey bool) *view {
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	sh := &vm.shards[(p>>4)%memoShards]
-	sh.mu.RLock()
-	v := sh.m[p]
-	sh.mu.RUnlock()
-	if v != nil && len(v.raw) == len(raw) {
+	if v := sh.get(p); v != nil && len(v.raw) == len(raw) {
 		return v
 	}
-	v = decodeView(raw)
-	if v == nil {
-		return nil
+	v := decodeView(raw)
+	if v != nil {
+		sh.put(p, v, vm.limit)
 	}
-	sh.mu.Lock()
-	if sh.bytes+len(raw) > vm.limit {
-		clear(sh.m)
-		sh.bytes = 0
-	}
-	sh.m[p] = v
-	sh.bytes += len(raw)
-	sh.mu.Unlock()
 	return v
 }
 
 func (vm *viewMemo) getByKey(key string, raw []byte) *view {
 	sh := &vm.byKeys[maphash.String(vm.seed, key)%memoShards]
-	sh.mu.Lock()
-	v := sh.m[key]
-	sh.mu.Unlock()
-	if v != nil && bytes.Equal(v.raw, raw) {
+	if v := sh.get(key); v != nil && bytes.Equal(v.raw, raw) {
 		return v
 	}
-	v = decodeView(raw)
-	if v == nil {
-		return nil
+	v := decodeView(raw)
+	if v != nil {
+		sh.put(key, v, vm.limit)
 	}
-	sh.mu.Lock()
-	if old := sh.m[key]; old != nil {
-		sh.bytes -= len(old.raw)
-	}
-	if sh.bytes+len(raw) > vm.limit {
-		clear(sh.m)
-		sh.bytes = 0
-	}
-	sh.m[key] = v
-	sh.bytes += len(raw)
-	sh.mu.Unlock()
 	return v
 }
 
