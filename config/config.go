@@ -49,6 +49,11 @@ type Route struct {
 	PathPrefix string `koanf:"path_prefix"`
 	// Origin is the base URL requests are forwarded to (scheme://host[:port][/base]).
 	Origin string `koanf:"origin"`
+	// Methods lists the request methods the route accepts; others are
+	// answered 405 with the list in Allow. GET brings HEAD with it. Empty
+	// accepts every method the gateway knows (GET, HEAD, OPTIONS, POST,
+	// PUT, PATCH, DELETE).
+	Methods []string `koanf:"methods"`
 	// DefaultTTL is how long a response is kept when the origin says
 	// nothing about freshness. Zero stores nothing without origin freshness.
 	DefaultTTL time.Duration `koanf:"default_ttl"`

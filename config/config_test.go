@@ -43,6 +43,9 @@ func TestLoadGood(t *testing.T) {
 	if c.Shards[0].Weight != 1 || c.Shards[1].Weight != 2 {
 		t.Fatalf("weights: %+v", c.Shards)
 	}
+	if withMethods, err := Load(writeFile(t, strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, POST]", 1))); err != nil || len(withMethods.Routes[0].Methods) != 2 {
+		t.Fatalf("methods [GET, POST]: %v", err)
+	}
 	if c.Valkey.DialTimeout != DefaultDialTimeout || c.Routes[0].MaxBodyBytes != DefaultMaxBodyBytes {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
@@ -62,6 +65,8 @@ func TestLoadBad(t *testing.T) {
 		{"duplicate shard", strings.Replace(good, "name: b", "name: a", 1), []string{`shards[1].name: duplicate shard name "a"`}},
 		{"bad duration", strings.Replace(good, "250ms", "fast", 1), []string{"command_timeout"}},
 		{"flush delay too long", strings.Replace(good, "command_timeout: 250ms", "command_timeout: 250ms\n  max_flush_delay: 50ms", 1), []string{"valkey.max_flush_delay: at most 10ms"}},
+		{"lower-case method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, post]", 1), []string{`routes[0].methods[1]: want one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE (methods are case-sensitive), got "post"`}},
+		{"unknown method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [TRACE]", 1), []string{`routes[0].methods[0]`, `"TRACE"`}},
 		{"weight range", strings.Replace(good, "weight: 2", "weight: 5000", 1), []string{"shards[1].weight: must be between 1 and 1000"}},
 		{"several at once", strings.Replace(strings.Replace(good, "127.0.0.1:7002", "x", 1), "/products/", "products", 1),
 			[]string{"shards[1].addr", "routes[0].path_prefix"}},
@@ -103,6 +108,32 @@ func TestEnvOnly(t *testing.T) {
 	}
 }
 
+// TestEnvLists: list values are one comma-separated variable; sections
+// behind a pointer (sentinel) are reachable.
+func TestEnvLists(t *testing.T) {
+	c, err := Source{File: writeFile(t, good), Environ: []string{
+		"EDGECACHE_ROUTES_0_METHODS=GET, POST",
+		"EDGECACHE_ROUTES_0_TAG_HEADERS=",
+		"EDGECACHE_SHARDS_2_NAME=s",
+		"EDGECACHE_SHARDS_2_SENTINEL_MASTER=mymaster",
+		"EDGECACHE_SHARDS_2_SENTINEL_ADDRS=10.0.0.5:26379,10.0.0.6:26379",
+		"EDGECACHE_SHARDS_3_NAME=c",
+		"EDGECACHE_SHARDS_3_CLUSTER=10.0.1.1:6379,10.0.1.2:6379",
+	}}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, s := c.Routes[0], c.Shards
+	if strings.Join(r.Methods, "|") != "GET|POST" || len(r.TagHeaders) != 0 ||
+		s[2].Sentinel == nil || s[2].Sentinel.Master != "mymaster" || strings.Join(s[2].Sentinel.Addrs, "|") != "10.0.0.5:26379|10.0.0.6:26379" ||
+		strings.Join(s[3].Cluster, "|") != "10.0.1.1:6379|10.0.1.2:6379" {
+		t.Fatalf("methods %q tag headers %q shards %+v %+v", r.Methods, r.TagHeaders, s[2], s[3])
+	}
+	if _, err := (Source{File: writeFile(t, good), Environ: []string{"EDGECACHE_ROUTES_0_METHODS=GET,post"}}).Load(); err == nil || !strings.Contains(err.Error(), `routes[0].methods[1]`) {
+		t.Fatalf("a bad list member: %v", err)
+	}
+}
+
 func TestEnvOverridesFileAndSetOverridesEnv(t *testing.T) {
 	c, err := Source{
 		File:    writeFile(t, good),
@@ -140,14 +171,16 @@ func TestEnvPath(t *testing.T) {
 		"SERVER_SHUTDOWN_TIMEOUT":  "server.shutdown_timeout",
 		"ROUTES_12_PATH_PREFIX":    "routes.12.path_prefix",
 		"VALKEY_L1_BYTES_PER_CONN": "valkey.l1_bytes_per_conn",
+		"SHARDS_0_SENTINEL_MASTER": "shards.0.sentinel.master",
+		"ROUTES_0_METHODS":         "routes.0.methods",
 	} {
-		got, err := envPath(name)
+		got, _, err := envPath(name)
 		if err != nil || got != want {
 			t.Errorf("%s: got %q %v, want %q", name, got, err, want)
 		}
 	}
-	for _, bad := range []string{"SERVER", "ROUTES_X_ORIGIN", "SERVER_LISTEN_X", "NOPE"} {
-		if p, err := envPath(bad); err == nil {
+	for _, bad := range []string{"SERVER", "ROUTES_X_ORIGIN", "SERVER_LISTEN_X", "NOPE", "ROUTES_0_METHODS_0", "SHARDS_0_SENTINEL"} {
+		if p, _, err := envPath(bad); err == nil {
 			t.Errorf("%s resolved to %q", bad, p)
 		}
 	}

@@ -25,34 +25,43 @@ const EnvPrefix = "EDGECACHE_"
 var envIgnored = map[string]bool{"ADMIN_TOKEN": true, "CONFIG": true}
 
 // envPath resolves the part of a variable name after the prefix to a
-// dotted config path ("routes.0.origin"), or returns an error.
-func envPath(name string) (string, error) {
+// dotted config path ("routes.0.origin"), or returns an error. list
+// reports a list of values (routes[0].methods): its value is given as one
+// comma-separated string.
+func envPath(name string) (path string, list bool, err error) {
 	parts := strings.Split(strings.ToLower(name), "_")
-	path, err := resolve(reflect.TypeFor[Config](), parts)
+	p, leaf, err := resolve(reflect.TypeFor[Config](), parts)
 	if err != nil {
-		return "", fmt.Errorf("%s%s: %w", EnvPrefix, name, err)
+		return "", false, fmt.Errorf("%s%s: %w", EnvPrefix, name, err)
 	}
-	return strings.Join(path, "."), nil
+	return strings.Join(p, "."), leaf.Kind() == reflect.Slice, nil
 }
 
-func resolve(t reflect.Type, parts []string) ([]string, error) {
+// resolve maps parts to the path of a field of t and returns the field's
+// type.
+func resolve(t reflect.Type, parts []string) ([]string, reflect.Type, error) {
 	if len(parts) == 0 {
-		if t.Kind() == reflect.Struct || t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct {
-			return nil, fmt.Errorf("names a section, not a field")
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
 		}
-		return nil, nil
+		if t.Kind() == reflect.Struct || t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct {
+			return nil, nil, fmt.Errorf("names a section, not a field")
+		}
+		return nil, t, nil
 	}
 	switch t.Kind() {
+	case reflect.Pointer: // an optional section: shards[].sentinel
+		return resolve(t.Elem(), parts)
 	case reflect.Slice:
 		if t.Elem().Kind() != reflect.Struct {
-			return nil, fmt.Errorf("list values are given as one comma-separated value")
+			return nil, nil, fmt.Errorf("list values are given as one comma-separated value")
 		}
 		i, err := strconv.Atoi(parts[0])
 		if err != nil || i < 0 || i > 1000 {
-			return nil, fmt.Errorf("want a list index, got %q", parts[0])
+			return nil, nil, fmt.Errorf("want a list index, got %q", parts[0])
 		}
-		rest, err := resolve(t.Elem(), parts[1:])
-		return append([]string{parts[0]}, rest...), err
+		rest, leaf, err := resolve(t.Elem(), parts[1:])
+		return append([]string{parts[0]}, rest...), leaf, err
 	case reflect.Struct:
 		// Longest tag first: "shutdown_timeout" before a field "shutdown".
 		for n := len(parts); n >= 1; n-- {
@@ -62,14 +71,14 @@ func resolve(t reflect.Type, parts []string) ([]string, error) {
 				if f.Tag.Get("koanf") != tag {
 					continue
 				}
-				if rest, err := resolve(f.Type, parts[n:]); err == nil {
-					return append([]string{tag}, rest...), nil
+				if rest, leaf, err := resolve(f.Type, parts[n:]); err == nil {
+					return append([]string{tag}, rest...), leaf, nil
 				}
 			}
 		}
-		return nil, fmt.Errorf("no such field %q", strings.Join(parts, "_"))
+		return nil, nil, fmt.Errorf("no such field %q", strings.Join(parts, "_"))
 	default:
-		return nil, fmt.Errorf("%q is past a value", strings.Join(parts, "_"))
+		return nil, nil, fmt.Errorf("%q is past a value", strings.Join(parts, "_"))
 	}
 }
 
@@ -86,12 +95,12 @@ func applyEnv(tree map[string]any, environ []string) error {
 		if envIgnored[name] {
 			continue
 		}
-		path, err := envPath(name)
+		path, list, err := envPath(name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		setPath(tree, strings.Split(path, "."), val)
+		setPath(tree, strings.Split(path, "."), envValue(val, list))
 	}
 	return joinErrs(errs)
 }
@@ -106,18 +115,34 @@ func applySets(tree map[string]any, sets []string) error {
 			continue
 		}
 		envName := strings.ToUpper(strings.NewReplacer(".", "_", "[", "_", "]", "").Replace(path))
-		p, err := envPath(envName)
+		p, list, err := envPath(envName)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--set %s: %w", path, err))
 			continue
 		}
-		setPath(tree, strings.Split(p, "."), val)
+		setPath(tree, strings.Split(p, "."), envValue(val, list))
 	}
 	return joinErrs(errs)
 }
 
+// envValue is a variable's value as the tree holds it: a list of values is
+// split on commas, each trimmed ("GET, POST"); an empty string is an empty
+// list.
+func envValue(val string, list bool) any {
+	if !list {
+		return val
+	}
+	l := []any{}
+	for v := range strings.SplitSeq(val, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l = append(l, v)
+		}
+	}
+	return l
+}
+
 // setPath sets tree[path] = val, creating maps, and lists for numeric parts.
-func setPath(tree map[string]any, path []string, val string) {
+func setPath(tree map[string]any, path []string, val any) {
 	var cur any = tree
 	for i, p := range path {
 		last := i == len(path)-1

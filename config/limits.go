@@ -34,3 +34,17 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 		bad("limits.max_request_body_bytes", "must not be negative")
 	}
 }
+
+// KnownMethods are the request methods the gateway serves; any other is
+// answered 405 before routing, and a route's methods list picks from these.
+var KnownMethods = []string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}
+
+// KnownMethod reports whether m is one of KnownMethods.
+func KnownMethod(m string) bool {
+	for _, k := range KnownMethods {
+		if m == k {
+			return true
+		}
+	}
+	return false
+}

@@ -52,6 +52,11 @@ func (c *Config) Validate() error {
 		} else if u.RawQuery != "" || u.Fragment != "" {
 			bad(f+".origin", "must not carry a query or fragment, got %q", r.Origin)
 		}
+		for j, m := range r.Methods {
+			if !KnownMethod(m) {
+				bad(fmt.Sprintf("%s.methods[%d]", f, j), "want one of %s (methods are case-sensitive), got %q", strings.Join(KnownMethods, ", "), m)
+			}
+		}
 		if r.DefaultTTL < 0 {
 			bad(f+".default_ttl", "must not be negative")
 		}

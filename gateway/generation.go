@@ -58,6 +58,9 @@ type route struct {
 	varyNormalize       map[string]bool
 	tagHeaders          []string
 	lockWait            time.Duration // <= 0: no cross-gateway lock
+
+	methods uint8    // methodBit of each accepted method; 0: every known method
+	allow   []string // the Allow header of the route's 405
 }
 
 // build turns a validated config into a generation. Shards that prev also
@@ -104,6 +107,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			varyNormalize:       map[string]bool{},
 			lockWait:            rc.LockWait,
 		}
+		rt.methods, rt.allow = routeMethods(rc.Methods)
 		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
 			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
 		}

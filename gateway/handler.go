@@ -60,6 +60,9 @@ func (g *Gateway) handle(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotFound, "edgecache: no route for this host and path")
 	}
 	st.rec.route = rt
+	if !allowedOn(w, r, rt, &st.rec) { // limits.go
+		return nil
+	}
 	if !cacheableRequest(r) {
 		g.pass(w, r, gen, rt, st)
 		return nil

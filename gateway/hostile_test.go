@@ -194,6 +194,58 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestRouteMethods: a route's methods list is enforced after routing, with
+// the route's own Allow, before anything reaches the origin or the cache;
+// GET brings HEAD; a route without a list takes every known method.
+func TestRouteMethods(t *testing.T) {
+	o, addr, _ := hostileGateway(t, 1, func(c *config.Config) {
+		c.Routes = append([]config.Route{
+			{Name: "readonly", PathPrefix: "/ro/", Origin: c.Routes[0].Origin, DefaultTTL: time.Minute, Methods: []string{"GET"}},
+			{Name: "writeonly", PathPrefix: "/wo/", Origin: c.Routes[0].Origin, Methods: []string{"POST", "PUT"}},
+		}, c.Routes...)
+		c.EnsureDefaults()
+	})
+	req := func(method, path string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: edge.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{"GET", "/ro/a", 200, ""},
+		{"HEAD", "/ro/a", 200, ""},
+		{"POST", "/ro/a", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"DELETE", "/ro/a", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"OPTIONS", "/ro/a", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/wo/a", 200, ""},
+		{"PUT", "/wo/a", 200, ""},
+		{"GET", "/wo/a", http.StatusMethodNotAllowed, "POST, PUT"},
+		{"HEAD", "/wo/a", http.StatusMethodNotAllowed, "POST, PUT"},
+		{"PATCH", "/other", 200, ""},
+		{"DELETE", "/other", 200, ""},
+		{"TRACE", "/ro/a", http.StatusMethodNotAllowed, strings.Join(config.KnownMethods, ", ")},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			before := o.count()
+			r := rawDo(t, addr, req(tc.method, tc.path))
+			if r.status != tc.want {
+				t.Fatalf("got %d %q, want %d", r.status, trunc(r.body), tc.want)
+			}
+			if got := r.header.Get("Allow"); got != tc.allow {
+				t.Fatalf("Allow %q, want %q", got, tc.allow)
+			}
+			if tc.want == http.StatusMethodNotAllowed && o.count() != before {
+				t.Fatal("a rejected request reached the origin")
+			}
+		})
+	}
+	// The 405 for POST did not invalidate the cached GET: it never ran.
+	if r := rawDo(t, addr, get1("/ro/a")); !strings.HasPrefix(r.header.Get("Cache-Status"), "edgecache; hit") {
+		t.Fatalf("GET /ro/a after the rejected unsafe methods: %s", r.header.Get("Cache-Status"))
+	}
+}
+
 // TestPathTricksKeepKeysApart: the key is built from exactly the path (and
 // query) the origin is sent, so whatever an origin makes of encoded
 // slashes, double encoding or case, what it answers for one request target

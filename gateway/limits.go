@@ -21,6 +21,9 @@ import (
 //	a chunked body that grows past it                             413 (pass path)
 //	a dot-segment ("." or "..", raw or %2e-encoded) in the path   400
 //
+// and, once the request is routed, a method outside the route's methods
+// list is answered 405 with the route's list in Allow (allowedOn).
+//
 // net/http reads the request line and the header section before the
 // gateway sees them; Serve sets the server's MaxHeaderBytes to
 // max_uri_bytes + max_header_bytes, so that anything within both limits
@@ -39,7 +42,67 @@ import (
 // over the header map, with no allocation (BenchmarkHit pins it).
 
 // allowedMethods is the Allow header of a 405.
-var allowedMethods = []string{"GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"}
+var allowedMethods = []string{strings.Join(config.KnownMethods, ", ")}
+
+// methodBit is m's bit in a route's method set (the index in
+// config.KnownMethods); 0 for any other method.
+func methodBit(m string) uint8 {
+	switch m {
+	case http.MethodGet:
+		return 1 << 0
+	case http.MethodHead:
+		return 1 << 1
+	case http.MethodOptions:
+		return 1 << 2
+	case http.MethodPost:
+		return 1 << 3
+	case http.MethodPut:
+		return 1 << 4
+	case http.MethodPatch:
+		return 1 << 5
+	case http.MethodDelete:
+		return 1 << 6
+	}
+	return 0
+}
+
+// routeMethods turns a route's methods list (validated) into its bit set
+// and Allow header. GET brings HEAD, as in nginx's limit_except: a HEAD is
+// a GET without the body. An empty list accepts every known method.
+func routeMethods(list []string) (uint8, []string) {
+	if len(list) == 0 {
+		return 0, allowedMethods
+	}
+	var set uint8
+	for _, m := range list {
+		set |= methodBit(m)
+		if m == http.MethodGet {
+			set |= methodBit(http.MethodHead)
+		}
+	}
+	var names []string
+	for _, m := range config.KnownMethods {
+		if set&methodBit(m) != 0 {
+			names = append(names, m)
+		}
+	}
+	return set, []string{strings.Join(names, ", ")}
+}
+
+// allowedOn reports whether rt accepts r's method; if not, it has written
+// the 405 with rt's Allow and noted it in rec.
+func allowedOn(w http.ResponseWriter, r *http.Request, rt *route, rec *record) bool {
+	if rt.methods == 0 || rt.methods&methodBit(r.Method) != 0 {
+		return true
+	}
+	rec.outcome, rec.status = outError, http.StatusMethodNotAllowed
+	h := w.Header()
+	h["Allow"] = rt.allow
+	h["Content-Type"] = textPlain
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write(rejectBody(http.StatusMethodNotAllowed))
+	return false
+}
 
 var connectionClose = []string{"close"}
 
@@ -85,10 +148,7 @@ func rejectBody(code int) []byte {
 
 // check returns the status r is rejected with, or 0.
 func check(r *http.Request, lim *config.Limits) int {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPost,
-		http.MethodPut, http.MethodPatch, http.MethodDelete:
-	default:
+	if methodBit(r.Method) == 0 {
 		return http.StatusMethodNotAllowed
 	}
 	if lim.MaxURIBytes > 0 && len(r.RequestURI) > lim.MaxURIBytes {
