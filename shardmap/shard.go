@@ -87,6 +87,8 @@ type Shard struct {
 	br     breaker
 	hooks  atomic.Pointer[Hooks]
 
+	gets getBatcher // lookups without the L1
+
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
 
@@ -257,7 +259,7 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	c := b.r
 	var res valkey.ValkeyResult
 	if s.opts.DisableL1 {
-		res = c.Do(ctx, c.B().Get().Key(key).Build())
+		res = s.gets.get(ctx, c, key) // batch.go
 	} else {
 		res = c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)
 	}

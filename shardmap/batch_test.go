@@ -1,0 +1,173 @@
+package shardmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecache/edgecache/internal/valkeytest"
+)
+
+func batchOptions() Options {
+	return Options{DisableL1: true, DialTimeout: time.Second, CommandTimeout: 500 * time.Millisecond,
+		BreakerFailures: 5, BreakerCooldown: 200 * time.Millisecond}
+}
+
+// hammer runs workers goroutines of n lookups each over keys 0..999 of
+// which the odd ones exist, and returns the first wrong answer.
+func hammer(s *Shard, workers, n int) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range n {
+				i := r.IntN(1000)
+				key := fmt.Sprintf("k%d", i)
+				val, _, err := s.Get(context.Background(), key, time.Now())
+				var bad error
+				switch {
+				case i%2 == 0 && !errors.Is(err, ErrNotFound):
+					bad = fmt.Errorf("%s: want not found, got %q %v", key, val, err)
+				case i%2 == 1 && (err != nil || string(val) != "v-"+key):
+					bad = fmt.Errorf("%s: got %q %v", key, val, err)
+				}
+				if bad != nil {
+					mu.Lock()
+					if first == nil {
+						first = bad
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// fill stores the odd keys hammer expects.
+func fill(s *Shard) error {
+	for i := 1; i < 1000; i += 2 {
+		key := fmt.Sprintf("k%d", i)
+		if err := s.Set(context.Background(), key, []byte("v-"+key), time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestBatchedGets: concurrent lookups without the L1 share round trips
+// (more than one GET per DoMulti on average) and each gets its own reply,
+// on a standalone node and across the slots of a Cluster.
+func TestBatchedGets(t *testing.T) {
+	for _, kind := range []string{"standalone", "cluster"} {
+		t.Run(kind, func(t *testing.T) {
+			spec := Spec{Name: "a"}
+			if kind == "standalone" {
+				spec.Addr = valkeytest.Start(t, 1)[0].Addr
+			} else {
+				spec.Cluster = strings.Join(valkeytest.StartCluster(t, 3).Seeds(), ",")
+			}
+			s := Dial(spec, batchOptions())
+			defer s.Close()
+			if err := fill(s); err != nil {
+				t.Fatal(err)
+			}
+			if err := hammer(s, 64, 300); err != nil {
+				t.Fatal(err)
+			}
+			batches, batched := s.gets.batches.Load(), s.gets.batched.Load()
+			t.Logf("%d of %d lookups went in %d batches (%.1f per batch)", batched, 64*300, batches, float64(batched)/float64(max(batches, 1)))
+			if batches == 0 || batched < 2*batches {
+				t.Fatalf("no batching: %d lookups in %d batches", batched, batches)
+			}
+			if len(s.gets.queue) != 0 || s.gets.sending {
+				t.Fatalf("batcher not idle after the load: queue %d, sending %v", len(s.gets.queue), s.gets.sending)
+			}
+		})
+	}
+}
+
+// TestBatchedGetsShardDies: when the shard dies under concurrent lookups,
+// every lookup returns (an error, within the command timeout), none waits
+// on a batch that will never be answered, and lookups work again once the
+// shard is back.
+func TestBatchedGetsShardDies(t *testing.T) {
+	srv := valkeytest.Start(t, 1)[0]
+	s := Dial(Spec{Name: "a", Addr: srv.Addr}, batchOptions())
+	defer s.Close()
+	if err := fill(s); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		slowest time.Duration
+		failed  int
+	)
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				_, _, err := s.Get(context.Background(), fmt.Sprintf("k%d", i%1000), start)
+				d := time.Since(start)
+				mu.Lock()
+				slowest = max(slowest, d)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					failed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("lookups still waiting 5s after the shard died")
+	}
+	t.Logf("after the kill: %d lookups failed, slowest lookup %v", failed, slowest)
+	if failed == 0 {
+		t.Fatal("no lookup failed with the shard dead")
+	}
+	if slowest > 2*time.Second {
+		t.Fatalf("a lookup took %v (command timeout 500ms)", slowest)
+	}
+	if len(s.gets.queue) != 0 || s.gets.sending {
+		t.Fatalf("batcher not idle: queue %d, sending %v", len(s.gets.queue), s.gets.sending)
+	}
+
+	srv.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for fill(s) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("shard not usable 10s after its restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := hammer(s, 32, 100); err != nil {
+		t.Fatal(err)
+	}
+}
