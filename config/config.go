@@ -157,6 +157,14 @@ type Valkey struct {
 	// Valkey and the gateway alike. A lone command is never delayed. Zero
 	// means the default; a negative value turns it off.
 	MaxFlushDelay time.Duration `koanf:"max_flush_delay"`
+	// FallbackTTL is how long, at most, an entry whose shard failed to
+	// store it (or to answer for it) is kept in the gateway's own memory
+	// and served from there while the shard stays unavailable, so that an
+	// outage does not send every request for its keys to the origin. Zero
+	// means the default; a negative value turns the fallback off.
+	FallbackTTL time.Duration `koanf:"fallback_ttl"`
+	// FallbackBytes is the memory budget of that fallback store.
+	FallbackBytes int64 `koanf:"fallback_bytes"`
 }
 
 // Embedded is the in-process store used when no shard is configured.

@@ -20,6 +20,8 @@ const (
 	DefaultEmbeddedMaxBytes  = 256 << 20
 	DefaultRebalanceWindow   = 2 * time.Minute
 	DefaultMaxFlushDelay     = 200 * time.Microsecond
+	DefaultFallbackTTL       = 10 * time.Second
+	DefaultFallbackBytes     = 64 << 20
 	DefaultNegativeTTL       = 10 * time.Second
 	DefaultKeep              = 10 * time.Minute
 	DefaultLockWait          = 2 * time.Second
@@ -55,6 +57,8 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.BreakerCooldown, DefaultBreakerCooldown)
 	setDefault(&v.RebalanceWindow, DefaultRebalanceWindow)
 	setDefault(&v.MaxFlushDelay, DefaultMaxFlushDelay)
+	setDefault(&v.FallbackTTL, DefaultFallbackTTL)
+	setDefault(&v.FallbackBytes, DefaultFallbackBytes)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureObservabilityDefaults()
 	c.ensureLimitsDefaults()

@@ -175,6 +175,9 @@ func (c *Config) Validate() error {
 	if v.MaxFlushDelay > 10*time.Millisecond {
 		bad("valkey.max_flush_delay", "at most 10ms, got %v (it delays round trips under load)", v.MaxFlushDelay)
 	}
+	if v.FallbackBytes < 0 {
+		bad("valkey.fallback_bytes", "must not be negative")
+	}
 	if c.Embedded.MaxBytes < 0 {
 		bad("embedded.max_bytes", "must not be negative")
 	}

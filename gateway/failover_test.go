@@ -32,6 +32,13 @@ func failoverUnderLoad(t *testing.T, base string, origin *testOrigin, kill func(
 	if l.failed.Load() != 0 {
 		t.Fatalf("%d failed requests; first: %s", l.failed.Load(), l.firstErr)
 	}
+	// While the shard fails, what it cannot store is served from the
+	// gateway's fallback (valkey.fallback_ttl, 10s: longer than the
+	// outage): each key reaches the origin about once, where without the
+	// fallback every request for a failing key did (thousands here).
+	if n := origin.total.Load() - warm; n > 2*keys {
+		t.Fatalf("%d origin requests during the failover for %d keys: the fallback did not hold them", n, keys)
+	}
 	// After the failover the cache serves again: a fresh key is stored and
 	// then hit.
 	_ = killedAt

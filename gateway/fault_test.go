@@ -265,7 +265,7 @@ func waitStoresOn(t *testing.T, g *gateway.Gateway, base, addr string) {
 			return false, r.cacheStatus
 		}
 		r := get(t, base+p)
-		return strings.HasPrefix(r.cacheStatus, "edgecache; hit"), r.cacheStatus
+		return strings.HasPrefix(r.cacheStatus, "edgecache; hit") && !strings.Contains(r.cacheStatus, "fallback"), r.cacheStatus
 	})
 }
 
@@ -719,3 +719,93 @@ func TestFaultGatewayRestart(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestFaultShardDownFallback: while a shard is down, what it cannot store
+// is kept in the gateway's fallback for valkey.fallback_ttl and served
+// from there, so the origin sees about one request per key per TTL
+// instead of every request; a purge reaches the fallback; once the shard
+// is back, the fallback is not read. With the fallback off, every request
+// for the dead shard's keys reaches the origin.
+func TestFaultShardDownFallback(t *testing.T) {
+	const keys, rounds = 20, 10
+	run := func(t *testing.T, fallbackTTL time.Duration) (originPerRound []int64) {
+		srv := valkeytest.Start(t, 1)[0]
+		origin := newFaultOrigin(t, "max-age=300")
+		cfg := faultConfig(origin.URL, []string{srv.Addr}, 300*time.Millisecond)
+		cfg.Valkey.FallbackTTL = fallbackTTL
+		_, base := startGateway(t, cfg)
+		warm(t, base, "/k/", keys)
+		srv.Kill()
+		for range rounds {
+			before := origin.total.Load()
+			for i := range keys {
+				if r := get(t, base+"/k/"+strconv.Itoa(i)); r.status != 200 || r.body != "body of /k/"+strconv.Itoa(i) {
+					t.Fatalf("shard down: %d %q (%s)", r.status, r.body, r.cacheStatus)
+				}
+			}
+			originPerRound = append(originPerRound, origin.total.Load()-before)
+		}
+		return originPerRound
+	}
+	t.Run("off", func(t *testing.T) {
+		per := run(t, -1)
+		t.Logf("origin requests per round of %d keys, shard down, no fallback: %v", keys, per)
+		for i, n := range per {
+			if n != keys {
+				t.Fatalf("round %d: %d origin requests for %d keys, want every request to go there", i, n, keys)
+			}
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		per := run(t, time.Minute)
+		t.Logf("origin requests per round of %d keys, shard down, fallback on: %v", keys, per)
+		if per[0] != keys {
+			t.Fatalf("first round after the kill: %d origin requests, want %d (the shard's copies are gone)", per[0], keys)
+		}
+		for i, n := range per[1:] {
+			if n != 0 {
+				t.Fatalf("round %d: %d origin requests, want 0 (the fallback holds every key)", i+1, n)
+			}
+		}
+	})
+
+	srv := valkeytest.Start(t, 1)[0]
+	origin := newFaultOrigin(t, "max-age=300")
+	cfg := faultConfig(origin.URL, []string{srv.Addr}, 300*time.Millisecond)
+	cfg.Valkey.FallbackTTL = 500 * time.Millisecond
+	g, base := startGateway(t, cfg)
+	srv.Kill()
+	get(t, base+"/f/a")
+	if r := get(t, base+"/f/a"); r.cacheStatus != "edgecache; hit; detail=fallback" {
+		t.Fatalf("second request with the shard down: %s", r.cacheStatus)
+	}
+	t.Run("expires", func(t *testing.T) {
+		time.Sleep(600 * time.Millisecond)
+		before := origin.count("/f/a")
+		if r := get(t, base+"/f/a"); r.status != 200 || origin.count("/f/a") != before+1 {
+			t.Fatalf("after the fallback TTL: %d, %d origin requests (was %d): %s", r.status, origin.count("/f/a"), before, r.cacheStatus)
+		}
+	})
+	t.Run("purged", func(t *testing.T) {
+		get(t, base+"/f/b")
+		if r := get(t, base+"/f/b"); r.cacheStatus != "edgecache; hit; detail=fallback" {
+			t.Fatalf("before the purge: %s", r.cacheStatus)
+		}
+		if _, err := g.Purge(context.Background(), gateway.PurgeRequest{URL: base + "/f/b"}); err == nil {
+			t.Log("purge reported no error with the shard down")
+		}
+		if r := get(t, base+"/f/b"); strings.Contains(r.cacheStatus, "hit") {
+			t.Fatalf("after a purge: %s", r.cacheStatus)
+		}
+	})
+	t.Run("shard back", func(t *testing.T) {
+		get(t, base+"/f/c")
+		srv.Restart(t)
+		waitStoresOn(t, g, base, srv.Addr)
+		// /f/c is in the fallback for a while yet; the shard answers (a
+		// miss), so it comes from the origin and then from the shard.
+		if r := get(t, base+"/f/c"); strings.Contains(r.cacheStatus, "fallback") {
+			t.Fatalf("shard back: %s", r.cacheStatus)
+		}
+	})
+}

@@ -36,6 +36,7 @@ type Generation struct {
 	plugins map[string]*wasm.Plugin
 	mem     *memstore.Store
 	memTags *tagIndex
+	fb      *fallback // shards only; nil when off
 }
 
 // route is one configured route, resolved.
@@ -181,7 +182,16 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		return nil, err
 	}
 	g.shards = set
-	ss := shardStore{shards: set}
+	if v.FallbackTTL > 0 {
+		g.fb = &fallback{ttl: v.FallbackTTL}
+		if prev != nil && prev.fb != nil {
+			g.fb.memStore = prev.fb.memStore // keep what it holds across reloads
+			g.fb.m.SetMaxBytes(v.FallbackBytes)
+		} else {
+			g.fb.memStore = newMemStore(memstore.New(v.FallbackBytes))
+		}
+	}
+	ss := shardStore{shards: set, fb: g.fb}
 	if prev != nil && prev.shards != nil && v.RebalanceWindow > 0 {
 		if !sameMap(prev.shards, set) {
 			ss.prev = prev.shards
@@ -350,16 +360,20 @@ func (g *Generation) retireAfter(next *Generation) (time.Duration, bool) {
 // retire releases what g holds that none of keep holds too (no keep:
 // everything). Shards close once their in-flight calls finish.
 func (g *Generation) retire(keep ...*Generation) {
-	memKept := false
+	memKept, fbKept := false, false
 	var sets []*shardmap.Set
 	for _, k := range keep {
 		if k != nil {
 			memKept = memKept || k.mem == g.mem
+			fbKept = fbKept || g.fb != nil && k.fb != nil && k.fb.m == g.fb.m
 			sets = append(sets, k.shards)
 		}
 	}
 	if g.mem != nil && !memKept {
 		g.mem.Close()
+	}
+	if g.fb != nil && !fbKept {
+		g.fb.m.Close()
 	}
 	if g.shards != nil {
 		g.shards.Retire(sets...)

@@ -121,7 +121,7 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 		return nil, primary, t, err
 	}
 	l1Off := gen.Config.Valkey.DisableL1
-	v := g.views.get(primary, raw, t == tierL1, l1Off)
+	v := g.views.get(primary, raw, t.local(), l1Off)
 	if v == nil || v.varyID == "" {
 		return v, primary, t, nil
 	}
@@ -132,7 +132,7 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 	if err != nil {
 		return nil, key, t, err
 	}
-	return g.views.get(key, raw, t == tierL1, l1Off), key, t, nil
+	return g.views.get(key, raw, t.local(), l1Off), key, t, nil
 }
 
 // read gets key's entry through the L1, or straight from its shard when

@@ -10,6 +10,7 @@ import (
 var (
 	csHitL1  = []string{"edgecache; hit; detail=l1"}
 	csHitL2  = []string{"edgecache; hit; detail=l2"}
+	csHitFB  = []string{"edgecache; hit; detail=fallback"}
 	csBypass = []string{"edgecache; fwd=bypass"}
 
 	csStale           = []string{"edgecache; hit; detail=stale"}
@@ -62,8 +63,11 @@ func missStatus(fwd string, stored bool, detail string) []string {
 }
 
 func hitStatus(t tier) []string {
-	if t == tierL1 {
+	switch t {
+	case tierL1:
 		return csHitL1
+	case tierFallback:
+		return csHitFB
 	}
 	return csHitL2
 }

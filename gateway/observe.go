@@ -45,10 +45,13 @@ func (g *Gateway) observe(r *http.Request, rec *record) {
 	o := g.obs
 	o.route(rec.route).Inc(r.Method, uint8(rec.outcome), rec.status)
 	if rec.outcome == outHit || rec.outcome == outStale {
-		if rec.tier == tierL2 {
-			o.m.HitsL2.Inc()
-		} else {
+		switch rec.tier {
+		case tierL1:
 			o.m.HitsL1.Inc()
+		case tierL2:
+			o.m.HitsL2.Inc()
+		default:
+			o.m.HitsFallback.Inc()
 		}
 	}
 	if o.tracing {

@@ -252,7 +252,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 	if err != nil {
 		return nil
 	}
-	if v := g.views.get(key, raw, t == tierL1, false); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
+	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
 		return &fetched{hit: v, hitTier: t}
 	}
 	return nil
@@ -382,7 +382,7 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 	case !dec.Store:
 		f.detail = dec.Reason
 		return
-	case shardErr:
+	case shardErr && !gen.store.hasFallback():
 		return // the shard failed the lookup; don't wait on it again
 	}
 	cc := policies.ParseCacheControl(decideHeader["Cache-Control"])
@@ -419,6 +419,9 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 	}
 	storeKey := key
 	if names := varyNames(f.header["Vary"]); len(names) > 0 {
+		if shardErr {
+			return // a variant needs the marker on the shard
+		}
 		var ok bool
 		if storeKey, ok = g.variantKey(ctx, gen, rt, fr, primary, marker, names, retain, now); !ok {
 			f.detail = "store-failed"
@@ -434,7 +437,11 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		// invalidation push arrives: read past the L1 for a moment.
 		g.recent.add(storeKey)
 	}
-	if err := gen.store.set(ctx, storeKey, val, retain, tags); err != nil {
+	if shardErr {
+		// The shard failed the lookup: into the fallback, without
+		// waiting on the shard again.
+		gen.store.setFallback(storeKey, val, retain, tags)
+	} else if err := gen.store.set(ctx, storeKey, val, retain, tags); err != nil {
 		f.detail = "store-failed"
 		g.log.DebugContext(fr.ctx, "store failed", "route", rt.name, "err", err)
 		return

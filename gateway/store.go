@@ -17,9 +17,14 @@ import (
 type tier uint8
 
 const (
-	tierL1 tier = iota // in-process: valkey-go client-side cache or the embedded store
-	tierL2             // a round trip to the shard
+	tierL1       tier = iota // in-process: valkey-go client-side cache or the embedded store
+	tierL2                   // a round trip to the shard
+	tierFallback             // in-process, standing in for a shard that failed (valkey.fallback_ttl)
 )
+
+// local reports whether the bytes came from this process's memory, where
+// an entry's bytes stay put for its life (the view memo keys on them).
+func (t tier) local() bool { return t != tierL2 }
 
 // errMiss reports that the store holds no value for a key.
 var errMiss = errors.New("gateway: miss")
@@ -53,6 +58,10 @@ type store interface {
 	tryLock(ctx context.Context, key string, ttl time.Duration) (release func(), held, supported bool, err error)
 	// owner names the shard that holds key ("" for the embedded store).
 	owner(key string) string
+	// hasFallback reports whether entries can be kept for shards that
+	// fail (valkey.fallback_ttl); setFallback keeps one there.
+	hasFallback() bool
+	setFallback(key string, val []byte, ttl time.Duration, tags []string)
 }
 
 func msBytes(t time.Time) []byte {
@@ -68,7 +77,31 @@ func msBytes(t time.Time) []byte {
 type shardStore struct {
 	shards    *shardmap.Set
 	prev      *shardmap.Set
-	prevUntil int64 // unix ns
+	prevUntil int64     // unix ns
+	fb        *fallback // nil: off
+}
+
+// fallback is the gateway's own memory standing in for shards that fail.
+// What a shard could not store (it was down, frozen, partitioned, or its
+// breaker was open) is kept here for at most ttl, and served when the
+// shard fails to answer for it; an entry is never read from here while
+// its shard answers. So an outage costs the origin about one request per
+// key per ttl instead of every request for the shard's keys.
+//
+// It is one gateway's memory: a purge through this gateway reaches it, a
+// purge through another gateway during the outage does not, and this
+// gateway may serve the purged entry for up to ttl (valkey.fallback_ttl,
+// 10s by default; negative turns the fallback off).
+type fallback struct {
+	memStore
+	ttl time.Duration
+}
+
+func (f *fallback) get(key string) ([]byte, bool) {
+	if f == nil {
+		return nil, false
+	}
+	return f.m.Get(key)
 }
 
 func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte, tier, error) {
@@ -84,7 +117,10 @@ func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte,
 	}
 	if err != nil {
 		if err == shardmap.ErrNotFound {
-			err = errMiss
+			return nil, 0, errMiss
+		}
+		if v, ok := s.fb.get(key); ok {
+			return v, tierFallback, nil
 		}
 		return nil, 0, err
 	}
@@ -94,24 +130,55 @@ func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte,
 	return val, tierL2, nil
 }
 
+// getDirect reads key from its shard; if the shard fails, from the
+// fallback, which is what the shard would have held.
 func (s shardStore) getDirect(ctx context.Context, key string) ([]byte, error) {
 	val, err := s.shards.Pick(key).GetDirect(ctx, key)
-	if err == shardmap.ErrNotFound {
+	switch {
+	case err == shardmap.ErrNotFound:
 		err = errMiss
+	case err != nil:
+		if v, ok := s.fb.get(key); ok {
+			return v, nil
+		}
 	}
 	return val, err
 }
 
+func (s shardStore) hasFallback() bool { return s.fb != nil }
+
+func (s shardStore) setFallback(key string, val []byte, ttl time.Duration, tags []string) {
+	if s.fb != nil {
+		_ = s.fb.set(context.Background(), key, val, min(ttl, s.fb.ttl), tags)
+	}
+}
+
+// set stores val on key's shard, or, if the shard fails, in the fallback
+// (then it succeeds: the entry is stored, for a while, where the next
+// lookup will find it).
 func (s shardStore) set(ctx context.Context, key string, val []byte, ttl time.Duration, tags []string) error {
-	return s.shards.Pick(key).Set(ctx, key, val, ttl, tags...)
+	err := s.shards.Pick(key).Set(ctx, key, val, ttl, tags...)
+	if err != nil && s.fb != nil {
+		s.setFallback(key, val, ttl, tags)
+		return nil
+	}
+	return err
 }
 
 func (s shardStore) setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	return s.shards.Pick(key).SetNX(ctx, key, val, ttl)
+	ok, err := s.shards.Pick(key).SetNX(ctx, key, val, ttl)
+	if err != nil && s.fb != nil {
+		return s.fb.setNX(ctx, key, val, min(ttl, s.fb.ttl))
+	}
+	return ok, err
 }
 
 func (s shardStore) extend(ctx context.Context, key string, ttl time.Duration) error {
-	return s.shards.Pick(key).Extend(ctx, key, ttl)
+	err := s.shards.Pick(key).Extend(ctx, key, ttl)
+	if err != nil && s.fb != nil {
+		return s.fb.extend(ctx, key, min(ttl, s.fb.ttl))
+	}
+	return err
 }
 
 // owners returns the shard that owns key and, during the rebalance window,
@@ -127,7 +194,13 @@ func (s shardStore) owners(key string) []*shardmap.Shard {
 	return []*shardmap.Shard{owner}
 }
 
+// del, softPurge and purgeTag reach the fallback too, whether or not the
+// shards answer: an entry purged while its shard is up must not come back
+// from the fallback in its next outage.
 func (s shardStore) del(ctx context.Context, keys ...string) error {
+	if s.fb != nil {
+		_ = s.fb.del(ctx, keys...)
+	}
 	var errs []error
 	for _, k := range keys {
 		for _, sh := range s.owners(k) {
@@ -139,6 +212,9 @@ func (s shardStore) del(ctx context.Context, keys ...string) error {
 
 func (s shardStore) softPurge(ctx context.Context, key string, staleAt time.Time) (bool, error) {
 	found := false
+	if s.fb != nil {
+		found, _ = s.fb.softPurge(ctx, key, staleAt)
+	}
 	var errs []error
 	for _, sh := range s.owners(key) {
 		ok, err := sh.SoftPurge(ctx, key, freshUntilOffset, msBytes(staleAt))
@@ -157,6 +233,9 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 		n    int
 		errs []error
 	)
+	if s.fb != nil {
+		n, _ = s.fb.purgeTag(ctx, tag, soft, staleAt)
+	}
 	shards := s.shards.Shards()
 	if s.prev != nil && time.Now().UnixNano() < s.prevUntil {
 		for _, sh := range s.prev.Shards() { // a shard removed by the last change still serves the window
@@ -295,3 +374,6 @@ func (s memStore) tryLock(context.Context, string, time.Duration) (func(), bool,
 }
 
 func (s memStore) owner(string) string { return "" }
+
+func (memStore) hasFallback() bool                                   { return false }
+func (memStore) setFallback(string, []byte, time.Duration, []string) {}

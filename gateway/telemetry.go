@@ -33,7 +33,7 @@ const ScopeName = "github.com/edgecache/edgecache/gateway"
 const (
 	AttrRoute   = attribute.Key("edgecache.route")
 	AttrOutcome = attribute.Key("edgecache.cache.outcome") // hit, stale, revalidated, miss, no-store, bypass, error, no-route
-	AttrTier    = attribute.Key("edgecache.cache.tier")    // l1, l2, origin
+	AttrTier    = attribute.Key("edgecache.cache.tier")    // l1, l2, fallback, origin
 	AttrShard   = attribute.Key("edgecache.shard")
 	AttrKeyHash = attribute.Key("edgecache.cache.key_hash") // FNV-1a 64 of the key, hex
 )
@@ -296,12 +296,16 @@ func (o *observer) annotate(g *Gateway, r *http.Request, rec *record) {
 	span.SetAttributes(attrs...)
 }
 
-// tierName says where the response came from: l1, l2, or origin.
+// tierName says where the response came from: l1, l2, fallback, or
+// origin.
 func tierName(rec *record) string {
 	switch rec.outcome {
 	case outHit, outStale:
-		if rec.tier == tierL2 {
+		switch rec.tier {
+		case tierL2:
 			return "l2"
+		case tierFallback:
+			return "fallback"
 		}
 		return "l1"
 	case outNoRoute:

@@ -83,7 +83,7 @@ type Metrics struct {
 	ReloadOK       prometheus.Gauge
 
 	// Hits are CacheHits' children, resolved.
-	HitsL1, HitsL2 prometheus.Counter
+	HitsL1, HitsL2, HitsFallback prometheus.Counter
 
 	routes cow[string, *RouteCounters]
 }
@@ -99,7 +99,7 @@ func New() *Metrics {
 		}, []string{"route", "method", "code", "cache"}),
 		CacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: CacheHitsTotal,
-			Help: "Responses served from the cache (fresh or stale) by the tier that answered: l1 (in-process) or l2 (a Valkey round trip).",
+			Help: "Responses served from the cache (fresh or stale) by the tier that answered: l1 (in-process), l2 (a Valkey round trip) or fallback (in-process, for a shard that failed: valkey.fallback_ttl).",
 		}, []string{"tier"}),
 		OriginDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    OriginDuration,
@@ -135,6 +135,7 @@ func New() *Metrics {
 	}
 	m.HitsL1 = m.CacheHits.WithLabelValues("l1")
 	m.HitsL2 = m.CacheHits.WithLabelValues("l2")
+	m.HitsFallback = m.CacheHits.WithLabelValues("fallback")
 	m.Reloads.WithLabelValues("ok")
 	m.Reloads.WithLabelValues("error")
 	m.ReloadOK.Set(1)
