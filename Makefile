@@ -24,7 +24,7 @@ run: build
 	BIN=$(BIN) ./scripts/run.sh
 
 ## deps: install what the tests need when missing: redis-server/redis-cli and
-## curl, Debian's chromium for the status-page test, and the plugin toolchains
+## curl, systemd-analyze (deploy test), Debian's chromium for the status-page test, and the plugin toolchains
 ## (Go, C, Rust, AssemblyScript, WAT) for the plugin authoring guide's test.
 deps:
 	./scripts/deps.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is not Go: a Valkey or Redis server and
-# its CLI (for Cluster creation). Idempotent; a no-op when both are there.
+# its CLI (for Cluster creation), curl, and systemd-analyze. Idempotent; a
+# no-op when all are there.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ if ! command -v valkey-cli >/dev/null && ! command -v redis-cli >/dev/null; then
   need+=(redis-tools)
 fi
 command -v curl >/dev/null || need+=(curl) # the walkthrough (make demo) and its test
+command -v systemd-analyze >/dev/null || need+=(systemd) # verifies deploy/edgecache.service
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -20,8 +20,8 @@ import (
 // long one halves the throughput of a few connections.
 //
 // Measured on loopback, 3 shards, 64 connections sharing 2 cores with wrk
-// and the shards: L2 hits +16–28% req/s, and a third less CPU per request
-// (RATIONALE.md, "Batching L2 lookups").
+// and the shards: L2 hits +16–28% req/s, and Valkey's CPU per request down
+// by a third (RATIONALE.md, "Batching L2 lookups").
 //
 // The batcher has no goroutine of its own: the caller whose GET opens a
 // run sends it, and when the replies are in, hands the queue that built up
