@@ -9,6 +9,7 @@ import (
 type Config struct {
 	Server    Server    `koanf:"server"`
 	Routes    []Route   `koanf:"routes"`
+	Origins   []Origin  `koanf:"origins"` // origin pools (origins.go)
 	Shards    []Shard   `koanf:"shards"`
 	Valkey    Valkey    `koanf:"valkey"`
 	Embedded  Embedded  `koanf:"embedded"`
@@ -47,8 +48,12 @@ type Route struct {
 	Host string `koanf:"host"`
 	// PathPrefix matches the start of the request path; empty means "/".
 	PathPrefix string `koanf:"path_prefix"`
-	// Origin is the base URL requests are forwarded to (scheme://host[:port][/base]).
+	// Origin is the base URL requests are forwarded to
+	// (scheme://host[:port][/base]), or the name of a pool in origins.
 	Origin string `koanf:"origin"`
+	// OriginHost is the Host sent to the origin: "" the origin server's,
+	// "preserve" the client's, anything else that host (origins.go).
+	OriginHost string `koanf:"origin_host"`
 	// Methods lists the request methods the route accepts; others are
 	// answered 405 with the list in Allow. GET brings HEAD with it. Empty
 	// accepts every method the gateway knows (GET, HEAD, OPTIONS, POST,

@@ -98,6 +98,7 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 				c.Plugins[i].Path = filepath.Join(filepath.Dir(file), p.Path)
 			}
 		}
+		c.resolveOriginFiles(filepath.Dir(file)) // origins.go
 	}
 	c.EnsureDefaults()
 	// Report unknown fields and invalid values together, so that one

@@ -46,7 +46,11 @@ func (c *Config) Validate() error {
 			bad(f+".path_prefix", "must start with '/', got %q", r.PathPrefix)
 		}
 		if r.Origin == "" {
-			bad(f+".origin", "missing origin URL")
+			bad(f+".origin", "missing origin URL or pool name")
+		} else if c.Pool(r.Origin) != nil {
+			// a pool (origins.go)
+		} else if !strings.Contains(r.Origin, "://") && poolName.MatchString(r.Origin) {
+			bad(f+".origin", "no pool named %q in origins (or give an absolute http(s) URL)", r.Origin)
 		} else if u, err := url.Parse(r.Origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(f+".origin", "want an absolute http(s) URL, got %q", r.Origin)
 		} else if u.RawQuery != "" || u.Fragment != "" {
@@ -183,6 +187,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateObservability(bad)
 	c.validateLimits(bad)
+	c.validateOrigins(bad)
 	return errors.Join(errs...)
 }
 

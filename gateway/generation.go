@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/internal/memstore"
+	"github.com/edgecache/edgecache/origins"
 	"github.com/edgecache/edgecache/policies"
 	"github.com/edgecache/edgecache/shardmap"
 	"github.com/edgecache/edgecache/wasm"
@@ -37,6 +38,7 @@ type Generation struct {
 	mem     *memstore.Store
 	memTags *tagIndex
 	fb      *fallback // shards only; nil when off
+	pools   pools     // origin pools by name (pools.go)
 }
 
 // route is one configured route, resolved.
@@ -51,6 +53,10 @@ type route struct {
 	ttl           policies.TTL
 	miss          policies.Miss
 	proxy         *httputil.ReverseProxy
+	transport     http.RoundTripper // the pool, or the gateway's transport (pools.go)
+	pool          *origins.Pool     // nil: origin is a URL
+	originHost    string            // routes[].origin_host
+	retryAfter    []string          // Retry-After of a 503 when the pool refuses
 	plugins       []string // names of the plugins whose hooks it uses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
@@ -81,6 +87,14 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			g.closePlugins()
 		}
 	}()
+	if g.pools, err = buildPools(cfg, prev); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			g.pools.closeExcept(prev)
+		}
+	}()
 	for i, rc := range cfg.Routes {
 		u, err := url.Parse(rc.Origin)
 		if err != nil {
@@ -107,7 +121,9 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			ignoreClientNoCache: rc.IgnoreClientNoCache,
 			varyNormalize:       map[string]bool{},
 			lockWait:            rc.LockWait,
+			originHost:          rc.OriginHost,
 		}
+		rt.usePool(g.pools, rc.Origin, transport)
 		rt.methods, rt.allow = routeMethods(rc.Methods)
 		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
 			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
@@ -118,7 +134,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		for _, h := range rc.TagHeaders {
 			rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
 		}
-		rt.proxy = newProxy(u, transport, log)
+		rt.proxy = newProxy(rt, log)
 		g.routes = append(g.routes, rt)
 	}
 	sort.SliceStable(g.routes, func(i, j int) bool {
@@ -379,6 +395,7 @@ func (g *Generation) retire(keep ...*Generation) {
 		g.shards.Retire(sets...)
 	}
 	g.closePlugins() // plugins are never shared between generations
+	g.pools.closeExcept(keep...)
 }
 
 // canonicalHost lower-cases host and drops a default port (":80",

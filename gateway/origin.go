@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/internal/entry"
+	"github.com/edgecache/edgecache/origins"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -111,6 +112,11 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 	}
 	if err != nil {
 		g.log.WarnContext(r.Context(), "origin fetch failed", "route", rt.name, "err", err)
+		if refused(err) { // the pool is at its cap or has no server (pools.go)
+			st.rec.outcome, st.rec.status = outError, http.StatusServiceUnavailable
+			writeRefused(w, rt, missStatus(fwd, false, "origin-unavailable"))
+			return nil
+		}
 		st.rec.outcome, st.rec.status = outError, http.StatusBadGateway
 		h := w.Header()
 		h[hdrCacheStatus] = missStatus(fwd, false, "origin-error")
@@ -155,6 +161,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 	if f.fwdStatus != 0 {
 		cs = []string{cs[0] + "; fwd-status=" + strconv.Itoa(f.fwdStatus)}
 	}
+	cs = withUpstream(f.header[hdrCacheStatus], cs) // a shield's entry (pools.go)
 	age := ageValue(f.initialAge)
 	if notModified(r, f.status, f.etag, f.lastMod) {
 		writeNotModified(w, f.header, age, cs)
@@ -264,10 +271,16 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 // route's origin timeout bounds it.
 func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key string, marker, stale *view, act policies.MissAction, shardErr bool) (*fetched, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(fr.ctx), rt.originTimeout)
+	if rt.pool != nil {
+		ctx = origins.WithKey(ctx, primary) // for a hash-balanced pool
+	}
 	out, err := http.NewRequestWithContext(ctx, http.MethodGet, originURL(rt, fr.url, act), nil)
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if h := rt.outHost(fr.preq.Host); h != "" {
+		out.Host = h
 	}
 	copyRequestHeaders(out.Header, fr.header)
 	for k, v := range act.Header {
@@ -282,7 +295,7 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 		}
 	}
 	start := time.Now()
-	resp, err := g.transport.RoundTrip(out)
+	resp, err := rt.transport.RoundTrip(out)
 	g.originDone(rt, time.Since(start))
 	if err != nil {
 		cancel()
@@ -544,7 +557,7 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string)
 		h[hdrContentLength] = []string{strconv.FormatInt(f.large.ContentLength, 10)}
 	}
 	h[hdrAge] = ageValue(f.initialAge)
-	h[hdrCacheStatus] = missStatus(fwd, false, f.detail)
+	h[hdrCacheStatus] = withUpstream(f.header[hdrCacheStatus], missStatus(fwd, false, f.detail))
 	w.WriteHeader(f.status)
 	if r.Method == http.MethodHead {
 		return
@@ -611,21 +624,25 @@ func copyRequestHeaders(dst, src http.Header) {
 
 // newProxy returns the pass-through proxy of a route: uncached methods and
 // requests the cache must not answer. It streams both ways.
-func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *httputil.ReverseProxy {
+func newProxy(rt *route, log *slog.Logger) *httputil.ReverseProxy {
+	target := rt.origin
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header["Via"] = []string{"1.1 edgecache"}
+			if h := rt.outHost(pr.In.Host); h != "" {
+				pr.Out.Host = h
+			}
 		},
-		Transport: transport,
+		Transport: rt.transport,
 		ModifyResponse: func(resp *http.Response) error {
 			if inv, ok := resp.Request.Context().Value(invalidationKey{}).(*invalidation); ok && resp.StatusCode < 400 {
 				if err := inv.run(resp.Request.Context(), resp.Header); err != nil {
 					log.WarnContext(resp.Request.Context(), "invalidation failed", "err", err)
 				}
 			}
-			resp.Header[hdrCacheStatus] = csBypass
+			resp.Header[hdrCacheStatus] = withUpstream(resp.Header[hdrCacheStatus], csBypass)
 			if _, ok := resp.Header[hdrAge]; !ok {
 				resp.Header[hdrAge] = ageZero
 			}
@@ -637,6 +654,10 @@ func newProxy(target *url.URL, transport http.RoundTripper, log *slog.Logger) *h
 				return
 			}
 			log.WarnContext(r.Context(), "origin proxy failed", "err", err)
+			if refused(err) {
+				writeRefused(w, rt, missStatus("bypass", false, "origin-unavailable"))
+				return
+			}
 			w.Header()[hdrCacheStatus] = missStatus("bypass", false, "origin-error")
 			w.WriteHeader(http.StatusBadGateway)
 		},

@@ -65,7 +65,7 @@ type Options struct {
 	// QueueTimeout bounds the wait for a slot.
 	QueueTimeout time.Duration
 	// RetryBudget is the share of requests that may be retries (0.2: one
-	// retry per five requests, besides a small burst).
+	// retry per five requests, besides a small burst); negative: none.
 	RetryBudget float64
 	// RetryAfter is what a caller should tell clients refused with
 	// ErrOverloaded or ErrUnavailable (the Retry-After header).

@@ -108,8 +108,10 @@ func New(o Options) (*Pool, error) {
 	if o.MaxConcurrent > 0 {
 		p.sem = make(chan struct{}, o.MaxConcurrent)
 	}
-	p.perReq = int64(o.RetryBudget * 1000)
-	p.maxTok = minRetryTokens * 1000
+	if o.RetryBudget > 0 {
+		p.perReq = int64(o.RetryBudget * 1000)
+		p.maxTok = minRetryTokens * 1000
+	}
 	p.tokens.Store(p.maxTok)
 	if o.Health.Path != "" {
 		for _, s := range p.servers {
