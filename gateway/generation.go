@@ -57,7 +57,7 @@ type route struct {
 	pool          *origins.Pool     // nil: origin is a URL
 	originHost    string            // routes[].origin_host
 	retryAfter    []string          // Retry-After of a 503 when the pool refuses
-	plugins       []string // names of the plugins whose hooks it uses
+	plugins       []string          // names of the plugins whose hooks it uses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
 	keep                time.Duration
