@@ -87,7 +87,7 @@ func (g *Gateway) metricsState() metrics.State {
 	if gen == nil {
 		return metrics.State{}
 	}
-	st := metrics.State{Generation: gen.ID, Plugins: g.pluginStates(gen)}
+	st := metrics.State{Generation: gen.ID, Plugins: g.pluginStates(gen), Origins: gen.poolStats()}
 	if gen.shards != nil {
 		m := gen.shards.Map()
 		for i, s := range gen.shards.Shards() {

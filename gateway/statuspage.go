@@ -14,20 +14,22 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgecache/edgecache/internal/metrics"
+	"github.com/edgecache/edgecache/origins"
 )
 
 // Status is what GET /admin/status answers and the status page shows.
 type Status struct {
-	Generation    uint64          `json:"generation"`
-	Created       time.Time       `json:"created"` // when the generation was published
-	ConfigSource  string          `json:"config_source"`
-	Store         string          `json:"store"` // "valkey" or "embedded"
-	UptimeSeconds float64         `json:"uptime_seconds"`
-	Shards        []ShardStatus   `json:"shards"`
-	Embedded      *EmbeddedStatus `json:"embedded,omitempty"`
-	Routes        []RouteStatus   `json:"routes"`
-	Plugins       []PluginStatus  `json:"plugins"`
-	LastReload    ReloadStatus    `json:"last_reload"`
+	Generation    uint64              `json:"generation"`
+	Created       time.Time           `json:"created"` // when the generation was published
+	ConfigSource  string              `json:"config_source"`
+	Store         string              `json:"store"` // "valkey" or "embedded"
+	UptimeSeconds float64             `json:"uptime_seconds"`
+	Shards        []ShardStatus       `json:"shards"`
+	Embedded      *EmbeddedStatus     `json:"embedded,omitempty"`
+	Routes        []RouteStatus       `json:"routes"`
+	Plugins       []PluginStatus      `json:"plugins"`
+	Pools         []origins.PoolStats `json:"pools"` // origin pools and their servers
+	LastReload    ReloadStatus        `json:"last_reload"`
 	// Requests counts requests since start by cache outcome (hit, stale,
 	// revalidated, miss, no-store, bypass, error, no-route); Hits by tier.
 	Requests map[string]float64 `json:"requests"`
@@ -110,6 +112,7 @@ func (g *Gateway) Status() Status {
 		}
 		st.Routes = append(st.Routes, RouteStatus{Name: rt.Name, Host: rt.Host, PathPrefix: rt.PathPrefix, Origin: origin})
 	}
+	st.Pools = gen.poolStats()
 	for _, p := range g.pluginStates(gen) {
 		ps := PluginStatus{Name: p.Name, Calls: map[string]uint64{}, Faults: map[string]uint64{}}
 		for i, h := range p.Stats.Hooks {

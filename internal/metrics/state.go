@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgecache/edgecache/origins"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -15,6 +16,7 @@ type State struct {
 	Shards     []ShardState // nil when the embedded store is in use
 	Embedded   *EmbeddedState
 	Plugins    []PluginState
+	Origins    []origins.PoolStats // origin pools (origins.go)
 }
 
 // ShardState is one shard of the serving generation.
@@ -113,6 +115,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descPlMemoMiss, s.MemoMisses, p.Name)
 		gauge(descPlInst, float64(s.Instances), p.Name)
 	}
+	collectOrigins(ch, st.Origins)
 }
 
 func b2f(b bool) float64 {
