@@ -233,9 +233,6 @@ func (c *Config) validateOrigins(bad func(field, format string, args ...any)) {
 		if h.Path != "" && h.Path[0] != '/' {
 			bad(f+".health.path", "must start with '/', got %q", h.Path)
 		}
-		if h.Timeout > h.Interval {
-			bad(f+".health.timeout", "must not exceed health.interval (%v)", h.Interval)
-		}
 		if h.HealthyThreshold < 1 || h.UnhealthyThreshold < 1 {
 			bad(f+".health", "healthy_threshold and unhealthy_threshold must be at least 1")
 		}

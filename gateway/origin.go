@@ -47,6 +47,9 @@ type fetched struct {
 	stale   *view
 
 	replaces bool // the fetch refreshes a stored entry
+	// upstream is the origin's Cache-Status (a shield edgecache): given
+	// with this response, before ours, never stored (pools.go).
+	upstream []string
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -161,7 +164,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 	if f.fwdStatus != 0 {
 		cs = []string{cs[0] + "; fwd-status=" + strconv.Itoa(f.fwdStatus)}
 	}
-	cs = withUpstream(f.header[hdrCacheStatus], cs) // a shield's entry (pools.go)
+	cs = withUpstream(f.upstream, cs) // a shield's entry (pools.go)
 	age := ageValue(f.initialAge)
 	if notModified(r, f.status, f.etag, f.lastMod) {
 		writeNotModified(w, f.header, age, cs)
@@ -314,8 +317,11 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	hdr := make(http.Header, len(resp.Header))
 	entry.Filter(hdr, resp.Header)
 	stripInternal(hdr)
+	upstream := hdr[hdrCacheStatus]
+	delete(hdr, hdrCacheStatus)
 	f := &fetched{
-		status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
+		upstream: upstream,
+		status:   resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
 		setCookie: resp.Header["Set-Cookie"], etag: hdr.Get("Etag"), lastMod: hdr.Get("Last-Modified"),
 		replaces: stale != nil,
 	}
@@ -557,7 +563,7 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string)
 		h[hdrContentLength] = []string{strconv.FormatInt(f.large.ContentLength, 10)}
 	}
 	h[hdrAge] = ageValue(f.initialAge)
-	h[hdrCacheStatus] = withUpstream(f.header[hdrCacheStatus], missStatus(fwd, false, f.detail))
+	h[hdrCacheStatus] = withUpstream(f.upstream, missStatus(fwd, false, f.detail))
 	w.WriteHeader(f.status)
 	if r.Method == http.MethodHead {
 		return

@@ -444,9 +444,16 @@ func (p *Pool) pickFrom(key string, not *server, now int64, onlyAvailable bool) 
 		}
 		// Both unavailable: fall through to a scan in round-robin order.
 	}
-	start := p.rr.Add(1)
-	for i := range uint64(len(p.seq)) {
-		if s := p.servers[p.seq[(start+i)%uint64(len(p.seq))]]; ok(s) {
+	// A server that is out costs its turn, not a double share to the
+	// next in order: each skip takes a new turn.
+	n := uint64(len(p.seq))
+	for range n {
+		if s := p.servers[p.seq[p.rr.Add(1)%n]]; ok(s) {
+			return s
+		}
+	}
+	for _, s := range p.servers { // the turns above can race past one
+		if ok(s) {
 			return s
 		}
 	}

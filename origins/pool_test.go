@@ -361,3 +361,18 @@ func TestMaxConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// With one of three servers out, the other two share its turns evenly.
+func TestRoundRobinSkipsEvenly(t *testing.T) {
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	p := newPool(t, origins.Options{Outlier: origins.Outlier{ConsecutiveFailures: 1, BaseEjectionTime: time.Minute}}, a, b, c)
+	c.Close()
+	for range 300 {
+		if _, err := get(context.Background(), p, "/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := a.hits.Load() - b.hits.Load(); d > 10 || d < -10 {
+		t.Fatalf("uneven share: %d and %d", a.hits.Load(), b.hits.Load())
+	}
+}
