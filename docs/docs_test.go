@@ -212,6 +212,8 @@ func checkType(t reflect.Type, cell string) error {
 		want = "number"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		want = "list of strings"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Int:
+		want = "list of integers"
 	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.String:
 		want = "map of strings"
 	case t.Kind() == reflect.Map:
@@ -266,6 +268,13 @@ func checkDefault(def reflect.Value, cell string) error {
 			return fmt.Errorf("the default is %q", v)
 		}
 		return nil
+	case []int:
+		var l []int
+		err = yaml.Unmarshal([]byte(s), &l)
+		if err == nil && !slices.Equal(l, v) {
+			return fmt.Errorf("the default is %v", v)
+		}
+		return err
 	default:
 		return fmt.Errorf("the test does not know %T", v)
 	}
@@ -285,6 +294,8 @@ func sample(t reflect.Type) string {
 		return "1s"
 	case t.Kind() == reflect.Bool:
 		return "true"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Int:
+		return "1"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
 		return "1"
 	}
@@ -322,6 +333,9 @@ func want(t reflect.Type, s string) any {
 	case t == reflect.TypeFor[time.Duration]():
 		d, _ := time.ParseDuration(s)
 		return d
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Int:
+		n, _ := strconv.Atoi(s)
+		return []int{n}
 	case t.Kind() == reflect.Slice:
 		return []string{s}
 	}

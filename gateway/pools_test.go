@@ -192,7 +192,8 @@ func serverStats(g *gateway.Gateway, pool string) []origins.ServerStats {
 func TestPoolServerKilled(t *testing.T) {
 	f := newFleet("max-age=300")
 	srv := f.start(t, 3)
-	g, base := startGateway(t, poolConfig(t, urls(srv), nil))
+	g, base := startGatewayWith(t, poolConfig(t, urls(srv), nil), gateway.Options{AdminToken: testToken})
+	admin := startAdmin(t, g)
 	stop := make(chan struct{})
 	h := startHammer(base, "/k/", 6, 1500, stop)
 	for f.total.Load() < 300 {
@@ -219,6 +220,23 @@ func TestPoolServerKilled(t *testing.T) {
 	}
 	if retries == 0 {
 		t.Fatal("no retry counted")
+	}
+
+	// The same in the metrics, per server.
+	fams := scrape(t, admin)
+	dead := map[string]string{"pool": "api", "server": srv[2].URL}
+	wantValue(t, fams, "edgecache_origin_ejected", dead, 1)
+	wantValue(t, fams, "edgecache_origin_up", dead, 1) // no active checks
+	wantValue(t, fams, "edgecache_origin_requests_total", dead, float64(st[2].Requests))
+	wantValue(t, fams, "edgecache_origin_latency_seconds", dead, float64(st[2].Requests))
+	wantValue(t, fams, "edgecache_origin_ejected", map[string]string{"pool": "api", "server": srv[0].URL}, 0)
+	wantValue(t, fams, "edgecache_origin_in_flight", map[string]string{"pool": "api", "server": srv[0].URL}, 0)
+	wantValue(t, fams, "edgecache_origin_queue_length", map[string]string{"pool": "api"}, 0)
+	if n := sumOf(fams, "edgecache_origin_retries_total", map[string]string{"pool": "api"}); n != float64(retries) {
+		t.Errorf("edgecache_origin_retries_total sums to %v, status says %d", n, retries)
+	}
+	if n := sumOf(fams, "edgecache_origin_requests_total", map[string]string{"pool": "api"}); n != float64(1500+retries) {
+		t.Errorf("edgecache_origin_requests_total sums to %v for 1500 misses and %d retries", n, retries)
 	}
 }
 
