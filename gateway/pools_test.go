@@ -24,7 +24,10 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/config"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/origins"
 )
 
@@ -631,5 +634,28 @@ func TestPoolReloadUnderLoad(t *testing.T) {
 	}
 	if h.ok.Load() < 200 {
 		t.Fatalf("only %d requests", h.ok.Load())
+	}
+}
+
+// A pool's requests carry the trace context, as a URL origin's do.
+func TestPoolTracing(t *testing.T) {
+	origin := newHeaderOrigin(t)
+	exp := tracetest.NewInMemoryExporter()
+	tracing := telemetry.NewTracingWith(exp, nil, 1, true)
+	t.Cleanup(func() { _ = tracing.Shutdown(t.Context()) })
+	_, base := startGatewayWith(t, poolConfig(t, []string{origin.URL}, nil), gateway.Options{Tracing: tracing})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest(http.MethodGet, base+"/pooltraced", nil)
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	seen := origin.traceparents("/pooltraced")
+	// The fill copies the client's headers: the origin must see the
+	// gateway's client span as the parent, not the client's span.
+	if len(seen) != 1 || !strings.HasPrefix(seen[0], "00-"+traceID+"-") || strings.Contains(seen[0], "00f067aa0ba902b7") {
+		t.Fatalf("origin saw traceparent %q, want trace %s with the gateway's span as parent", seen, traceID)
 	}
 }

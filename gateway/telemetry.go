@@ -52,6 +52,7 @@ type observer struct {
 
 	tracing bool
 	tracer  trace.Tracer
+	tp      trace.TracerProvider // for origin pools' client spans
 	prop    propagation.TextMapPropagator
 
 	access atomic.Bool
@@ -68,6 +69,7 @@ func newObserver(o Options, log *slog.Logger) *observer {
 	if t := o.Tracing; t != nil && t.Enabled {
 		ob.tracing = true
 		ob.tracer = t.Provider.Tracer(ScopeName)
+		ob.tp = t.Provider
 		ob.prop = t.Propagator
 	}
 	ob.hooks = &shardmap.Hooks{Command: ob.shardCommand}
@@ -115,6 +117,12 @@ func (o *observer) instrument(gen *Generation) {
 		rc.Prepare(http.MethodGet, uint8(outHit), http.StatusOK)
 		rc.Prepare(http.MethodGet, uint8(outMiss), http.StatusOK)
 		m[rt] = rc
+		if rt.pool != nil && o.tracing {
+			// A pool is the route's own transport: it gets the client
+			// spans and the trace context the gateway's transport has.
+			rt.transport = o.wrapTransport(rt.pool, o.tp)
+			rt.proxy.Transport = rt.transport
+		}
 	}
 	o.routes.Store(&m)
 	if gen.shards != nil {
