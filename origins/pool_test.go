@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -375,4 +376,22 @@ func TestRoundRobinSkipsEvenly(t *testing.T) {
 	if d := a.hits.Load() - b.hits.Load(); d > 10 || d < -10 {
 		t.Fatalf("uneven share: %d and %d", a.hits.Load(), b.hits.Load())
 	}
+}
+
+// Close stops every health checker: pools built and closed leave no
+// goroutine behind.
+func TestCloseStopsCheckers(t *testing.T) {
+	a, b := newBackend(t), newBackend(t)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		p := newPool(t, origins.Options{Health: origins.Health{Path: "/h", Interval: 10 * time.Millisecond}}, a, b)
+		if _, err := get(context.Background(), p, "/"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond)
+		p.Close()
+	}
+	waitFor(t, 3*time.Second, "goroutines back to the baseline", func() bool {
+		return runtime.NumGoroutine() <= before+4 // the backends' idle connections may linger
+	})
 }
