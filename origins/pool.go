@@ -359,6 +359,10 @@ func (p *Pool) Close() {
 		if p.own == nil {
 			return
 		}
+		if p.inflight.Load() == 0 {
+			p.own.CloseIdleConnections()
+			return
+		}
 		go func() {
 			for p.inflight.Load() > 0 {
 				time.Sleep(50 * time.Millisecond)
