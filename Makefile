@@ -63,8 +63,9 @@ test-short: deps
 
 include plugins/plugins.mk
 
-## check: formatting, vet and go mod tidy must leave no diff.
-check: vet
+## check: formatting, vet, golangci-lint (.golangci.yml; built at its pinned
+## version by scripts/lint.sh) and go mod tidy must pass and leave no diff.
+check: vet lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) mod tidy
 	git diff --exit-code -- go.mod go.sum
@@ -78,7 +79,9 @@ vet:
 tidy:
 	$(GO) mod tidy
 
-lint: check
+## lint: golangci-lint at the pinned version (scripts/lint.sh).
+lint:
+	./scripts/lint.sh
 
 ## bench-go: the package benchmarks (compare runs with benchstat).
 bench-go:

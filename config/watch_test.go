@@ -36,24 +36,24 @@ func startWatch(t *testing.T, path string) *atomic.Int32 {
 
 func TestWatchWriteInPlaceDebounced(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(p, []byte("a"), 0o600)
+	must(t, os.WriteFile(p, []byte("a"), 0o600))
 	n := startWatch(t, p)
 	for i := range 5 { // a burst: one call
-		os.WriteFile(p, []byte{'b', byte('0' + i)}, 0o600)
+		must(t, os.WriteFile(p, []byte{'b', byte('0' + i)}, 0o600))
 	}
 	waitCount(t, n, 1)
-	os.WriteFile(p, []byte("b4"), 0o600) // same content: no call
+	must(t, os.WriteFile(p, []byte("b4"), 0o600)) // same content: no call
 	waitCount(t, n, 1)
 }
 
 func TestWatchRenameOver(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.yaml")
-	os.WriteFile(p, []byte("a"), 0o600)
+	must(t, os.WriteFile(p, []byte("a"), 0o600))
 	n := startWatch(t, p)
 	for i, content := range []string{"b", "c"} { // editor style: write a temp file, rename it over
 		tmp := filepath.Join(dir, ".c.yaml.swp")
-		os.WriteFile(tmp, []byte(content), 0o600)
+		must(t, os.WriteFile(tmp, []byte(content), 0o600))
 		if err := os.Rename(tmp, p); err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestWatchRenameOver(t *testing.T) {
 	// Remove then create (another editor style) survives too.
 	os.Remove(p)
 	time.Sleep(100 * time.Millisecond)
-	os.WriteFile(p, []byte("d"), 0o600)
+	must(t, os.WriteFile(p, []byte("d"), 0o600))
 	waitCount(t, n, 3)
 }
 
@@ -70,20 +70,28 @@ func TestWatchConfigMapSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
 	// The layout kubelet writes: c.yaml -> ..data/c.yaml, ..data -> ..v1
 	mk := func(version, content string) {
-		os.MkdirAll(filepath.Join(dir, version), 0o755)
-		os.WriteFile(filepath.Join(dir, version, "c.yaml"), []byte(content), 0o600)
+		must(t, os.MkdirAll(filepath.Join(dir, version), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, version, "c.yaml"), []byte(content), 0o600))
 	}
 	mk("..v1", "a")
-	os.Symlink("..v1", filepath.Join(dir, "..data"))
+	must(t, os.Symlink("..v1", filepath.Join(dir, "..data")))
 	os.Symlink(filepath.Join("..data", "c.yaml"), filepath.Join(dir, "c.yaml"))
 	n := startWatch(t, filepath.Join(dir, "c.yaml"))
 
 	mk("..v2", "b")
 	tmp := filepath.Join(dir, "..data_tmp")
-	os.Symlink("..v2", tmp)
+	must(t, os.Symlink("..v2", tmp))
 	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil { // atomic swap
 		t.Fatal(err)
 	}
 	os.RemoveAll(filepath.Join(dir, "..v1"))
 	waitCount(t, n, 1)
+}
+
+// must fails the test on a setup step's error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -262,9 +262,10 @@ func checkDefault(def reflect.Value, cell string) error {
 		got, err = strconv.ParseFloat(s, 64)
 	case []string:
 		var l []string
-		err = yaml.Unmarshal([]byte(s), &l)
-		got = l
-		if err == nil && !slices.Equal(l, v) {
+		if err := yaml.Unmarshal([]byte(s), &l); err != nil {
+			return err
+		}
+		if !slices.Equal(l, v) {
 			return fmt.Errorf("the default is %q", v)
 		}
 		return nil

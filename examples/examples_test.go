@@ -3,9 +3,9 @@ package examples
 import (
 	"bytes"
 	"context"
+	"github.com/edgecache/edgecache/internal/testutil"
 
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,11 +27,6 @@ import (
 // shard kind, and one with a plugin in each SDK language. Every other
 // *.yaml in configs/ is checked too.
 var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "pools.yaml", "shield.yaml"}
-
-// notYetValid lists example configurations that use fields the config
-// package does not have yet, with the reason. Each must still exist and
-// fail `config check`: once it passes, delete it from here.
-var notYetValid = map[string]string{}
 
 func exampleConfigs(t *testing.T) []string {
 	t.Helper()
@@ -59,12 +54,6 @@ func TestConfigsCheck(t *testing.T) {
 	for _, f := range exampleConfigs(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			code, out := configCheck(f)
-			if reason, ok := notYetValid[filepath.Base(f)]; ok {
-				if code == 0 {
-					t.Errorf("%s now passes config check: remove it from notYetValid (%s)", f, reason)
-				}
-				t.Skipf("not valid yet: %s", reason)
-			}
 			if code != 0 || out != f+": ok\n" {
 				t.Errorf("config check %s: exit %d\n%s", f, code, out)
 			}
@@ -92,9 +81,6 @@ func TestConfigsServe(t *testing.T) {
 		t.Skip("starts Valkey servers")
 	}
 	for _, f := range exampleConfigs(t) {
-		if _, ok := notYetValid[filepath.Base(f)]; ok {
-			continue
-		}
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			doc := readYAML(t, f)
 			o := origin.New(0)
@@ -216,7 +202,7 @@ const serveTimeout = 2 * time.Minute
 // ports until the test ends, and returns the traffic base URL.
 func serve(t *testing.T, path string) string {
 	t.Helper()
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer
 	done := make(chan int, 1)
@@ -258,16 +244,6 @@ func serve(t *testing.T, path string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // syncBuffer is a bytes.Buffer safe for the gateway's logger and the test.

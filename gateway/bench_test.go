@@ -28,13 +28,14 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 
-// benchHit measures the handler on a warm key: one request and one writer,
-// reused.
-func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
-	origin := newTestOrigin(b)
+// warmHit starts a gateway for cfg and warms one key until it is served
+// from the tier wantCS names; it returns the handler, the request and the
+// writer to reuse.
+func warmHit(tb testing.TB, cfg *config.Config, wantCS string) (http.Handler, *http.Request, *discardWriter) {
+	origin := newTestOrigin(tb)
 	origin.body = func(string) string { return string(make([]byte, 1024)) }
 	cfg.Routes[0].Origin = origin.URL
-	g, _ := startGateway(b, cfg)
+	g, _ := startGateway(tb, cfg)
 	h := g.Handler()
 	req := httptest.NewRequest(http.MethodGet, "http://bench.example/products/12345?a=1&b=2", nil)
 	w := &discardWriter{h: http.Header{}}
@@ -45,13 +46,19 @@ func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
 		clear(w.h)
 		h.ServeHTTP(w, req)
 		if w.h.Get("Cache-Status") == wantCS {
-			break
+			return h, req, w
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("warm-up ended with %q, want %q", w.h.Get("Cache-Status"), wantCS)
+			tb.Fatalf("warm-up ended with %q, want %q", w.h.Get("Cache-Status"), wantCS)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// benchHit measures the handler on a warm key: one request and one writer,
+// reused.
+func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
+	h, req, w := warmHit(b, cfg, wantCS)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -61,6 +68,43 @@ func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
 	b.StopTimer()
 	if w.status != 200 || w.h.Get("Cache-Status") != wantCS {
 		b.Fatalf("status %d, %q", w.status, w.h.Get("Cache-Status"))
+	}
+}
+
+// TestHitAllocs pins the hit handler at zero allocations per request (the
+// benchmarks above report it; this fails when it moves), for the embedded
+// store and the L1 of a Valkey shard, with and without a WASM key plugin.
+func TestHitAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Valkey servers")
+	}
+	cases := []struct {
+		name string
+		cfg  func() *config.Config
+	}{
+		{"embedded", func() *config.Config { return testConfig("http://unused", nil) }},
+		{"valkey-l1", func() *config.Config { return testConfig("http://unused", valkeytest.Start(t, 1)) }},
+		{"valkey-l1-wasm-key", func() *config.Config {
+			cfg := testConfig("http://unused", valkeytest.Start(t, 1))
+			cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(t, "examples/go-stripparams.wasm")}}
+			cfg.Routes[0].Plugins = []string{"strip"}
+			return cfg
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, req, w := warmHit(t, c.cfg(), hitL1)
+			allocs := testing.AllocsPerRun(200, func() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			})
+			if w.status != 200 || w.h.Get("Cache-Status") != hitL1 {
+				t.Fatalf("status %d, %q: not an L1 hit", w.status, w.h.Get("Cache-Status"))
+			}
+			if allocs != 0 {
+				t.Errorf("an L1 hit allocates %.1f times per request; want 0", allocs)
+			}
+		})
 	}
 }
 
@@ -138,15 +182,21 @@ func BenchmarkServeHit(b *testing.B) {
 			br := bufio.NewReaderSize(c, 8192)
 			size := 0
 			for range 3 { // miss, then hits: learn a hit's length
-				c.Write(raw)
+				if _, err := c.Write(raw); err != nil {
+					b.Fatal(err)
+				}
 				resp, err := http.ReadResponse(br, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
 				if resp.Header.Get("Cache-Status") == hitL1 {
 					var h strings.Builder
-					resp.Header.Write(&h)
+					_ = resp.Header.Write(&h) // a strings.Builder does not fail
 					size = len("HTTP/1.1 200 OK\r\n") + h.Len() + len("\r\n") + 1024
 				}
 			}

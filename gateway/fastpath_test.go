@@ -51,6 +51,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		t.Helper()
 		resp := rawExchange(t, base, raw)
 		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		if n := len(resp.Header["Date"]); n != 1 {
 			t.Errorf("%s %q: %d Date headers", base, raw, n)
 		}
@@ -91,7 +92,9 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	mu.Lock()
 	origDate := sentDate
 	mu.Unlock()
-	if got := rawExchange(t, fast, req("GET", "/p")).Header.Get("Date"); got != origDate {
+	resp := rawExchange(t, fast, req("GET", "/p"))
+	resp.Body.Close()
+	if got := resp.Header.Get("Date"); got != origDate {
 		t.Errorf("hit Date %q, origin sent %q", got, origDate)
 	}
 }
@@ -104,8 +107,12 @@ func rawExchange(t *testing.T, base, raw string) *http.Response {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, raw)
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: strings.Fields(raw)[0]})
 	if err != nil {
 		t.Fatal(err)

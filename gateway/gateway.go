@@ -29,8 +29,6 @@ const (
 	DefaultViewMemoBytes = 256 << 20
 )
 
-var echo502 = echo.NewHTTPError(http.StatusBadGateway, "edgecache: origin unavailable")
-
 // Options are the parts of a Gateway that do not come from the config
 // file. Zero values mean the default.
 type Options struct {
@@ -224,12 +222,12 @@ func (g *Gateway) ReloadSource() error {
 	return g.Reload(cfg, g.source.String())
 }
 
-// LastReloadError returns the error of the last rejected reload and when
-// it happened, or nil if the last reload succeeded.
-func (g *Gateway) LastReloadError() (error, time.Time) {
+// LastReloadError returns when the last rejected reload happened and its
+// error, or a nil error if the last reload succeeded.
+func (g *Gateway) LastReloadError() (time.Time, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	return g.lastErr, g.lastErrAt
+	return g.lastErrAt, g.lastErr
 }
 
 // retire releases what old holds that next does not. Shards that next

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -182,12 +183,4 @@ func newGatewayListenerWith(t testing.TB, cfg *config.Config, o gateway.Options)
 }
 
 // freeAddr returns a loopback address nothing listens on.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freeAddr(t testing.TB) string { return testutil.FreeAddr(t) }

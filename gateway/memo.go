@@ -86,9 +86,6 @@ type view struct {
 // age returns the entry's age at now (unix ms), in ms.
 func (v *view) age(now int64) int64 { return now - v.storedAt + v.initialAge }
 
-// hasValidator reports whether the entry can be revalidated.
-func (v *view) hasValidator() bool { return v.etag != "" || v.lastMod != "" }
-
 // viewMemo maps the address of cached bytes to their decoded view. The L1
 // and the embedded store hand out the same bytes for every hit on an
 // entry until it changes, so a hot entry is decoded once. It is bounded by

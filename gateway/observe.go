@@ -64,7 +64,7 @@ func (g *Gateway) observe(r *http.Request, rec *record) {
 }
 
 // coalesced counts a request that waited on another's origin fetch.
-func (g *Gateway) coalesced(rt *route) { g.obs.m.Coalesced.Inc() }
+func (g *Gateway) coalesced() { g.obs.m.Coalesced.Inc() }
 
 // originDone records an origin fetch's duration.
 func (g *Gateway) originDone(rt *route, d time.Duration) {

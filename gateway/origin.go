@@ -111,7 +111,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		return g.fill(gen, rt, fr, primary, key, st.marker, stale, act, shardErr)
 	})
 	if shared && !leader {
-		g.coalesced(rt)
+		g.coalesced()
 	}
 	if err != nil {
 		g.log.WarnContext(r.Context(), "origin fetch failed", "route", rt.name, "err", err)

@@ -71,14 +71,14 @@ func writeAndWait(t *testing.T, g *gateway.Gateway, path, doc string, wantReject
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if wantReject {
-			if err, _ := g.LastReloadError(); err != nil {
+			if _, err := g.LastReloadError(); err != nil {
 				if g.Generation().ID != before {
 					t.Fatalf("a rejected config replaced generation %d", before)
 				}
 				return
 			}
 		} else if g.Generation().ID != before {
-			if err, _ := g.LastReloadError(); err != nil {
+			if _, err := g.LastReloadError(); err != nil {
 				t.Fatalf("reload error after success: %v", err)
 			}
 			return
@@ -204,7 +204,7 @@ func TestBrokenEditRejectedOldServes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			writeAndWait(t, g, path, tc.doc, true)
-			err, _ := g.LastReloadError()
+			_, err := g.LastReloadError()
 			t.Logf("rejected: %v", err)
 			if g.Generation().ID != gen {
 				t.Fatal("generation changed")
@@ -231,7 +231,9 @@ func TestRebalanceWindowSparesOrigin(t *testing.T) {
 	for _, window := range []string{"2m", "-1s"} {
 		t.Run("window="+window, func(t *testing.T) {
 			for _, srv := range s {
-				srv.Do("FLUSHALL")
+				if _, err := srv.Do("FLUSHALL"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			origin := newTestOrigin(t)
 			three := strings.Replace(shardYAML(origin.URL, "s0="+s[0].Addr, "s1="+s[1].Addr, "s2="+s[2].Addr),

@@ -120,7 +120,7 @@ func (g *Gateway) Status() Status {
 		}
 		st.Plugins = append(st.Plugins, ps)
 	}
-	err, at := g.LastReloadError()
+	at, err := g.LastReloadError()
 	st.LastReload.OK = err == nil
 	if err != nil {
 		st.LastReload.Error = err.Error()

@@ -29,10 +29,6 @@ func (t tier) local() bool { return t != tierL2 }
 // errMiss reports that the store holds no value for a key.
 var errMiss = errors.New("gateway: miss")
 
-// freshUntilOffset is where an envelope keeps its fresh-until: a soft
-// purge overwrites those 8 bytes in place.
-const freshUntilOffset = 13
-
 // store is the L2 of one generation: the Valkey shards, or the embedded
 // store when none is configured.
 type store interface {
@@ -217,7 +213,7 @@ func (s shardStore) softPurge(ctx context.Context, key string, staleAt time.Time
 	}
 	var errs []error
 	for _, sh := range s.owners(key) {
-		ok, err := sh.SoftPurge(ctx, key, freshUntilOffset, msBytes(staleAt))
+		ok, err := sh.SoftPurge(ctx, key, entry.FreshUntilOffset, msBytes(staleAt))
 		found = found || ok
 		errs = append(errs, err)
 	}
@@ -248,7 +244,7 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k, err := sh.PurgeTag(ctx, tag, soft, freshUntilOffset, msBytes(staleAt))
+			k, err := sh.PurgeTag(ctx, tag, soft, entry.FreshUntilOffset, msBytes(staleAt))
 			mu.Lock()
 			n += k
 			errs = append(errs, err)
@@ -339,11 +335,11 @@ func (s memStore) del(_ context.Context, keys ...string) error {
 
 func (s memStore) softPurge(_ context.Context, key string, staleAt time.Time) (bool, error) {
 	v, ok := s.m.Get(key)
-	if !ok || len(v) < freshUntilOffset+8 {
+	if !ok || len(v) < entry.FreshUntilOffset+8 {
 		return false, nil
 	}
 	c := bytes.Clone(v) // stored values are shared views: never modified in place
-	copy(c[freshUntilOffset:], msBytes(staleAt))
+	copy(c[entry.FreshUntilOffset:], msBytes(staleAt))
 	s.m.Replace(key, c)
 	return true, nil
 }

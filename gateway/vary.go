@@ -27,7 +27,7 @@ import (
 const hdrVaryMarker = "Edgecache-Vary-Marker"
 
 // markerFresh is the fresh-until of a marker that was never soft-purged.
-var markerFresh = time.UnixMilli(253402300799999) // 9999-12-31
+var markerFresh = entry.MaxTime
 
 // varyNames returns the canonical header names a Vary field lists, sorted
 // and deduplicated, or nil.

@@ -6,7 +6,7 @@
 // Policies are pure: a request (and response) view in, a decision out, no
 // I/O. The gateway calls them on every request, so the built-in ones
 // allocate nothing on the hit path; a WASM plugin is adapted to the same
-// interfaces by the wasm package's host.
+// interfaces by this package (plugin.go), over the wasm package's host.
 //
 // # Built-in policies
 //

@@ -396,8 +396,8 @@ const TagPrefix = "edgecache:tag:"
 func TagKey(tag string) string { return TagPrefix + tag }
 
 // softScript marks an entry stale in place: it overwrites the entry's
-// fresh-until (8 bytes, big-endian unix ms, at StaleOffset of the
-// envelope) if the key exists. A soft-purged entry is still there for
+// fresh-until (8 bytes, big-endian unix ms, at entry.FreshUntilOffset
+// of the envelope, which the caller passes) if the key exists. A soft-purged entry is still there for
 // stale-if-error and revalidation.
 var softScript = valkey.NewLuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -8,7 +8,7 @@
 //
 // A Host owns the compilation cache (on disk with Options.CacheDir, so a
 // restart with the same plugins does not compile again: a Go plugin takes
-// 1–3 s to compile on this 2-core box and ~60 ms to load from the cache;
+// 1–3 s to compile on a 2-core machine and ~60 ms to load from the cache;
 // C, Rust and AssemblyScript plugins a few ms either way). Host.Load turns
 // a module into a ready Plugin:
 //

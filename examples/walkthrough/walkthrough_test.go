@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -39,7 +40,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("the walkthrough script is tested on Linux")
 	}
 
-	ports := freePorts(t, 7)
+	ports := testutil.FreePorts(t, 7)
 	env := append(os.Environ(),
 		"BIN="+t.TempDir(),
 		"TMPDIR="+t.TempDir(),
@@ -213,30 +214,7 @@ func requireTools(t *testing.T, groups ...[]string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("not on PATH: %s (make test installs them)", strings.Join(missing, ", "))
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
+	testutil.Missing(t, "not on PATH: %s (make test installs them)", strings.Join(missing, ", "))
 }
 
 // repoRoot is the module root, two folders up from this package.

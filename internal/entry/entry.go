@@ -21,10 +21,15 @@ const (
 	offVersion    = 2
 	offStatus     = 3
 	offStoredAt   = 5
-	offFreshUntil = 13
+	offFreshUntil = FreshUntilOffset
 	offInitialAge = 21
 	offSWR        = 25
 	offSIE        = 29
+
+	// FreshUntilOffset is where an envelope keeps its fresh-until (unix
+	// ms, big-endian, 8 bytes): a soft purge overwrites those bytes in
+	// place, on the shard, without decoding the value.
+	FreshUntilOffset = 13
 
 	// HeaderSize is the length of the fixed-width header that Peek reads;
 	// every valid value is longer.
@@ -37,6 +42,10 @@ const (
 
 // maxUnixMilli is 9999-12-31T23:59:59.999Z, the last instant stored.
 const maxUnixMilli = 253402300799999
+
+// MaxTime is the last instant an envelope can hold (9999-12-31T23:59:59.999Z):
+// "never" for a fresh-until.
+var MaxTime = time.UnixMilli(maxUnixMilli).UTC()
 
 var (
 	// ErrCorrupt is returned (wrapped with the detail) for a value that is

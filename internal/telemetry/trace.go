@@ -68,9 +68,14 @@ func NewTracing(ctx context.Context, c config.Telemetry, version string) (*Traci
 // in-memory exporter). ratio is the parent-based sampling ratio. sync
 // exports each span when it ends instead of in batches: for tests only.
 func NewTracingWith(exp sdktrace.SpanExporter, res *resource.Resource, ratio float64, sync bool) *Tracing {
-	sp := sdktrace.NewBatchSpanProcessor(exp)
+	// Only the processor used is created: a batch processor starts its
+	// goroutine at once, and one made and dropped leaks it (goleak found
+	// one per traced test).
+	var sp sdktrace.SpanProcessor
 	if sync {
 		sp = sdktrace.NewSimpleSpanProcessor(exp)
+	} else {
+		sp = sdktrace.NewBatchSpanProcessor(exp)
 	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSpanProcessor(sp),

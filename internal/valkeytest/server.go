@@ -3,6 +3,7 @@ package valkeytest
 import (
 	"errors"
 	"fmt"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -55,10 +56,7 @@ func binary(tb testing.TB) string {
 	tb.Helper()
 	bin, err := Binary()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%v", err)
-		}
-		tb.Skipf("%v", err)
+		testutil.Missing(tb, "%v", err)
 	}
 	return bin
 }
