@@ -241,6 +241,27 @@ func TestPoolServerKilled(t *testing.T) {
 	if n := sumOf(fams, "edgecache_origin_requests_total", map[string]string{"pool": "api"}); n != float64(1500+retries) {
 		t.Errorf("edgecache_origin_requests_total sums to %v for 1500 misses and %d retries", n, retries)
 	}
+
+	// The admin status and the status page list the pool and its servers.
+	for _, tc := range []struct{ path, want string }{
+		{"/admin/status", `"pools":[{"name":"api","balance":"round_robin"`},
+		{"/admin/status", `"url":"` + srv[2].URL + `","weight":1,"up":true,"ejected":true`},
+		{"/admin/", `<tr class="origin" data-pool="api">`},
+		{"/admin/", `<code>` + srv[2].URL + `</code></td>
+        <td><span class="bad">ejected</span>`},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, admin+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("GET %s: %d, want it to contain %s", tc.path, resp.StatusCode, tc.want)
+		}
+	}
 }
 
 // One server answers 5xx: it is ejected after consecutive_failures of
@@ -336,6 +357,12 @@ func TestPoolAllDown(t *testing.T) {
 		if ra := r.header.Get("Retry-After"); ra != "7" {
 			t.Fatalf("Retry-After %q, want 7", ra)
 		}
+	}
+	// Passed through (not cached) requests too.
+	r := do(t, http.MethodPost, base+"/cold/post")
+	wantStatus(t, r, 503, "edgecache; fwd=bypass; detail=origin-unavailable")
+	if ra := r.header.Get("Retry-After"); ra != "7" {
+		t.Fatalf("POST: Retry-After %q, want 7", ra)
 	}
 }
 
