@@ -686,3 +686,39 @@ func TestPoolTracing(t *testing.T) {
 		t.Fatalf("origin saw traceparent %q, want trace %s with the gateway's span as parent", seen, traceID)
 	}
 }
+
+// A reload that leaves a pool's section alone keeps the pool (its
+// counters and ejections go on); one that edits it starts a new pool.
+func TestPoolKeptAcrossReload(t *testing.T) {
+	f := newFleet("no-store")
+	srv := f.start(t, 2)
+	doc := func(ttl, weight string) string {
+		return "routes:\n  - name: t\n    origin: api\n    default_ttl: " + ttl + "\norigins:\n  - name: api\n    servers:\n" +
+			"      - { url: \"" + srv[0].URL + "\", weight: " + weight + " }\n      - { url: \"" + srv[1].URL + "\" }\n"
+	}
+	g, base, path := fileGateway(t, doc("1m", "1"))
+	for i := range 10 {
+		get(t, base+"/x/"+strconv.Itoa(i))
+	}
+	requests := func() uint64 {
+		var n uint64
+		for _, s := range serverStats(g, "api") {
+			n += s.Requests
+		}
+		return n
+	}
+	if n := requests(); n != 10 {
+		t.Fatalf("%d requests counted, want 10", n)
+	}
+	writeAndWait(t, g, path, doc("2m", "1"), false) // the route changed, not the pool
+	if n := requests(); n != 10 {
+		t.Fatalf("after a reload that kept the pool: %d requests counted, want 10", n)
+	}
+	writeAndWait(t, g, path, doc("2m", "3"), false) // the pool changed
+	if n := requests(); n != 0 {
+		t.Fatalf("after a reload that changed the pool: %d requests counted, want a new pool's 0", n)
+	}
+	if st := serverStats(g, "api"); st[0].Weight != 3 {
+		t.Fatalf("new pool: %+v", st)
+	}
+}
