@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/edgecache/edgecache/origins"
@@ -176,6 +177,11 @@ var poolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // validateOrigins checks the pools.
 func (c *Config) validateOrigins(bad func(field, format string, args ...any)) {
+	for i, r := range c.Routes {
+		if h := r.OriginHost; h != OriginHostServer && h != OriginHostPreserve && strings.ContainsAny(h, "/ \t@?#") {
+			bad(fmt.Sprintf("routes[%d].origin_host", i), "want \"preserve\" or a host[:port], got %q", h)
+		}
+	}
 	seen := map[string]bool{}
 	for i, o := range c.Origins {
 		f := fmt.Sprintf("origins[%d]", i)

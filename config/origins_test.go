@@ -69,6 +69,7 @@ func TestValidatePools(t *testing.T) {
 		{"ejected percent", "max_concurrent: 8", "max_concurrent: 8\n    outlier: { max_ejected_percent: 150 }", "origins[0].outlier.max_ejected_percent: must be between 0 and 100"},
 		{"ca file", "max_concurrent: 8", "max_concurrent: 8\n    tls: { ca_file: /nonexistent/ca.pem }", "origins[0].tls.ca_file: "},
 		{"cert without key", "max_concurrent: 8", "max_concurrent: 8\n    tls: { cert_file: " + writeFile(t, "x") + " }", "origins[0].tls: set both cert_file and key_file"},
+		{"origin_host", "origin_host: preserve", "origin_host: http://x/", `routes[0].origin_host: want "preserve" or a host[:port]`},
 		{"timeout", "max_concurrent: 8", "max_concurrent: 8\n    queue_timeout: -1s", "origins[0].queue_timeout: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

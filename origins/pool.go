@@ -183,13 +183,13 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	p.earn()
 	key, _ := ctx.Value(keyCtx{}).(string)
 	first := p.pick(key, nil)
-	resp, err := p.send(req, first)
+	resp, err := p.send(req, first, false)
 	tried := first
 	if err != nil && retryable(req, err) && ctx.Err() == nil {
 		if next := p.pick(key, first); next != first && p.spend() {
 			next.retries.Add(1)
 			tried = next
-			resp, err = p.send(req, next)
+			resp, err = p.send(req, next, true)
 		}
 	}
 	if err != nil {
@@ -213,9 +213,9 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// send makes one attempt on s. On an error it has already given back
-// s's in-flight count; on a response the body does.
-func (p *Pool) send(req *http.Request, s *server) (*http.Response, error) {
+// send makes one attempt on s (retry: a second one). On an error it has
+// already given back s's in-flight count; on a response the body does.
+func (p *Pool) send(req *http.Request, s *server, retry bool) (*http.Response, error) {
 	out := new(http.Request)
 	*out = *req
 	u := *req.URL
@@ -224,8 +224,8 @@ func (p *Pool) send(req *http.Request, s *server) (*http.Response, error) {
 	if req.Host == req.URL.Host {
 		out.Host = ""
 	}
-	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
-		// A retry: the first attempt may have consumed the body.
+	if retry && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		// The first attempt may have consumed the body.
 		if b, err := req.GetBody(); err == nil {
 			out.Body = b
 		}
@@ -275,7 +275,9 @@ func (p *Pool) acquire(ctx context.Context) error {
 	case <-t.C:
 		return fmt.Errorf("%w: %q: no slot within %v", ErrOverloaded, p.name, p.opts.QueueTimeout)
 	case <-ctx.Done():
-		return ctx.Err()
+		// Still queued when the request's deadline came: the origin was
+		// never asked, which is what ErrOverloaded says.
+		return fmt.Errorf("%w: %q: %w while queued", ErrOverloaded, p.name, ctx.Err())
 	}
 }
 
