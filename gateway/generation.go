@@ -53,11 +53,12 @@ type route struct {
 	ttl           policies.TTL
 	miss          policies.Miss
 	proxy         *httputil.ReverseProxy
-	transport     http.RoundTripper // the pool, or the gateway's transport (pools.go)
-	pool          *origins.Pool     // nil: origin is a URL
-	originHost    string            // routes[].origin_host
-	retryAfter    []string          // Retry-After of a 503 when the pool refuses
-	plugins       []string          // names of the plugins whose hooks it uses
+	plugins       []string // names of the plugins whose hooks it uses
+
+	transport  http.RoundTripper // the pool, or the gateway's transport (pools.go)
+	pool       *origins.Pool     // nil: origin is a URL
+	originHost string            // routes[].origin_host
+	retryAfter []string          // Retry-After of a 503 when the pool refuses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
 	keep                time.Duration

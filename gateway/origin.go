@@ -320,11 +320,11 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	upstream := hdr[hdrCacheStatus]
 	delete(hdr, hdrCacheStatus)
 	f := &fetched{
-		upstream: upstream,
-		status:   resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
+		status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
 		setCookie: resp.Header["Set-Cookie"], etag: hdr.Get("Etag"), lastMod: hdr.Get("Last-Modified"),
 		replaces: stale != nil,
 	}
+	f.upstream = upstream
 
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
 		// Revalidated: the stored body with the 304's header fields

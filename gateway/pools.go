@@ -109,6 +109,9 @@ func withUpstream(upstream, ours []string) []string {
 	return []string{strings.Join(upstream, ", ") + ", " + strings.Join(ours, ", ")}
 }
 
+// PoolStatus is one origin pool and its servers in the admin status.
+type PoolStatus = origins.PoolStats
+
 // poolStats returns the stats of gen's pools, by name.
 func (gen *Generation) poolStats() []origins.PoolStats {
 	out := make([]origins.PoolStats, 0, len(gen.pools))

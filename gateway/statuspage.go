@@ -14,22 +14,21 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgecache/edgecache/internal/metrics"
-	"github.com/edgecache/edgecache/origins"
 )
 
 // Status is what GET /admin/status answers and the status page shows.
 type Status struct {
-	Generation    uint64              `json:"generation"`
-	Created       time.Time           `json:"created"` // when the generation was published
-	ConfigSource  string              `json:"config_source"`
-	Store         string              `json:"store"` // "valkey" or "embedded"
-	UptimeSeconds float64             `json:"uptime_seconds"`
-	Shards        []ShardStatus       `json:"shards"`
-	Embedded      *EmbeddedStatus     `json:"embedded,omitempty"`
-	Routes        []RouteStatus       `json:"routes"`
-	Plugins       []PluginStatus      `json:"plugins"`
-	Pools         []origins.PoolStats `json:"pools"` // origin pools and their servers
-	LastReload    ReloadStatus        `json:"last_reload"`
+	Generation    uint64          `json:"generation"`
+	Created       time.Time       `json:"created"` // when the generation was published
+	ConfigSource  string          `json:"config_source"`
+	Store         string          `json:"store"` // "valkey" or "embedded"
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Shards        []ShardStatus   `json:"shards"`
+	Embedded      *EmbeddedStatus `json:"embedded,omitempty"`
+	Routes        []RouteStatus   `json:"routes"`
+	Plugins       []PluginStatus  `json:"plugins"`
+	Pools         []PoolStatus    `json:"pools"` // origin pools and their servers (pools.go)
+	LastReload    ReloadStatus    `json:"last_reload"`
 	// Requests counts requests since start by cache outcome (hit, stale,
 	// revalidated, miss, no-store, bypass, error, no-route); Hits by tier.
 	Requests map[string]float64 `json:"requests"`
