@@ -62,11 +62,11 @@ func (f *fleet) count(path string) int {
 func (f *fleet) handler(o *poolOrigin) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
+			// Slow is slow everywhere; errors (status) are the
+			// application's, and the health endpoint does not see them,
+			// so that passive ejection is what catches them.
 			if d := o.delay.Load(); d > 0 {
 				time.Sleep(time.Duration(d))
-			}
-			if s := o.status.Load(); s != 0 {
-				w.WriteHeader(int(s))
 			}
 			return
 		}
