@@ -247,6 +247,7 @@ func TestParity(t *testing.T) {
 		{name: "space before colon", raw: get("/", "X-A : b\r\n"), handover: true},
 		{name: "obs-fold", raw: get("/", "X-A: b\r\n c\r\n"), handover: true},
 		{name: "control character", raw: get("/", "X-A: b\x01c\r\n"), handover: true},
+		{name: "CR before the line's CRLF", raw: get("/", "X-A: b\r\r\n"), handover: true}, // found by FuzzParse
 		{name: "bare LF", raw: "GET / HTTP/1.1\nHost: h\n\n", handover: true},
 		{name: "GET with a body", raw: "GET /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", handover: true},
 		{name: "expect", raw: get("/", "Expect: 100-continue\r\n"), handover: true},
@@ -588,7 +589,7 @@ func TestAnswerBeforeNextHead(t *testing.T) {
 // (issue 12).
 func TestEarlyHandOver(t *testing.T) {
 	std, fast, srv := servers(t, dumpHandler(t)) // ReadHeaderTimeout 5s
-	for _, raw := range []string{"GET /\r\n", "GET /index.html\r\n", "HEAD /\r\n", "GET / HTTP/1.1 x\r\n"} {
+	for _, raw := range []string{"GET /\r\n", "GET /index.html\r\n", "HEAD /\r\n", "GET / HTTP/1.1 x\r\n", "GET /%zz HTTP/1.1\r\n"} {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
 			var answers []string
 			for _, addr := range []string{std, fast} {

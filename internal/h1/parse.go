@@ -126,10 +126,13 @@ func field(line string) (key, v string, ok bool) {
 	if colon <= 0 {
 		return "", "", false
 	}
-	name, v := line[:colon], trim(line[colon+1:])
-	if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
+	// The value is checked before it is trimmed: trim would also remove
+	// a CR before the line's CRLF, which net/http refuses.
+	name, raw := line[:colon], line[colon+1:]
+	if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(raw) {
 		return "", "", false
 	}
+	v = trim(raw)
 	key = textproto.CanonicalMIMEHeaderKey(name)
 	switch key {
 	case "Host":
@@ -163,7 +166,12 @@ func ruledOut(b []byte, from int) (int, bool) {
 		eol := strings.Index(lines, "\r\n")
 		var ok bool
 		if first {
-			_, _, ok = requestLine(lines[:eol])
+			var target string
+			if _, target, ok = requestLine(lines[:eol]); ok {
+				// net/http parses the target as soon as it has the line.
+				_, err := url.ParseRequestURI(target)
+				ok = err == nil
+			}
 		} else {
 			_, _, ok = field(lines[:eol])
 		}
