@@ -1,9 +1,12 @@
 package shardmap
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -132,10 +135,21 @@ func (s staticSource) Credentials(context.Context) (Credentials, error) {
 // reliably as the file's content and needs no watcher to leak.
 type fileSource struct{ user, path string }
 
+// A file that holds a JSON object, {"username": "…", "password": "…"}
+// (the shape AWS Secrets Manager keeps ElastiCache users in), gives the
+// user too: a rotation to a new user is then one atomic file change.
 func (s fileSource) Credentials(context.Context) (Credentials, error) {
 	b, err := os.ReadFile(s.path)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("shardmap: password_file: %w", err)
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		var j struct{ Username, Password string }
+		if err := json.Unmarshal(t, &j); err != nil {
+			// Not %w: a JSON syntax error may quote the secret.
+			return Credentials{}, fmt.Errorf("shardmap: password_file %s: not a JSON object with username and password", s.path)
+		}
+		return Credentials{cmp.Or(j.Username, s.user), j.Password}, nil
 	}
 	return Credentials{s.user, strings.TrimRight(string(b), "\r\n")}, nil
 }

@@ -1,0 +1,125 @@
+package valkeytest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// CA is a certificate authority made for one test, with a server
+// certificate for 127.0.0.1 and localhost and a client certificate, all
+// written as PEM files in a temporary directory.
+type CA struct {
+	CAFile         string // the CA certificate: the roots a client trusts
+	CertFile       string // server certificate, signed by the CA
+	KeyFile        string
+	ClientCertFile string // client certificate for mutual TLS, signed by the CA
+	ClientKeyFile  string
+
+	pool   *x509.CertPool
+	client tls.Certificate
+}
+
+// NewCA makes a CA and its certificates (ECDSA P-256, valid for a day).
+func NewCA(tb testing.TB) *CA {
+	tb.Helper()
+	dir := tb.TempDir()
+	fail := func(err error) {
+		if err != nil {
+			tb.Fatalf("valkeytest: certificates: %v", err)
+		}
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	fail(err)
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "valkeytest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	fail(err)
+	caCert, err := x509.ParseCertificate(caDER)
+	fail(err)
+	ca := &CA{CAFile: filepath.Join(dir, "ca.crt"), pool: x509.NewCertPool()}
+	ca.pool.AddCert(caCert)
+	fail(writePEM(ca.CAFile, "CERTIFICATE", caDER))
+
+	leaf := func(serial int64, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		fail(err)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		fail(err)
+		kder, err := x509.MarshalECPrivateKey(key)
+		fail(err)
+		certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		fail(writePEM(certFile, "CERTIFICATE", der))
+		fail(writePEM(keyFile, "EC PRIVATE KEY", kder))
+		return certFile, keyFile
+	}
+	ca.CertFile, ca.KeyFile = leaf(2, "server", x509.ExtKeyUsageServerAuth)
+	ca.ClientCertFile, ca.ClientKeyFile = leaf(3, "client", x509.ExtKeyUsageClientAuth)
+	ca.client, err = tls.LoadX509KeyPair(ca.ClientCertFile, ca.ClientKeyFile)
+	fail(err)
+	return ca
+}
+
+func writePEM(path, kind string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
+}
+
+// ClientConfig is a TLS client configuration that trusts the CA and
+// presents the client certificate.
+func (ca *CA) ClientConfig() *tls.Config {
+	return &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{ca.client}, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// tlsArgs are the server arguments that make it listen on port with TLS
+// only (the plain port closed), and speak TLS to its primary and its
+// Cluster bus too. Clients may present a certificate; they need not.
+func (ca *CA) tlsArgs(port string) []string {
+	return []string{
+		"--port", "0", "--tls-port", port,
+		"--tls-cert-file", ca.CertFile, "--tls-key-file", ca.KeyFile, "--tls-ca-cert-file", ca.CAFile,
+		"--tls-auth-clients", "optional", "--tls-replication", "yes",
+	}
+}
+
+// WithTLS makes every server started (data nodes and Sentinels) listen on
+// TLS only, with ca's server certificate; Do speaks TLS to them.
+func WithTLS(ca *CA) Option { return func(o *options) { o.tls = ca } }
+
+// WithPassword protects the default user of every data server with
+// password (requirepass; replicas use it as masterauth, Sentinels as
+// auth-pass). Do authenticates with it.
+func WithPassword(password string) Option { return func(o *options) { o.password = password } }
+
+// WithSentinelPassword protects the Sentinels themselves (requirepass and
+// sentinel-pass between them). Do authenticates with it on a Sentinel.
+func WithSentinelPassword(password string) Option {
+	return func(o *options) { o.sentinelPassword = password }
+}
+
+// WithUser adds an ACL user to every data server: name, on, >password and
+// rules (for example "~*", "&*", "+@all", "-client|tracking").
+func WithUser(name, password string, rules ...string) Option {
+	return func(o *options) {
+		o.args = append(o.args, append([]string{"--user", name, "on", ">" + password}, rules...)...)
+	}
+}
