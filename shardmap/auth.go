@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -207,8 +208,11 @@ func firstLine(b []byte) string {
 // that rotates, valkey-go calls it again every refresh on each live
 // connection and sends AUTH with what it returns: that is how a rotated
 // password or a new user reaches connections opened before the change.
-func authFn(src CredentialSource, rotates bool, refresh time.Duration) func(valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
-	return func(valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
+func authFn(src CredentialSource, rotates bool, refresh time.Duration, sentinels *sentinelCreds) func(valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
+	return func(ac valkey.AuthCredentialsContext) (valkey.AuthCredentials, error) {
+		if sentinels != nil && ac.Address != nil && sentinels.addrs[ac.Address.String()] {
+			return valkey.AuthCredentials{Username: sentinels.creds.Username, Password: sentinels.creds.Password}, nil
+		}
 		cr, err := src.Credentials(context.Background())
 		if err != nil {
 			return valkey.AuthCredentials{}, err
@@ -219,4 +223,33 @@ func authFn(src CredentialSource, rotates bool, refresh time.Duration) func(valk
 		}
 		return a, nil
 	}
+}
+
+// sentinelCreds are the credentials of a Sentinel shard's sentinels, and
+// their addresses as a connection's remote address names them.
+type sentinelCreds struct {
+	addrs map[string]bool // ip:port
+	creds Credentials
+}
+
+// sentinelAddrs resolves the sentinels' host:port addresses to every
+// ip:port they may be dialed at. A name that does not resolve now is kept
+// as written.
+func sentinelAddrs(addrs []string) map[string]bool {
+	m := map[string]bool{}
+	for _, a := range addrs {
+		m[a] = true
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		ips, err := net.LookupHost(host)
+		if err != nil {
+			continue
+		}
+		for _, ip := range ips {
+			m[net.JoinHostPort(ip, port)] = true
+		}
+	}
+	return m
 }

@@ -165,12 +165,13 @@ func (s *Shard) clientOption() (valkey.ClientOption, error) {
 	if o.TLSConfig, err = s.TLS.Config(); err != nil {
 		return o, err
 	}
+	var src CredentialSource
+	rotates := false
 	if s.Auth.Set() {
-		src, rotates, err := NewSource(s.Auth)
-		if err != nil {
+		if src, rotates, err = NewSource(s.Auth); err != nil {
 			return o, err
 		}
-		o.AuthCredentialsFn = authFn(src, rotates, s.opts.AuthRefresh)
+		o.AuthCredentialsFn = authFn(src, rotates, s.opts.AuthRefresh, nil)
 	}
 	switch s.Kind() {
 	case "sentinel":
@@ -179,18 +180,25 @@ func (s *Shard) clientOption() (valkey.ClientOption, error) {
 		if o.Sentinel.TLSConfig, err = s.SentinelTLS.Config(); err != nil {
 			return o, fmt.Errorf("sentinel: %w", err)
 		}
+		var sc Credentials
 		if s.SentinelAuth.Set() {
 			// The sentinels' credentials are read when the shard
 			// connects: valkey-go has no refresh for them.
-			src, _, err := NewSource(s.SentinelAuth)
+			ssrc, _, err := NewSource(s.SentinelAuth)
 			if err != nil {
 				return o, fmt.Errorf("sentinel: %w", err)
 			}
-			cr, err := src.Credentials(context.Background())
-			if err != nil {
+			if sc, err = ssrc.Credentials(context.Background()); err != nil {
 				return o, fmt.Errorf("sentinel: %w", err)
 			}
-			o.Sentinel.Username, o.Sentinel.Password = cr.Username, cr.Password
+			o.Sentinel.Username, o.Sentinel.Password = sc.Username, sc.Password
+		}
+		if src != nil {
+			// valkey-go dials the sentinels with a copy of the data nodes'
+			// options, AuthCredentialsFn included, which wins over
+			// Sentinel.Username/Password: answer a sentinel's address
+			// with the sentinels' credentials.
+			o.AuthCredentialsFn = authFn(src, rotates, s.opts.AuthRefresh, &sentinelCreds{addrs: sentinelAddrs(o.InitAddress), creds: sc})
 		}
 	case "cluster":
 		o.InitAddress = strings.Split(s.Cluster, ",")

@@ -55,13 +55,13 @@ func NewCA(tb testing.TB) *CA {
 	ca.pool.AddCert(caCert)
 	fail(writePEM(ca.CAFile, "CERTIFICATE", caDER))
 
-	leaf := func(serial int64, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+	leaf := func(serial int64, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		fail(err)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
@@ -73,7 +73,9 @@ func NewCA(tb testing.TB) *CA {
 		fail(writePEM(keyFile, "EC PRIVATE KEY", kder))
 		return certFile, keyFile
 	}
-	ca.CertFile, ca.KeyFile = leaf(2, "server", x509.ExtKeyUsageServerAuth)
+	// A server is a TLS client too, of its primary, of the Cluster bus
+	// and (for a Sentinel) of the nodes it watches, with the same pair.
+	ca.CertFile, ca.KeyFile = leaf(2, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	ca.ClientCertFile, ca.ClientKeyFile = leaf(3, "client", x509.ExtKeyUsageClientAuth)
 	ca.client, err = tls.LoadX509KeyPair(ca.ClientCertFile, ca.ClientKeyFile)
 	fail(err)
