@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -30,17 +31,24 @@ type CA struct {
 	client tls.Certificate
 }
 
-// NewCA makes a CA and its certificates (ECDSA P-256, valid for a day).
+// NewCA makes a CA and its certificates (ECDSA P-256, valid for a day)
+// in a temporary directory of the test.
 func NewCA(tb testing.TB) *CA {
 	tb.Helper()
-	dir := tb.TempDir()
-	fail := func(err error) {
-		if err != nil {
-			tb.Fatalf("valkeytest: certificates: %v", err)
-		}
+	ca, err := MakeCA(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("valkeytest: certificates: %v", err)
 	}
+	return ca
+}
+
+// MakeCA is NewCA outside a test (the benchmark's TLS shards): it writes
+// the files in dir.
+func MakeCA(dir string) (*CA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	fail(err)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "valkeytest CA"},
@@ -48,16 +56,23 @@ func NewCA(tb testing.TB) *CA {
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	fail(err)
+	if err != nil {
+		return nil, err
+	}
 	caCert, err := x509.ParseCertificate(caDER)
-	fail(err)
+	if err != nil {
+		return nil, err
+	}
 	ca := &CA{CAFile: filepath.Join(dir, "ca.crt"), pool: x509.NewCertPool()}
 	ca.pool.AddCert(caCert)
-	fail(writePEM(ca.CAFile, "CERTIFICATE", caDER))
-
-	leaf := func(serial int64, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
+	if err := writePEM(ca.CAFile, "CERTIFICATE", caDER); err != nil {
+		return nil, err
+	}
+	leaf := func(serial int64, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string, err error) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		fail(err)
+		if err != nil {
+			return "", "", err
+		}
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
@@ -65,21 +80,38 @@ func NewCA(tb testing.TB) *CA {
 			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		fail(err)
+		if err != nil {
+			return "", "", err
+		}
 		kder, err := x509.MarshalECPrivateKey(key)
-		fail(err)
+		if err != nil {
+			return "", "", err
+		}
 		certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		fail(writePEM(certFile, "CERTIFICATE", der))
-		fail(writePEM(keyFile, "EC PRIVATE KEY", kder))
-		return certFile, keyFile
+		if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+			return "", "", err
+		}
+		return certFile, keyFile, writePEM(keyFile, "EC PRIVATE KEY", kder)
 	}
 	// A server is a TLS client too, of its primary, of the Cluster bus
 	// and (for a Sentinel) of the nodes it watches, with the same pair.
-	ca.CertFile, ca.KeyFile = leaf(2, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	ca.ClientCertFile, ca.ClientKeyFile = leaf(3, "client", x509.ExtKeyUsageClientAuth)
-	ca.client, err = tls.LoadX509KeyPair(ca.ClientCertFile, ca.ClientKeyFile)
-	fail(err)
-	return ca
+	if ca.CertFile, ca.KeyFile, err = leaf(2, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+		return nil, err
+	}
+	if ca.ClientCertFile, ca.ClientKeyFile, err = leaf(3, "client", x509.ExtKeyUsageClientAuth); err != nil {
+		return nil, err
+	}
+	if ca.client, err = tls.LoadX509KeyPair(ca.ClientCertFile, ca.ClientKeyFile); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// ServerArgs are the arguments that add a TLS listener on port to a
+// server that keeps its plain one (the benchmark compares both).
+func (ca *CA) ServerArgs(port int) []string {
+	return []string{"--tls-port", strconv.Itoa(port), "--tls-cert-file", ca.CertFile, "--tls-key-file", ca.KeyFile,
+		"--tls-ca-cert-file", ca.CAFile, "--tls-auth-clients", "no"}
 }
 
 func writePEM(path, kind string, der []byte) error {
