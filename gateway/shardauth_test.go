@@ -271,6 +271,42 @@ func TestShardAuthFailures(t *testing.T) {
 	})
 }
 
+// TestWrongPasswordInFile: a rotation to a password the server refuses
+// takes the shard out (fail open, the reason in the status) until the file
+// is fixed; then it serves again, with no restart.
+func TestWrongPasswordInFile(t *testing.T) {
+	ca := valkeytest.NewCA(t)
+	srv := valkeytest.Start(t, 1, valkeytest.WithTLS(ca), valkeytest.WithPassword(adminPass), valkeytest.WithUser("gw", gwPass, gwUser...))[0]
+	pwFile := writeSecret(t, filepath.Join(t.TempDir(), "password"), gwPass)
+	origin := newTestOrigin(t)
+	cfg := testConfig(origin.URL, nil)
+	cfg.Shards = []config.Shard{tlsShard(srv.Addr, ca.CAFile, "gw", pwFile)}
+	cfg.Valkey.AuthRefreshInterval = 100 * time.Millisecond
+	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken})
+	wantStatus(t, get(t, base+"/w"), 200, stored)
+	writeSecret(t, pwFile, gwPass2)
+	shard := func() gateway.ShardStatus {
+		var st gateway.Status
+		if err := json.Unmarshal([]byte(adminGet(t, g, "/admin/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Shards[0]
+	}
+	waitForLong(t, "the shard fails with WRONGPASS", 10*time.Second, func() (bool, string) {
+		if r := get(t, base+"/w"); r.status != 200 {
+			t.Fatalf("status %d while the shard fails", r.status)
+		}
+		s := shard()
+		return !s.Healthy && strings.Contains(s.Error, "WRONGPASS"), fmt.Sprintf("%+v", s)
+	})
+	noSecrets(t, "status", adminGet(t, g, "/admin/status"))
+	writeSecret(t, pwFile, gwPass)
+	waitForLong(t, "the shard serves again", 15*time.Second, func() (bool, string) {
+		r := get(t, base+"/w")
+		return r.cacheStatus == hitL1 || r.cacheStatus == hitL2, r.cacheStatus
+	})
+}
+
 // TestPasswordRotationUnderLoad rotates the shard's credentials to a new
 // ACL user under load: the file changes, every live connection
 // re-authenticates as the new user (same connection ids), the old user is

@@ -51,7 +51,7 @@ type ShardStatus struct {
 	TLS         bool    `json:"tls"`
 	L1          bool    `json:"l1"`               // client-side caching on
 	L1Off       string  `json:"l1_off,omitempty"` // why not
-	Error       string  `json:"error,omitempty"`  // why the last connect failed
+	Error       string  `json:"error,omitempty"`  // the last connect or command failure, until a success
 }
 
 // EmbeddedStatus is the in-process store, when no shard is configured.

@@ -108,7 +108,7 @@ type Shard struct {
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
 
-	lastErr atomic.Pointer[string] // why the last connect failed; nil after a success
+	lastErr atomic.Pointer[string] // why the last connect or command failed; nil after a success
 	l1Off   atomic.Pointer[string] // why the shard runs without L1; nil with L1
 
 	mu      sync.Mutex // guards dialing and closed
@@ -270,8 +270,8 @@ func (s *Shard) dial() error {
 	return nil
 }
 
-// Err returns why the shard's last connection attempt failed, or "" if it
-// succeeded. It names no secret: valkey-go's errors carry the server's
+// Err returns why the shard's last connection attempt or command failed,
+// or "" once one succeeded after it. It names no secret: valkey-go's errors carry the server's
 // reply (WRONGPASS…) or the TLS failure, never the password.
 func (s *Shard) Err() string {
 	if p := s.lastErr.Load(); p != nil {
@@ -365,11 +365,16 @@ func (s *Shard) InFlight() int64 { return s.inflight.Load() }
 func (s *Shard) done(err error, now int64) {
 	if err == nil || valkey.IsValkeyNil(err) {
 		s.br.succeed()
+		if s.lastErr.Load() != nil { // a load, no write, while all is well
+			s.lastErr.Store(nil)
+		}
 		return
 	}
 	if errors.Is(err, context.Canceled) { // the client went away, not the shard
 		return
 	}
+	msg := err.Error() // a failing shard's path: the allocation does not matter
+	s.lastErr.Store(&msg)
 	s.br.fail(now)
 }
 
