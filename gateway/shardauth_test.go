@@ -469,3 +469,20 @@ func TestClusterTLSFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestInsecureSkipVerifyIsLogged: with verification off a shard with a
+// certificate from an unknown CA is used, and a warning says so.
+func TestInsecureSkipVerifyIsLogged(t *testing.T) {
+	ca := valkeytest.NewCA(t)
+	srv := valkeytest.Start(t, 1, valkeytest.WithTLS(ca))[0]
+	origin := newTestOrigin(t)
+	var logs syncBuffer
+	cfg := testConfig(origin.URL, nil)
+	cfg.Shards = []config.Shard{{Name: "s0", Addr: srv.Addr, Weight: 1, TLS: &config.TLS{InsecureSkipVerify: true}}}
+	_, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	wantStatus(t, get(t, base+"/i"), 200, stored)
+	wantStatus(t, get(t, base+"/i"), 200, hitL2)
+	if !strings.Contains(logs.String(), "verification is OFF") || !strings.Contains(logs.String(), "shard=s0") {
+		t.Fatalf("no warning about insecure_skip_verify:\n%s", logs.String())
+	}
+}
