@@ -486,3 +486,44 @@ func TestInsecureSkipVerifyIsLogged(t *testing.T) {
 		t.Fatalf("no warning about insecure_skip_verify:\n%s", logs.String())
 	}
 }
+
+// TestMutualTLSAndPasswordCommand: a shard that requires a client
+// certificate refuses a gateway without one (the reason in the status) and
+// serves one with cert_file and key_file; the password comes from a
+// command.
+func TestMutualTLSAndPasswordCommand(t *testing.T) {
+	ca := valkeytest.NewCA(t)
+	srv := valkeytest.Start(t, 1, valkeytest.WithTLS(ca), valkeytest.WithPassword(adminPass),
+		valkeytest.WithUser("gw", gwPass, gwUser...), valkeytest.WithArgs("--tls-auth-clients", "yes"))[0]
+	pwFile := writeSecret(t, filepath.Join(t.TempDir(), "token"), gwPass)
+	origin := newTestOrigin(t)
+	for _, tc := range []struct {
+		name       string
+		cert, key  string
+		wantServed bool
+	}{
+		{"no client certificate", "", "", false},
+		{"client certificate", ca.ClientCertFile, ca.ClientKeyFile, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(origin.URL, nil)
+			cfg.Shards = []config.Shard{{Name: "s0", Addr: srv.Addr, Weight: 1, Username: "gw", PasswordCommand: "cat " + pwFile,
+				TLS: &config.TLS{CAFile: ca.CAFile, CertFile: tc.cert, KeyFile: tc.key}}}
+			g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken})
+			path := "/mtls/" + strings.ReplaceAll(tc.name, " ", "-")
+			wantStatus(t, get(t, base+path), 200, map[bool]string{true: stored, false: "edgecache; fwd=uri-miss; stored; detail=shard-unavailable"}[tc.wantServed])
+			var st gateway.Status
+			if err := json.Unmarshal([]byte(adminGet(t, g, "/admin/status")), &st); err != nil {
+				t.Fatal(err)
+			}
+			s := st.Shards[0]
+			t.Logf("status: healthy %v, error %q", s.Healthy, s.Error)
+			if s.Healthy != tc.wantServed || (!tc.wantServed && s.Error == "") {
+				t.Fatalf("status %+v", s)
+			}
+			if tc.wantServed {
+				wantStatus(t, get(t, base+path), 200, hitL2)
+			}
+		})
+	}
+}

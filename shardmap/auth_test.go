@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valkey-io/valkey-go"
 )
 
 func TestSources(t *testing.T) {
@@ -93,5 +95,66 @@ func TestCommandSourceCaches(t *testing.T) {
 	time.Sleep(350 * time.Millisecond)
 	if got := get(); got != "token-2" {
 		t.Fatalf("after a failed run: %q, want the last token", got)
+	}
+}
+
+// TestClientOption: a spec's TLS, credentials and the cluster refresh
+// reach valkey-go's options.
+func TestClientOption(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		spec    Spec
+		opts    Options
+		check   func(t *testing.T, o valkey.ClientOption)
+		wantErr string
+	}{
+		{"plain", Spec{Name: "a", Addr: "127.0.0.1:1"}, Options{}, func(t *testing.T, o valkey.ClientOption) {
+			if o.TLSConfig != nil || o.AuthCredentialsFn != nil || !o.ForceSingleClient {
+				t.Fatalf("plain shard: tls %v auth %v", o.TLSConfig, o.AuthCredentialsFn != nil)
+			}
+		}, ""},
+		{"tls", Spec{Name: "a", Addr: "127.0.0.1:1", TLS: TLS{Enabled: true, ServerName: "cache.example", MinVersion: 0x0304}}, Options{}, func(t *testing.T, o valkey.ClientOption) {
+			if o.TLSConfig == nil || o.TLSConfig.ServerName != "cache.example" || o.TLSConfig.MinVersion != 0x0304 || o.TLSConfig.InsecureSkipVerify {
+				t.Fatalf("tls config %+v", o.TLSConfig)
+			}
+		}, ""},
+		{"tls default version", Spec{Name: "a", Addr: "127.0.0.1:1", TLS: TLS{Enabled: true}}, Options{}, func(t *testing.T, o valkey.ClientOption) {
+			if o.TLSConfig.MinVersion != 0x0303 {
+				t.Fatalf("min version %x, want TLS 1.2", o.TLSConfig.MinVersion)
+			}
+		}, ""},
+		{"missing ca", Spec{Name: "a", Addr: "127.0.0.1:1", TLS: TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, Options{}, nil, "ca_file"},
+		{"cluster refresh", Spec{Name: "c", Cluster: "127.0.0.1:1,127.0.0.1:2"}, Options{ClusterRefresh: 3 * time.Second}, func(t *testing.T, o valkey.ClientOption) {
+			if o.ClusterOption.ShardsRefreshInterval != 3*time.Second || len(o.InitAddress) != 2 {
+				t.Fatalf("cluster option %+v, seeds %v", o.ClusterOption, o.InitAddress)
+			}
+		}, ""},
+		{"rotating credentials", Spec{Name: "a", Addr: "127.0.0.1:1", Auth: Auth{Username: "u", PasswordCommand: "echo p", CommandTTL: time.Minute}}, Options{AuthRefresh: time.Second}, func(t *testing.T, o valkey.ClientOption) {
+			a, err := o.AuthCredentialsFn(valkey.AuthCredentialsContext{})
+			if err != nil || a.Username != "u" || a.Password != "p" || time.Until(a.RefreshAfter) <= 0 || time.Until(a.RefreshAfter) > time.Second {
+				t.Fatalf("credentials %+v, %v: want u/p and a refresh within 1s", a, err)
+			}
+		}, ""},
+		{"fixed credentials", Spec{Name: "a", Addr: "127.0.0.1:1", Auth: Auth{Username: "u"}}, Options{AuthRefresh: time.Second}, func(t *testing.T, o valkey.ClientOption) {
+			a, err := o.AuthCredentialsFn(valkey.AuthCredentialsContext{})
+			if err != nil || a.Username != "u" || !a.RefreshAfter.IsZero() {
+				t.Fatalf("credentials %+v, %v: want u and no refresh", a, err)
+			}
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Shard{Spec: tc.spec, opts: tc.opts}
+			o, err := s.clientOption()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
 	}
 }
