@@ -182,7 +182,6 @@ func (c *CommandSource) Credentials(ctx context.Context) (Credentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultCommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
-	cmd.Stderr = nil
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
