@@ -248,7 +248,7 @@ func (s *Shard) dial() error {
 		s.l1Off.Store(nil)
 	}
 	if err != nil {
-		return fmt.Errorf("shardmap: shard %s (%s %s): %w", s.Name, s.Kind(), s.Target(), err)
+		return fmt.Errorf("shardmap: shard %s (%s %s): %w%s", s.Name, s.Kind(), s.Target(), err, s.tlsHint(err))
 	}
 	box := &clientBox{c: c, r: c, noL1: o.DisableCache}
 	if s.Kind() == "sentinel" && s.ReadReplicas {
@@ -268,6 +268,19 @@ func (s *Shard) dial() error {
 	}
 	s.client.Store(box)
 	return nil
+}
+
+// tlsHint explains the reset that a server requiring client certificates
+// gives a TLS 1.3 client without one: the handshake succeeded, then the
+// server hung up.
+func (s *Shard) tlsHint(err error) string {
+	if !s.TLS.Enabled || s.TLS.CertFile != "" {
+		return ""
+	}
+	if msg := err.Error(); strings.Contains(msg, "reset by peer") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "certificate required") || strings.Contains(msg, "EOF") {
+		return " (if the server requires client certificates, set tls.cert_file and tls.key_file)"
+	}
+	return ""
 }
 
 // Err returns why the shard's last connection attempt or command failed,
