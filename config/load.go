@@ -99,6 +99,9 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 			}
 		}
 	}
+	if file != "" {
+		c.resolveAuthPaths(filepath.Dir(file))
+	}
 	c.EnsureDefaults()
 	// Report unknown fields and invalid values together, so that one
 	// `config check` shows every problem.
