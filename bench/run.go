@@ -20,6 +20,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
 //go:embed templates
@@ -80,6 +82,7 @@ func (o benchOpts) pluginPath(file string) string {
 type extras struct {
 	products, miss string // YAML lines under those routes
 	top            string // top-level YAML
+	tlsCA          string // reach the shards' TLS ports, trusting this CA
 }
 
 // keyPluginExtras make the products route's key hook a WASM plugin.
@@ -240,6 +243,7 @@ const (
 	wlHot    = "hot key"
 	wlOne    = "1 connection, 1000 keys"
 	wlL2     = "L2 hit, 1000 keys (no L1)"
+	wlL2TLS  = "L2 hit over TLS (no L1)"
 	wlMiss   = "miss, 20 ms origin"
 	wlPlugin = "L1 hit + WASM key plugin"
 )
@@ -251,6 +255,8 @@ type stack struct {
 	originAddr string
 	slowAddr   string
 	shardAddrs []string
+	tlsAddrs   []string // the same shards' TLS listeners
+	tlsCA      string
 	edge       map[string]string // instance name → traffic address
 	edgePid    map[string]int
 	nginxAddr  string
@@ -285,6 +291,10 @@ func (s *stack) edgeYAML(listen, admin string, disableL1 bool, x extras) string 
 	indent(x.products)
 	b.WriteString("shards:\n")
 	for i, a := range s.shardAddrs {
+		if x.tlsCA != "" { // same names, so the same placement as the plain instance
+			fmt.Fprintf(&b, "  - { name: shard-%c, addr: %q, tls: { ca_file: %q } }\n", 'a'+i, s.tlsAddrs[i], x.tlsCA)
+			continue
+		}
 		fmt.Fprintf(&b, "  - { name: shard-%c, addr: %q }\n", 'a'+i, a)
 	}
 	fmt.Fprintf(&b, "valkey:\n  disable_l1: %v\n", disableL1)
@@ -350,8 +360,19 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 			return nil, err
 		}
 	}
+	// Each shard also listens on TLS, for the L2-over-TLS row: the same
+	// servers and entries, only the transport differs.
+	ca, err := valkeytest.MakeCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.tlsCA = ca.CAFile
 	for i := range 3 {
 		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		tlsPort, err := freePort()
 		if err != nil {
 			return nil, err
 		}
@@ -359,9 +380,9 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 		if err := os.MkdirAll(sdir, 0o755); err != nil {
 			return nil, err
 		}
-		p, err := start(dir, fmt.Sprintf("shard-%d", i), v.serverCPUs, nil, serverBinary(),
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--protected-mode", "no", "--dir", sdir)
+		args := append([]string{serverBinary(), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--dir", sdir}, ca.ServerArgs(tlsPort)...)
+		p, err := start(dir, fmt.Sprintf("shard-%d", i), v.serverCPUs, nil, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -371,12 +392,16 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 			return nil, err
 		}
 		s.shardAddrs = append(s.shardAddrs, addr)
+		s.tlsAddrs = append(s.tlsAddrs, "127.0.0.1:"+strconv.Itoa(tlsPort))
 		s.shardPids = append(s.shardPids, p.pid())
 	}
 	if err := s.startEdge(ctx, "edgecache", v.serverCPUs, false, extras{}); err != nil {
 		return nil, err
 	}
 	if err := s.startEdge(ctx, "edgecache-l2", v.serverCPUs, true, extras{}); err != nil {
+		return nil, err
+	}
+	if err := s.startEdge(ctx, "edgecache-l2tls", v.serverCPUs, true, extras{tlsCA: s.tlsCA}); err != nil {
 		return nil, err
 	}
 	if x, ok := o.keyPluginExtras(); ok {
@@ -486,7 +511,7 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 		return nil, err
 	}
 	defer s.stop()
-	for _, a := range []string{s.edge["edgecache"], s.edge["edgecache-l2"], s.nginxAddr, s.varnAddr} {
+	for _, a := range []string{s.edge["edgecache"], s.edge["edgecache-l2"], s.edge["edgecache-l2tls"], s.nginxAddr, s.varnAddr} {
 		if err := warm(ctx, a, o.keys, 3); err != nil {
 			return nil, err
 		}
@@ -655,10 +680,13 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 			}
 		}
 	}
-	l2pids := append([]int{s.edgePid["edgecache-l2"]}, s.shardPids...)
-	if err := measure(wlL2, "edgecache", s.edge["edgecache-l2"], l2pids,
-		wrkRun{URL: "/", Script: filepath.Join(scripts, "keys.lua"), Env: keysEnv}); err != nil {
-		return nil, err
+	// L2 hits plain, then over TLS to the same shards, back to back.
+	for _, l2 := range []struct{ workload, instance string }{{wlL2, "edgecache-l2"}, {wlL2TLS, "edgecache-l2tls"}} {
+		pids := append([]int{s.edgePid[l2.instance]}, s.shardPids...)
+		if err := measure(l2.workload, "edgecache", s.edge[l2.instance], pids,
+			wrkRun{URL: "/", Script: filepath.Join(scripts, "keys.lua"), Env: keysEnv}); err != nil {
+			return nil, err
+		}
 	}
 	// The miss path: a new key per request, the origin 20 ms away.
 	before, err := fetchOriginCount(s.slowAddr)
@@ -717,7 +745,7 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 		vsN, vsV := "", ""
 		if r.system == "edgecache" {
 			base := r.workload
-			if r.workload == wlL2 || r.workload == wlPlugin {
+			if r.workload == wlL2 || r.workload == wlL2TLS || r.workload == wlPlugin {
 				base = wlL1
 			}
 			if n := vr.find(base, "nginx"); n != nil && n.res.RPS > 0 {
@@ -742,6 +770,12 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 		}
 		if r.workload == wlL2 {
 			note = strings.TrimSpace(note + " CPU/req includes the 3 shards; vs the L1 rows of nginx/varnish")
+		}
+		if r.workload == wlL2TLS {
+			if p := vr.find(wlL2, "edgecache"); p != nil && p.res.RPS > 0 {
+				note = strings.TrimSpace(fmt.Sprintf("%s %.2fx the plain L2 row;", note, r.res.RPS/p.res.RPS))
+			}
+			note = strings.TrimSpace(note + " same shards on their TLS port; CPU/req includes the 3 shards")
 		}
 		fmt.Fprintf(out, "%-27s %-10s %10.0f %9s %9s %9s %7.2f %10s %10s %5.0f%%  %s\n", r.workload, r.system, r.res.RPS, fmtDur(r.res.P50), fmtDur(r.res.P99), fmtDur(r.cpu), r.syscalls, vsN, vsV, r.other*100, note)
 	}

@@ -120,6 +120,14 @@ type Shard struct {
 	ReadReplicas bool `koanf:"read_replicas"`
 	// Weight is the shard's relative share of keys (default 1).
 	Weight int `koanf:"weight"`
+	// TLS, Username and the password fields (config/valkeyauth.go) default
+	// to valkey's when the shard sets none of them.
+	TLS                *TLS          `koanf:"tls"`
+	Username           string        `koanf:"username"`
+	PasswordFile       string        `koanf:"password_file"`
+	PasswordEnv        string        `koanf:"password_env"`
+	PasswordCommand    string        `koanf:"password_command"`
+	PasswordCommandTTL time.Duration `koanf:"password_command_ttl"`
 }
 
 // Sentinel locates a primary through Sentinel.
@@ -128,6 +136,12 @@ type Sentinel struct {
 	Master string `koanf:"master"`
 	// Addrs are the sentinels' host:port addresses.
 	Addrs []string `koanf:"addrs"`
+	// TLS (default: the shard's) and credentials of the sentinels
+	// themselves, apart from the data nodes'.
+	TLS          *TLS   `koanf:"tls"`
+	Username     string `koanf:"username"`
+	PasswordFile string `koanf:"password_file"`
+	PasswordEnv  string `koanf:"password_env"`
 }
 
 // Valkey holds the client options shared by every shard.
@@ -170,6 +184,16 @@ type Valkey struct {
 	FallbackTTL time.Duration `koanf:"fallback_ttl"`
 	// FallbackBytes is the memory budget of that fallback store.
 	FallbackBytes int64 `koanf:"fallback_bytes"`
+	// TLS and credentials every shard uses unless it sets its own; see
+	// config/valkeyauth.go.
+	TLS                    TLS           `koanf:"tls"`
+	Username               string        `koanf:"username"`
+	PasswordFile           string        `koanf:"password_file"`
+	PasswordEnv            string        `koanf:"password_env"`
+	PasswordCommand        string        `koanf:"password_command"`
+	PasswordCommandTTL     time.Duration `koanf:"password_command_ttl"`
+	AuthRefreshInterval    time.Duration `koanf:"auth_refresh_interval"`
+	ClusterRefreshInterval time.Duration `koanf:"cluster_refresh_interval"`
 }
 
 // Embedded is the in-process store used when no shard is configured.

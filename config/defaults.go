@@ -60,6 +60,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.FallbackTTL, DefaultFallbackTTL)
 	setDefault(&v.FallbackBytes, DefaultFallbackBytes)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
+	c.ensureShardAuthDefaults()
 	c.ensureObservabilityDefaults()
 	c.ensureLimitsDefaults()
 	c.ensureOriginsDefaults()

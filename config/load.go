@@ -100,6 +100,9 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 		}
 		c.resolveOriginFiles(filepath.Dir(file)) // origins.go
 	}
+	if file != "" {
+		c.resolveAuthPaths(filepath.Dir(file))
+	}
 	c.EnsureDefaults()
 	// Report unknown fields and invalid values together, so that one
 	// `config check` shows every problem.

@@ -185,6 +185,7 @@ func (c *Config) Validate() error {
 	if c.Embedded.MaxBytes < 0 {
 		bad("embedded.max_bytes", "must not be negative")
 	}
+	c.validateShardAuth(bad)
 	c.validateObservability(bad)
 	c.validateLimits(bad)
 	c.validateOrigins(bad)

@@ -26,7 +26,7 @@ import (
 // wantConfigs are the example configurations that must exist: one per
 // shard kind, and one with a plugin in each SDK language. Every other
 // *.yaml in configs/ is checked too.
-var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "pools.yaml", "shield.yaml"}
+var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "elasticache.yaml", "memorystore.yaml", "upstash.yaml", "pools.yaml", "shield.yaml"}
 
 func exampleConfigs(t *testing.T) []string {
 	t.Helper()
@@ -86,7 +86,7 @@ func TestConfigsServe(t *testing.T) {
 			o := origin.New(0)
 			ts := httptest.NewServer(o)
 			defer ts.Close()
-			pointAt(t, doc, ts.URL, filepath.Dir(f))
+			pointAt(t, doc, ts.URL, f)
 			path := filepath.Join(t.TempDir(), filepath.Base(f))
 			writeYAML(t, path, doc)
 
@@ -136,9 +136,10 @@ var extraChecks = map[string][]struct {
 
 // pointAt rewrites doc in place: every route's origin becomes originURL,
 // every shard's addresses those of real servers started for the test, and
-// plugin paths (relative to dir, the example's folder) absolute.
-func pointAt(t *testing.T, doc map[string]any, originURL, dir string) {
+// plugin paths (relative to the example file's folder) absolute.
+func pointAt(t *testing.T, doc map[string]any, originURL, file string) {
 	t.Helper()
+	dir := filepath.Dir(file)
 	for _, p := range list(doc["plugins"]) {
 		p := p.(map[string]any)
 		if path, _ := p["path"].(string); path != "" && !filepath.IsAbs(path) {
@@ -153,16 +154,18 @@ func pointAt(t *testing.T, doc map[string]any, originURL, dir string) {
 		r.(map[string]any)["origin"] = originURL
 	}
 	shards := list(doc["shards"])
+	v, _ := doc["valkey"].(map[string]any)
 	for _, s := range shards {
 		s := s.(map[string]any)
+		opts := managed(t, filepath.Base(file), v, s)
 		switch {
 		case s["addr"] != nil:
-			s["addr"] = valkeytest.Start(t, 1)[0].Addr
+			s["addr"] = valkeytest.Start(t, 1, opts...)[0].Addr
 		case s["sentinel"] != nil:
-			g := valkeytest.StartSentinel(t)
+			g := valkeytest.StartSentinel(t, opts...)
 			s["sentinel"] = map[string]any{"master": g.MasterName, "addrs": g.SentinelAddrs()}
 		case s["cluster"] != nil:
-			s["cluster"] = valkeytest.StartCluster(t, 3).Seeds()
+			s["cluster"] = valkeytest.StartCluster(t, 3, opts...).Seeds()
 		default:
 			t.Fatalf("shard %v: unknown kind", s["name"])
 		}
@@ -170,6 +173,50 @@ func pointAt(t *testing.T, doc map[string]any, originURL, dir string) {
 }
 
 func list(v any) []any { l, _ := v.([]any); return l }
+
+// noTracking names the examples of a managed Valkey that refuses CLIENT
+// TRACKING: their test servers refuse it too.
+var noTracking = map[string]bool{"upstash.yaml": true}
+
+// managed points the TLS and credentials of a shard (and of valkey, the
+// shards' defaults) at a CA and an ACL user made for the test, and
+// returns the options that start servers asking for them.
+func managed(t *testing.T, example string, sections ...map[string]any) []valkeytest.Option {
+	t.Helper()
+	var opts []valkeytest.Option
+	var ca *valkeytest.CA
+	user := false
+	for _, m := range sections {
+		if m == nil {
+			continue
+		}
+		if m["tls"] != nil {
+			if ca == nil {
+				ca = valkeytest.NewCA(t)
+				opts = append(opts, valkeytest.WithTLS(ca))
+			}
+			m["tls"] = map[string]any{"ca_file": ca.CAFile}
+		}
+		if m["username"] != nil || m["password_file"] != nil || m["password_env"] != nil || m["password_command"] != nil {
+			pw := filepath.Join(t.TempDir(), "password")
+			if err := os.WriteFile(pw, []byte("test-password"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			delete(m, "password_env")
+			delete(m, "password_command")
+			m["username"], m["password_file"] = "edgecache", pw
+			user = true
+		}
+	}
+	if user {
+		rules := []string{"~*", "&*", "+@all"}
+		if noTracking[example] {
+			rules = append(rules, "-client|tracking")
+		}
+		opts = append(opts, valkeytest.WithUser("edgecache", "test-password", rules...))
+	}
+	return opts
+}
 
 func readYAML(t *testing.T, path string) map[string]any {
 	t.Helper()

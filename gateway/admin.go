@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +13,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -46,9 +47,17 @@ import (
 // page's login form (or, for a bookmark or a test, a token in the URL
 // fragment, which browsers never send to the server) posts the token to
 // /admin/login, which answers with an HttpOnly, SameSite=Strict cookie
-// that names no token: an expiry and its HMAC under a key drawn at start.
-// The cookie is accepted only by the GET endpoints, so a forged
-// cross-site POST cannot purge or reload.
+// that names no token: a random session id the gateway keeps (in memory,
+// for AdminSessionTTL) until the session expires or logs out, so that a
+// cookie replayed after /admin/logout opens nothing. The cookie is
+// accepted only by the GET endpoints, so a forged cross-site POST cannot
+// purge or reload.
+//
+// A client address that presents wrong tokens (on the login form, the
+// bearer login or any endpoint) is held to AdminLoginBurst failures, then
+// to one attempt per AdminLoginInterval: its attempts are answered 429
+// with Retry-After, whatever the token, so that a guess is never
+// confirmed while the address is held. Other addresses are not affected.
 
 // Admin API defaults.
 const (
@@ -57,6 +66,17 @@ const (
 	AdminTokenEnv = "EDGECACHE_ADMIN_TOKEN"
 	// AdminSessionTTL is how long a status-page session lasts.
 	AdminSessionTTL = 15 * time.Minute
+	// AdminMaxSessions bounds the sessions kept; a login past it ends the
+	// session closest to its expiry.
+	AdminMaxSessions = 1024
+	// AdminLoginBurst is how many wrong tokens a client address may
+	// present before it is held (a token bucket of this size).
+	AdminLoginBurst = 5
+	// AdminLoginInterval is how often a held address gets one more
+	// attempt (the bucket's refill).
+	AdminLoginInterval = 20 * time.Second
+	// adminLimitAddrs bounds the addresses the login limiter remembers.
+	adminLimitAddrs = 4096
 	// adminBodyLimit bounds a request body (a posted config).
 	adminBodyLimit = 1 << 20
 	sessionCookie  = "edgecache_admin"
@@ -92,18 +112,19 @@ func randomToken() string {
 
 // admin is the admin API of a gateway.
 type admin struct {
-	g          *Gateway
-	tokenSum   [sha256.Size]byte
-	sessionKey []byte
-	echo       *echo.Echo
-	started    time.Time
+	g        *Gateway
+	tokenSum [sha256.Size]byte
+	sessions sessions
+	limit    loginLimiter
+	echo     *echo.Echo
+	started  time.Time
 }
 
 func newAdmin(g *Gateway, token string) *admin {
 	if token == "" {
 		token = randomToken() // nobody knows it: the admin API is closed
 	}
-	a := &admin{g: g, tokenSum: sha256.Sum256([]byte(token)), sessionKey: []byte(randomToken()), started: time.Now()}
+	a := &admin{g: g, tokenSum: sha256.Sum256([]byte(token)), started: time.Now()}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = adminError
@@ -169,6 +190,34 @@ func adminError(err error, c echo.Context) {
 
 var errUnauthorized = echo.NewHTTPError(http.StatusUnauthorized, "admin token required: Authorization: Bearer TOKEN")
 
+// errHeld is a refused attempt from an address that presented too many
+// wrong tokens; Retry-After says when it may try again.
+type errHeld struct{ retry time.Duration }
+
+func (e *errHeld) Error() string { return "gateway: admin: too many wrong tokens from this address" }
+
+// answer sets Retry-After (whole seconds, rounded up) and renders 429.
+func (e *errHeld) answer(c echo.Context) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int((e.retry+time.Second-1)/time.Second)))
+	return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong tokens from this address: try again later")
+}
+
+// checkToken checks a presented token (not "") against the admin token,
+// counting the attempt against the client's address: nil, errUnauthorized,
+// or an *errHeld while the address is held (the token is then not
+// compared at all).
+func (a *admin) checkToken(r *http.Request, t string) error {
+	now := time.Now()
+	if retry := a.limit.take(r.RemoteAddr, now); retry > 0 {
+		return &errHeld{retry: retry}
+	}
+	if !a.validToken(t) {
+		return errUnauthorized
+	}
+	a.limit.refund(r.RemoteAddr, now)
+	return nil
+}
+
 // validToken compares a presented token with the admin token in constant
 // time, whatever their lengths.
 func (a *admin) validToken(t string) bool {
@@ -190,47 +239,39 @@ func bearer(r *http.Request) string {
 func (a *admin) auth(cookie bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if a.authorized(c.Request(), cookie) {
-				return next(c)
+			if err := a.authorize(c.Request(), cookie); err != nil {
+				return adminDenied(c, err)
 			}
-			return errUnauthorized
+			return next(c)
 		}
 	}
 }
 
-func (a *admin) authorized(r *http.Request, cookie bool) bool {
-	if a.validToken(bearer(r)) {
-		return true
+// adminDenied renders a refusal of authorize or checkToken.
+func adminDenied(c echo.Context, err error) error {
+	var h *errHeld
+	if errors.As(err, &h) {
+		return h.answer(c)
+	}
+	return err
+}
+
+// authorize lets r through with the bearer token or, with cookie, a live
+// session (GET only); otherwise it returns errUnauthorized, or an *errHeld
+// when a token came from an address held for too many wrong ones.
+func (a *admin) authorize(r *http.Request, cookie bool) error {
+	var err error = errUnauthorized
+	if t := bearer(r); t != "" {
+		if err = a.checkToken(r, t); err == nil {
+			return nil
+		}
 	}
 	if cookie && r.Method == http.MethodGet {
-		if ck, err := r.Cookie(sessionCookie); err == nil && a.validSession(ck.Value, time.Now()) {
-			return true
+		if ck, cerr := r.Cookie(sessionCookie); cerr == nil && a.sessions.valid(ck.Value, time.Now()) {
+			return nil
 		}
 	}
-	return false
-}
-
-// session returns a cookie value valid until exp: exp and its HMAC.
-func (a *admin) session(exp time.Time) string {
-	var b [8 + sha256.Size]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(exp.Unix()))
-	mac := hmac.New(sha256.New, a.sessionKey)
-	mac.Write(b[:8])
-	mac.Sum(b[8:8])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func (a *admin) validSession(v string, now time.Time) bool {
-	b, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(b) != 8+sha256.Size {
-		return false
-	}
-	mac := hmac.New(sha256.New, a.sessionKey)
-	mac.Write(b[:8])
-	if !hmac.Equal(mac.Sum(nil), b[8:]) {
-		return false
-	}
-	return now.Unix() < int64(binary.BigEndian.Uint64(b[:8]))
+	return err
 }
 
 // login exchanges the token (bearer header, or a "token" form field from
@@ -242,15 +283,25 @@ func (a *admin) login(c echo.Context) error {
 	if form {
 		t = r.PostFormValue("token")
 	}
-	if !a.validToken(t) {
-		if form {
-			return a.loginPage(c, "That token is not the admin token.")
-		}
-		return errUnauthorized
+	var err error = errUnauthorized
+	if t != "" {
+		err = a.checkToken(r, t)
 	}
-	exp := time.Now().Add(AdminSessionTTL)
+	if err != nil {
+		if !form {
+			return adminDenied(c, err)
+		}
+		var h *errHeld
+		if errors.As(err, &h) {
+			_ = h.answer(c) // the Retry-After header
+			return a.render(c, http.StatusTooManyRequests, "login.html", map[string]string{"Message": "Too many wrong tokens from this address: try again later."})
+		}
+		return a.loginPage(c, "That token is not the admin token.")
+	}
+	now := time.Now()
+	exp := now.Add(AdminSessionTTL)
 	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: a.session(exp), Path: "/admin", Expires: exp, MaxAge: int(AdminSessionTTL / time.Second),
+		Name: sessionCookie, Value: a.sessions.start(now), Path: "/admin", Expires: exp, MaxAge: int(AdminSessionTTL / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	if form {
@@ -259,7 +310,12 @@ func (a *admin) login(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// logout ends the session of the cookie it is sent with, on the server
+// (the cookie is then worthless), and clears the cookie.
 func (a *admin) logout(c echo.Context) error {
+	if ck, err := c.Request().Cookie(sessionCookie); err == nil {
+		a.sessions.end(ck.Value)
+	}
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return c.Redirect(http.StatusSeeOther, "/admin/")
 }
@@ -268,8 +324,13 @@ func (a *admin) logout(c echo.Context) error {
 // otherwise it answers 401 with the login page.
 func (a *admin) pageAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if a.authorized(c.Request(), true) {
+		err := a.authorize(c.Request(), true)
+		if err == nil {
 			return next(c)
+		}
+		var h *errHeld
+		if errors.As(err, &h) {
+			return h.answer(c)
 		}
 		return a.loginPage(c, "")
 	}
@@ -372,4 +433,150 @@ func (a *admin) plan(c echo.Context) error {
 	}
 	p := shardmap.Plan(gen.shards.Map(), next)
 	return c.JSON(http.StatusOK, planResult{PlanResult: p, From: fmt.Sprintf("generation %d", gen.ID), To: to, Moves: p.MovedFraction()})
+}
+
+// sessions are the status page's live sessions: a cookie value is a
+// random id, kept (as its SHA-256, so that a lookup's timing says nothing
+// of the ids) with its expiry until it expires or logs out.
+type sessions struct {
+	mu   sync.Mutex
+	live map[[sha256.Size]byte]time.Time
+}
+
+// start opens a session lasting AdminSessionTTL and returns its cookie
+// value. Expired sessions are dropped; past AdminMaxSessions, the one
+// closest to its expiry ends.
+func (s *sessions) start(now time.Time) string {
+	v := randomToken()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == nil {
+		s.live = make(map[[sha256.Size]byte]time.Time)
+	}
+	for id, exp := range s.live {
+		if !now.Before(exp) {
+			delete(s.live, id)
+		}
+	}
+	if len(s.live) >= AdminMaxSessions {
+		var first [sha256.Size]byte
+		var firstExp time.Time
+		for id, exp := range s.live {
+			if firstExp.IsZero() || exp.Before(firstExp) {
+				first, firstExp = id, exp
+			}
+		}
+		delete(s.live, first)
+	}
+	s.live[sha256.Sum256([]byte(v))] = now.Add(AdminSessionTTL)
+	return v
+}
+
+// valid reports whether v is the cookie of a live session.
+func (s *sessions) valid(v string, now time.Time) bool {
+	id := sha256.Sum256([]byte(v))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.live[id]
+	return ok && now.Before(exp)
+}
+
+// end ends the session of cookie value v, if it is one.
+func (s *sessions) end(v string) {
+	id := sha256.Sum256([]byte(v))
+	s.mu.Lock()
+	delete(s.live, id)
+	s.mu.Unlock()
+}
+
+// loginLimiter holds client addresses to AdminLoginBurst wrong tokens,
+// then one attempt per AdminLoginInterval: a token bucket per address
+// (per /64 for IPv6, which a single client commonly holds whole). An
+// attempt takes a token before the comparison, so concurrent guesses
+// cannot overdraw it, and a right token gives it back.
+type loginLimiter struct {
+	mu      sync.Mutex
+	buckets map[netip.Prefix]*loginBucket
+}
+
+type loginBucket struct {
+	tokens float64 // attempts left, refilled at one per AdminLoginInterval
+	at     time.Time
+}
+
+// limitKey is the address a limit applies to: the IP of remote
+// (host:port), its /64 for IPv6.
+func limitKey(remote string) netip.Prefix {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Prefix{} // not an IP (a test's pipe): one shared bucket
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
+}
+
+// refill brings b up to now.
+func (b *loginBucket) refill(now time.Time) {
+	if el := now.Sub(b.at); el > 0 {
+		b.tokens = min(AdminLoginBurst, b.tokens+float64(el)/float64(AdminLoginInterval))
+	}
+	b.at = now
+}
+
+// take takes an attempt for remote's address; it returns 0, or how long
+// the address must wait for its next attempt.
+func (l *loginLimiter) take(remote string, now time.Time) time.Duration {
+	key := limitKey(remote)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if l.buckets == nil {
+			l.buckets = make(map[netip.Prefix]*loginBucket)
+		}
+		l.sweep(now)
+		b = &loginBucket{tokens: AdminLoginBurst, at: now}
+		l.buckets[key] = b
+	}
+	b.refill(now)
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) * float64(AdminLoginInterval))
+	}
+	b.tokens--
+	return 0
+}
+
+// refund gives back the attempt of a right token.
+func (l *loginLimiter) refund(remote string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[limitKey(remote)]; b != nil {
+		b.refill(now)
+		b.tokens = min(AdminLoginBurst, b.tokens+1)
+	}
+}
+
+// sweep makes room for one more address: it forgets the addresses whose
+// buckets are full again (they lose nothing), and past adminLimitAddrs
+// still, any one (an attacker with that many addresses gains little from
+// a reset of one of them). l.mu is held.
+func (l *loginLimiter) sweep(now time.Time) {
+	if len(l.buckets) < adminLimitAddrs {
+		return
+	}
+	for k, b := range l.buckets {
+		if b.refill(now); b.tokens >= AdminLoginBurst {
+			delete(l.buckets, k)
+		}
+	}
+	for k := range l.buckets {
+		if len(l.buckets) < adminLimitAddrs {
+			break
+		}
+		delete(l.buckets, k)
+	}
 }

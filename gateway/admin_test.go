@@ -2,14 +2,18 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
@@ -19,6 +23,12 @@ import (
 // adminDo sends a request to the admin API with the given token ("" for
 // none) and returns the status and body.
 func adminDo(t testing.TB, method, url, token, body string) (int, string, http.Header) {
+	t.Helper()
+	return adminDoWith(t, client, method, url, token, body)
+}
+
+// adminDoWith is adminDo through the given client (see clientFrom).
+func adminDoWith(t testing.TB, client *http.Client, method, url, token, body string) (int, string, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -83,8 +93,11 @@ func TestAdminRequiresToken(t *testing.T) {
 		{"POST", "/admin/shardmap/plan", shardYAML(origin.URL, "s0="+servers[0].Addr), 200},
 		{"GET", "/admin/", "", 200},
 	}
-	for _, ep := range endpoints {
+	for i, ep := range endpoints {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
+			// Each endpoint from its own loopback address: failed tokens
+			// are limited per address (TestAdminLoginRateLimit).
+			from := clientFrom(t, fmt.Sprintf("127.0.0.%d", 10+i))
 			for _, tc := range []struct {
 				name, token string
 				want        int
@@ -94,7 +107,7 @@ func TestAdminRequiresToken(t *testing.T) {
 				{"prefix of the token", testToken[:10], http.StatusUnauthorized},
 				{"token", testToken, ep.want},
 			} {
-				code, body, h := adminDo(t, ep.method, admin+ep.path, tc.token, ep.body)
+				code, body, h := adminDoWith(t, from, ep.method, admin+ep.path, tc.token, ep.body)
 				if code != tc.want {
 					t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
 				}
@@ -438,5 +451,154 @@ func TestReadyz(t *testing.T) {
 	}
 	if r := get(t, base+"/healthz"); r.status != 200 {
 		t.Errorf("healthz: %d", r.status)
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address ip (127.0.0.0/8 is all loopback on Linux): a client address of
+// its own for the admin API's per-address limits.
+func clientFrom(t testing.TB, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// adminCookie sends a request with the session cookie value v (and no
+// token) and returns the status.
+func adminCookie(t *testing.T, method, url, v string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.AddCookie(&http.Cookie{Name: "edgecache_admin", Value: v})
+	resp, err := clientFrom(t, "127.0.0.1").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// adminLogin exchanges the token for a session cookie value.
+func adminLogin(t *testing.T, admin string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, admin+"/admin/login", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "edgecache_admin" && resp.StatusCode == http.StatusNoContent {
+			return c.Value
+		}
+	}
+	t.Fatalf("login: %d without a session cookie", resp.StatusCode)
+	return ""
+}
+
+// TestAdminLogoutRevokesSession: logging out ends the session on the
+// server, so the cookie replayed afterwards (copied, or kept by a browser
+// that ignored the expiry) opens nothing; other sessions go on (issue 12,
+// finding 8: the cookie stayed valid for its 15 minutes).
+func TestAdminLogoutRevokesSession(t *testing.T) {
+	origin := newTestOrigin(t)
+	_, _, admin, _ := fileSourceGateway(t, shardYAML(origin.URL), nil)
+	mine, other := adminLogin(t, admin), adminLogin(t, admin)
+	if mine == other {
+		t.Fatal("two logins got the same session")
+	}
+	for _, v := range []string{mine, other} {
+		if code := adminCookie(t, "GET", admin+"/admin/status", v); code != 200 {
+			t.Fatalf("status with a fresh session: %d", code)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, admin+"/admin/logout", nil)
+	req.AddCookie(&http.Cookie{Name: "edgecache_admin", Value: mine})
+	resp, err := clientFrom(t, "127.0.0.1").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cleared := false
+	for _, c := range resp.Cookies() {
+		cleared = cleared || c.Name == "edgecache_admin" && c.MaxAge < 0
+	}
+	if resp.StatusCode != http.StatusSeeOther || !cleared {
+		t.Fatalf("logout: %d, cookie cleared %v", resp.StatusCode, cleared)
+	}
+	for _, p := range []string{"/admin/status", "/admin/"} {
+		if code := adminCookie(t, "GET", admin+p, mine); code != http.StatusUnauthorized {
+			t.Errorf("GET %s with the session after its logout: %d, want 401", p, code)
+		}
+		if code := adminCookie(t, "GET", admin+p, other); code != 200 {
+			t.Errorf("GET %s with another session: %d, want 200", p, code)
+		}
+	}
+	// A cookie that was never issued, and a forged one, open nothing either.
+	for _, v := range []string{"", "x", strings.Repeat("A", 43), other + "A"} {
+		if code := adminCookie(t, "GET", admin+"/admin/status", v); code != http.StatusUnauthorized {
+			t.Errorf("session %q: %d, want 401", v, code)
+		}
+	}
+}
+
+// TestAdminLoginRateLimit: an address that presents wrong tokens is held
+// to gateway.AdminLoginBurst failures, then answered 429 with Retry-After
+// (even for the right token: a guess must not be confirmed), on the login
+// form, the bearer login and every endpoint; other addresses are not
+// affected (issue 12, finding 8: no limit at all).
+func TestAdminLoginRateLimit(t *testing.T) {
+	origin := newTestOrigin(t)
+	_, _, admin, _ := fileSourceGateway(t, shardYAML(origin.URL), nil)
+	form := func(c *http.Client, token string) (int, http.Header) {
+		resp, err := c.PostForm(admin+"/admin/login", map[string][]string{"token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	bearerLogin := func(c *http.Client, token string) (int, http.Header) {
+		code, _, h := adminDoWith(t, c, "POST", admin+"/admin/login", token, "")
+		return code, h
+	}
+	status := func(c *http.Client, token string) (int, http.Header) {
+		code, _, h := adminDoWith(t, c, "GET", admin+"/admin/status", token, "")
+		return code, h
+	}
+	for i, tc := range []struct {
+		name string
+		try  func(c *http.Client, token string) (int, http.Header)
+		ok   int
+	}{
+		{"login form", form, http.StatusSeeOther},
+		{"bearer login", bearerLogin, http.StatusNoContent},
+		{"bearer on an endpoint", status, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			attacker := clientFrom(t, fmt.Sprintf("127.0.0.%d", 20+2*i))
+			bystander := clientFrom(t, fmt.Sprintf("127.0.0.%d", 21+2*i))
+			for n := range gateway.AdminLoginBurst {
+				if code, _ := tc.try(attacker, fmt.Sprintf("guess-%d", n)); code != http.StatusUnauthorized {
+					t.Fatalf("failure %d: %d, want 401", n+1, code)
+				}
+			}
+			for _, token := range []string{"guess-again", testToken} {
+				code, h := tc.try(attacker, token)
+				secs, err := strconv.Atoi(h.Get("Retry-After"))
+				if code != http.StatusTooManyRequests || err != nil || secs < 1 || secs > int(gateway.AdminLoginInterval/time.Second) {
+					t.Fatalf("after %d failures, token %q: %d Retry-After %q, want 429 and 1..%v", gateway.AdminLoginBurst, token, code, h.Get("Retry-After"), gateway.AdminLoginInterval)
+				}
+			}
+			if code, _ := tc.try(bystander, testToken); code != tc.ok {
+				t.Errorf("another address with the token: %d, want %d", code, tc.ok)
+			}
+			if code, _ := tc.try(bystander, "wrong"); code != http.StatusUnauthorized {
+				t.Errorf("another address with a wrong token: %d, want 401", code)
+			}
+		})
 	}
 }

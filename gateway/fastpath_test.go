@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
@@ -151,5 +152,181 @@ func TestL1OffReadsWhatTheShardHolds(t *testing.T) {
 	}
 	if r := get(t, base+"/v"); r.body != "v3" || r.cacheStatus != "edgecache; fwd=uri-miss; stored" {
 		t.Fatalf("after a purge: %q %q", r.body, r.cacheStatus)
+	}
+}
+
+// connTimeoutConfig is a gateway config with short connection timeouts:
+// the head must come within head, a kept-alive connection may wait idle.
+func connTimeoutConfig(origin string, head, idle time.Duration) *config.Config {
+	cfg := testConfig(origin, nil)
+	cfg.Server.ReadHeaderTimeout, cfg.Server.IdleTimeout = head, idle
+	return cfg
+}
+
+// dialRaw opens a connection to base (http://host:port) and closes it at
+// the end of the test.
+func dialRaw(t *testing.T, base string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestFastPathClosesSilentConnections: a connection that sends nothing is
+// closed once server.read_header_timeout has passed, as net/http does;
+// idle_timeout is the wait between the requests of a kept-alive
+// connection, not a grace period for one that never spoke (issue 12,
+// finding 5: the fast path kept 100 silent connections for 90s, not 10s).
+func TestFastPathClosesSilentConnections(t *testing.T) {
+	origin := newTestOrigin(t)
+	const head, idle = 300 * time.Millisecond, 4 * time.Second
+	for _, fast := range []bool{true, false} {
+		name := map[bool]string{true: "fast path", false: "net/http"}[fast]
+		t.Run(name, func(t *testing.T) {
+			cfg := connTimeoutConfig(origin.URL, head, idle)
+			cfg.Server.DisableFastPath = !fast
+			_, base := startGateway(t, cfg)
+			// One connection kept alive after a request, then 20 silent ones.
+			kept := dialRaw(t, base)
+			kept.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(kept, "GET /kept HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+			keptBr := bufio.NewReader(kept)
+			resp, err := http.ReadResponse(keptBr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			answered := time.Now()
+
+			const n = 20
+			start := time.Now()
+			silent := make([]net.Conn, n)
+			for i := range silent {
+				silent[i] = dialRaw(t, base)
+			}
+			for i, c := range silent {
+				c.SetReadDeadline(start.Add(idle + 2*time.Second))
+				k, err := c.Read(make([]byte, 1))
+				el := time.Since(start)
+				// Closed without an answer, within the header timeout (with a
+				// margin for a loaded machine), well before the idle timeout.
+				if k != 0 || err != io.EOF || el > head+1500*time.Millisecond {
+					t.Fatalf("silent connection %d: read %d bytes, %v after %v; want EOF after about %v (idle_timeout %v)", i, k, err, el, head, idle)
+				}
+			}
+			// The kept-alive connection waited longer than the header timeout
+			// and is still served.
+			if d := 3*head - time.Since(answered); d > 0 {
+				time.Sleep(d)
+			}
+			io.WriteString(kept, "GET /kept HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+			resp, err = http.ReadResponse(keptBr, nil)
+			if err != nil {
+				t.Fatalf("a kept-alive connection idle for %v (under idle_timeout %v): %v", time.Since(answered), idle, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("second request on the kept-alive connection: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestFastPathPipelinedAfterSlowRequest: each request's header deadline
+// starts with that request, not with the one before it on the
+// connection; a pipelined request behind one that took longer than
+// server.read_header_timeout is served, as net/http serves it (issue 12,
+// finding 7).
+func TestFastPathPipelinedAfterSlowRequest(t *testing.T) {
+	const head = 300 * time.Millisecond
+	origin := newTestOrigin(t)
+	origin.latency = 3 * head // every miss outlasts a header timeout
+	req := func(path string, extra ...string) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: shop.example\r\n" + strings.Join(extra, "") + "\r\n"
+	}
+	for _, fast := range []bool{true, false} {
+		cfg := connTimeoutConfig(origin.URL, head, 10*time.Second)
+		cfg.Server.DisableFastPath = !fast
+		_, base := startGateway(t, cfg)
+		for _, tc := range []struct {
+			name string
+			send func(t *testing.T, c net.Conn, br *bufio.Reader, i int) []*http.Response
+		}{
+			// The next request's start comes with the slow one, its end
+			// after the slow answer.
+			{"rest of the next head after the slow answer", func(t *testing.T, c net.Conn, br *bufio.Reader, i int) []*http.Response {
+				next := req(fmt.Sprintf("/next-a%d", i))
+				io.WriteString(c, req(fmt.Sprintf("/slow-a%d", i))+next[:20])
+				first := readResp(t, br)
+				io.WriteString(c, next[20:])
+				return []*http.Response{first, readResp(t, br)}
+			}},
+			// The whole next request comes while the slow one is served;
+			// the slow one is passed through (credentials), so the fast path
+			// watches the connection for a hang-up while it waits and reads
+			// the next request's first byte.
+			{"next request sent during the slow one", func(t *testing.T, c net.Conn, br *bufio.Reader, i int) []*http.Response {
+				io.WriteString(c, req(fmt.Sprintf("/slow-b%d", i), "Authorization: Bearer x\r\n"))
+				time.Sleep(head / 2)
+				io.WriteString(c, req(fmt.Sprintf("/next-b%d", i)))
+				return []*http.Response{readResp(t, br), readResp(t, br)}
+			}},
+		} {
+			name := map[bool]string{true: "fast path", false: "net/http"}[fast] + "/" + tc.name
+			t.Run(name, func(t *testing.T) {
+				c := dialRaw(t, base)
+				c.SetDeadline(time.Now().Add(15 * time.Second))
+				for i, resp := range tc.send(t, c, bufio.NewReader(c), len(name)) {
+					if resp == nil || resp.StatusCode != 200 {
+						t.Fatalf("response %d: %v", i+1, resp)
+					}
+				}
+			})
+		}
+	}
+}
+
+// readResp reads one response and its body; nil if none came.
+func readResp(t *testing.T, br *bufio.Reader) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Logf("reading a response: %v", err)
+		return nil
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestFastPathHTTP09: an HTTP/0.9 request line ("GET /" and no version)
+// is answered 400 at once, as net/http answers it, not after the header
+// timeout (issue 12, finding 8).
+func TestFastPathHTTP09(t *testing.T) {
+	origin := newTestOrigin(t)
+	const head = 5 * time.Second
+	answers := map[bool]string{}
+	for _, fast := range []bool{false, true} {
+		cfg := connTimeoutConfig(origin.URL, head, 10*time.Second)
+		cfg.Server.DisableFastPath = !fast
+		_, base := startGateway(t, cfg)
+		for _, line := range []string{"GET /\r\n", "GET /index.html\r\n", "HEAD /\r\n"} {
+			c := dialRaw(t, base)
+			start := time.Now()
+			c.SetDeadline(start.Add(head - time.Second))
+			io.WriteString(c, line)
+			got, err := io.ReadAll(c) // the server closes after its answer
+			el := time.Since(start)
+			if err != nil || !strings.HasPrefix(string(got), "HTTP/1.1 400 ") || el > 2*time.Second {
+				t.Fatalf("fast path %v: %q answered %q (%v) after %v; want 400 at once", fast, line, got, err, el)
+			}
+			answers[fast] += line + string(got)
+		}
+	}
+	if answers[true] != answers[false] {
+		t.Errorf("fast path answered\n%s\nnet/http answered\n%s", answers[true], answers[false])
 	}
 }

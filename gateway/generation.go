@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -164,6 +165,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		DialTimeout: v.DialTimeout, CommandTimeout: v.CommandTimeout,
 		BreakerFailures: v.BreakerFailures, BreakerCooldown: v.BreakerCooldown,
 		MaxFlushDelay: v.MaxFlushDelay,
+		AuthRefresh:   v.AuthRefreshInterval, ClusterRefresh: v.ClusterRefreshInterval, Log: log,
 	}
 	shards := make([]*shardmap.Shard, len(cfg.Shards))
 	weights := make([]int, len(cfg.Shards))
@@ -173,6 +175,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		if sc.Sentinel != nil {
 			spec.Sentinel, spec.Master = strings.Join(sc.Sentinel.Addrs, ","), sc.Sentinel.Master
 		}
+		shardAuth(&spec, sc)
 		weights[i] = sc.Weight
 		if prev != nil && prev.shards != nil {
 			shards[i] = prev.shards.Find(spec, opts) // unchanged: keep the client and its L1
@@ -183,7 +186,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			if prev != nil && !shards[i].Connected() {
 				// A shard added by a reload must answer: an unreachable
 				// address is more likely a typo than an outage.
-				err := fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer", i, sc.Name, spec.Kind(), spec.Target())
+				err := fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer: %s", i, sc.Name, spec.Kind(), spec.Target(), shards[i].Err())
 				for _, s := range dialed {
 					s.Close()
 				}
@@ -436,4 +439,27 @@ func (g *Generation) PluginNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// shardAuth copies a shard's TLS and credential settings (defaults filled
+// in by config) into its spec. Only file and variable names go in: the
+// secrets are read by shardmap when it connects.
+func shardAuth(spec *shardmap.Spec, sc config.Shard) {
+	spec.TLS = shardTLS(sc.TLS)
+	spec.Auth = shardmap.Auth{Username: sc.Username, PasswordFile: sc.PasswordFile, PasswordEnv: sc.PasswordEnv, PasswordCommand: sc.PasswordCommand, CommandTTL: sc.PasswordCommandTTL}
+	if sn := sc.Sentinel; sn != nil {
+		spec.SentinelTLS = shardTLS(sn.TLS)
+		spec.SentinelAuth = shardmap.Auth{Username: sn.Username, PasswordFile: sn.PasswordFile, PasswordEnv: sn.PasswordEnv}
+	}
+}
+
+func shardTLS(t *config.TLS) shardmap.TLS {
+	if !t.On() {
+		return shardmap.TLS{}
+	}
+	v := uint16(tls.VersionTLS12)
+	if t.MinVersion == "1.3" {
+		v = tls.VersionTLS13
+	}
+	return shardmap.TLS{Enabled: true, CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, MinVersion: v, Insecure: t.InsecureSkipVerify}
 }

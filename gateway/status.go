@@ -91,7 +91,7 @@ func (g *Gateway) metricsState() metrics.State {
 	if gen.shards != nil {
 		m := gen.shards.Map()
 		for i, s := range gen.shards.Shards() {
-			st.Shards = append(st.Shards, metrics.ShardState{Name: s.Name, Up: s.Healthy(), Open: s.Open(), Share: m.Share(i)})
+			st.Shards = append(st.Shards, metrics.ShardState{Name: s.Name, Up: s.Healthy(), Open: s.Open(), Share: m.Share(i), L1: s.L1Off() == ""})
 		}
 	}
 	if gen.mem != nil {

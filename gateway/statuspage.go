@@ -49,6 +49,10 @@ type ShardStatus struct {
 	Connected   bool    `json:"connected"`
 	CircuitOpen bool    `json:"circuit_open"`
 	InFlight    int64   `json:"in_flight"`
+	TLS         bool    `json:"tls"`
+	L1          bool    `json:"l1"`               // client-side caching on
+	L1Off       string  `json:"l1_off,omitempty"` // why not
+	Error       string  `json:"error,omitempty"`  // the last connect or command failure, until a success
 }
 
 // EmbeddedStatus is the in-process store, when no shard is configured.
@@ -98,6 +102,7 @@ func (g *Gateway) Status() Status {
 			st.Shards = append(st.Shards, ShardStatus{
 				Name: s.Name, Kind: s.Kind(), Target: s.Target(), Weight: m.Members()[i].Weight, KeyShare: m.Share(i),
 				Healthy: s.Healthy(), Connected: s.Connected(), CircuitOpen: s.Open(), InFlight: s.InFlight(),
+				TLS: s.TLSOn(), L1: s.L1Off() == "", L1Off: s.L1Off(), Error: s.Err(),
 			})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -38,6 +39,12 @@ type Spec struct {
 	Cluster  string
 	// ReadReplicas sends lookups to replicas (Sentinel and Cluster).
 	ReadReplicas bool
+	// TLS and Auth reach the data nodes; SentinelTLS and SentinelAuth the
+	// sentinels (auth.go).
+	TLS          TLS
+	Auth         Auth
+	SentinelTLS  TLS
+	SentinelAuth Auth
 }
 
 // Kind names the shard's topology: "standalone", "sentinel" or "cluster".
@@ -73,6 +80,15 @@ type Options struct {
 	BreakerFailures int
 	BreakerCooldown time.Duration
 	MaxFlushDelay   time.Duration // valkey-go MaxFlushDelay; zero or negative: none
+	// AuthRefresh is how often live connections re-authenticate when the
+	// credentials can change (a password file or command).
+	AuthRefresh time.Duration
+	// ClusterRefresh is how often a Cluster shard rescans its topology
+	// (valkey-go ShardsRefreshInterval); zero or negative: only on MOVED.
+	ClusterRefresh time.Duration
+	// Log receives connection events (no tracking, insecure TLS); nil
+	// discards them.
+	Log *slog.Logger
 }
 
 // Shard is one Valkey shard: a valkey-go client with client-side caching
@@ -92,14 +108,22 @@ type Shard struct {
 	inflight atomic.Int64 // calls in progress
 	retired  atomic.Bool  // no generation uses the shard any more
 
+	lastErr atomic.Pointer[string] // why the last connect or command failed; nil after a success
+	l1Off   atomic.Pointer[string] // why the shard runs without L1; nil with L1
+
 	mu      sync.Mutex // guards dialing and closed
 	dialing bool
 	closed  bool
 }
 
 // clientBox holds a shard's clients. r serves lookups: the same client as
-// c, or a replica client for a Sentinel shard with ReadReplicas.
-type clientBox struct{ c, r valkey.Client }
+// c, or a replica client for a Sentinel shard with ReadReplicas. noL1
+// sends lookups through the batcher: L1 disabled, or the server refused
+// CLIENT TRACKING.
+type clientBox struct {
+	c, r valkey.Client
+	noL1 bool
+}
 
 // Dial returns a Shard for spec. It tries to connect once; if that fails
 // the Shard is returned anyway, marked down, and reconnects on use.
@@ -107,13 +131,23 @@ func Dial(spec Spec, o Options) *Shard {
 	s := &Shard{Spec: spec, opts: o}
 	s.br.threshold = int32(max(o.BreakerFailures, 1))
 	s.br.cooldown = int64(o.BreakerCooldown)
+	if spec.TLS.Insecure || spec.SentinelTLS.Insecure {
+		s.logger().Warn("shardmap: TLS certificate verification is OFF for this shard (insecure_skip_verify): anyone on the path can read and change its traffic", "shard", spec.Name)
+	}
 	if err := s.connect(); err != nil {
 		s.br.trip(time.Now().UnixNano())
 	}
 	return s
 }
 
-func (s *Shard) clientOption() valkey.ClientOption {
+func (s *Shard) logger() *slog.Logger {
+	if s.opts.Log != nil {
+		return s.opts.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Shard) clientOption() (valkey.ClientOption, error) {
 	o := valkey.ClientOption{
 		DisableCache:      s.opts.DisableL1,
 		CacheSizeEachConn: s.opts.L1BytesPerConn,
@@ -127,30 +161,97 @@ func (s *Shard) clientOption() valkey.ClientOption {
 	if s.opts.MaxFlushDelay > 0 {
 		o.MaxFlushDelay = s.opts.MaxFlushDelay
 	}
+	var err error
+	if o.TLSConfig, err = s.TLS.Config(); err != nil {
+		return o, err
+	}
+	var src CredentialSource
+	rotates := false
+	if s.Auth.Set() {
+		if src, rotates, err = NewSource(s.Auth); err != nil {
+			return o, err
+		}
+		o.AuthCredentialsFn = authFn(src, rotates, s.opts.AuthRefresh, nil)
+	}
 	switch s.Kind() {
 	case "sentinel":
 		o.InitAddress = strings.Split(s.Sentinel, ",")
-		o.Sentinel = valkey.SentinelOption{MasterSet: s.Master}
+		o.Sentinel = valkey.SentinelOption{MasterSet: s.Master, Dialer: o.Dialer}
+		if o.Sentinel.TLSConfig, err = s.SentinelTLS.Config(); err != nil {
+			return o, fmt.Errorf("sentinel: %w", err)
+		}
+		var sc Credentials
+		if s.SentinelAuth.Set() {
+			// The sentinels' credentials are read when the shard
+			// connects: valkey-go has no refresh for them.
+			ssrc, _, err := NewSource(s.SentinelAuth)
+			if err != nil {
+				return o, fmt.Errorf("sentinel: %w", err)
+			}
+			if sc, err = ssrc.Credentials(context.Background()); err != nil {
+				return o, fmt.Errorf("sentinel: %w", err)
+			}
+			o.Sentinel.Username, o.Sentinel.Password = sc.Username, sc.Password
+		}
+		if src != nil {
+			// valkey-go dials the sentinels with a copy of the data nodes'
+			// options, AuthCredentialsFn included, which wins over
+			// Sentinel.Username/Password: answer a sentinel's address
+			// with the sentinels' credentials.
+			o.AuthCredentialsFn = authFn(src, rotates, s.opts.AuthRefresh, &sentinelCreds{addrs: sentinelAddrs(o.InitAddress), creds: sc})
+		}
 	case "cluster":
 		o.InitAddress = strings.Split(s.Cluster, ",")
 		if s.ReadReplicas {
 			o.SendToReplicas = func(cmd valkey.Completed) bool { return cmd.IsReadOnly() }
 		}
+		if s.opts.ClusterRefresh > 0 {
+			o.ClusterOption.ShardsRefreshInterval = s.opts.ClusterRefresh
+		}
 	default:
 		o.InitAddress = []string{s.Addr}
 		o.ForceSingleClient = true
 	}
-	return o
+	return o, nil
 }
 
+// connect dials the shard and publishes its clients. A server that
+// refuses CLIENT TRACKING (no permission, a proxy, an old server) is
+// dialed again without client-side caching: the shard serves through
+// batched L2 lookups and says so (L1Off, a log line).
 func (s *Shard) connect() error {
-	c, err := valkey.NewClient(s.clientOption())
+	err := s.dial()
+	if err != nil {
+		msg := err.Error()
+		s.lastErr.Store(&msg)
+		return err
+	}
+	s.lastErr.Store(nil)
+	return nil
+}
+
+func (s *Shard) dial() error {
+	o, err := s.clientOption()
 	if err != nil {
 		return fmt.Errorf("shardmap: shard %s (%s %s): %w", s.Name, s.Kind(), s.Target(), err)
 	}
-	box := &clientBox{c: c, r: c}
+	c, err := valkey.NewClient(o)
+	if err != nil && !o.DisableCache && errors.Is(err, valkey.ErrNoCache) {
+		reason := "server refused CLIENT TRACKING: " + firstLine([]byte(err.Error()))
+		if s.l1Off.Load() == nil {
+			s.logger().Warn("shardmap: shard runs without L1 (every lookup is a round trip, batched)", "shard", s.Name, "reason", reason)
+		}
+		s.l1Off.Store(&reason)
+		o.DisableCache = true
+		c, err = valkey.NewClient(o)
+	} else if err == nil && !o.DisableCache {
+		s.l1Off.Store(nil)
+	}
+	if err != nil {
+		return fmt.Errorf("shardmap: shard %s (%s %s): %w%s", s.Name, s.Kind(), s.Target(), err, s.tlsHint(err))
+	}
+	box := &clientBox{c: c, r: c, noL1: o.DisableCache}
 	if s.Kind() == "sentinel" && s.ReadReplicas {
-		o := s.clientOption()
 		o.ReplicaOnly = true
 		r, err := valkey.NewClient(o)
 		if err != nil {
@@ -168,6 +269,44 @@ func (s *Shard) connect() error {
 	s.client.Store(box)
 	return nil
 }
+
+// tlsHint explains the reset that a server requiring client certificates
+// gives a TLS 1.3 client without one: the handshake succeeded, then the
+// server hung up.
+func (s *Shard) tlsHint(err error) string {
+	if !s.TLS.Enabled || s.TLS.CertFile != "" {
+		return ""
+	}
+	if msg := err.Error(); strings.Contains(msg, "reset by peer") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "certificate required") || strings.Contains(msg, "EOF") {
+		return " (if the server requires client certificates, set tls.cert_file and tls.key_file)"
+	}
+	return ""
+}
+
+// Err returns why the shard's last connection attempt or command failed,
+// or "" once one succeeded after it. It names no secret: valkey-go's errors carry the server's
+// reply (WRONGPASS…) or the TLS failure, never the password.
+func (s *Shard) Err() string {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// L1Off returns why the shard serves without its L1 ("" while the L1 is
+// on): valkey.disable_l1, or a server that refused CLIENT TRACKING.
+func (s *Shard) L1Off() string {
+	if s.opts.DisableL1 {
+		return "valkey.disable_l1"
+	}
+	if p := s.l1Off.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// TLSOn reports whether the shard's data nodes are reached over TLS.
+func (s *Shard) TLSOn() bool { return s.TLS.Enabled }
 
 func (b *clientBox) close() {
 	b.c.Close()
@@ -239,11 +378,16 @@ func (s *Shard) InFlight() int64 { return s.inflight.Load() }
 func (s *Shard) done(err error, now int64) {
 	if err == nil || valkey.IsValkeyNil(err) {
 		s.br.succeed()
+		if s.lastErr.Load() != nil { // a load, no write, while all is well
+			s.lastErr.Store(nil)
+		}
 		return
 	}
 	if errors.Is(err, context.Canceled) { // the client went away, not the shard
 		return
 	}
+	msg := err.Error() // a failing shard's path: the allocation does not matter
+	s.lastErr.Store(&msg)
 	s.br.fail(now)
 }
 
@@ -258,7 +402,7 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	}
 	c := b.r
 	var res valkey.ValkeyResult
-	if s.opts.DisableL1 {
+	if b.noL1 {
 		res = s.gets.get(ctx, c, key) // batch.go
 	} else {
 		res = c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)

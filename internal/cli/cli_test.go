@@ -83,3 +83,33 @@ func TestShardmapPlan(t *testing.T) {
 }
 
 func fmtSscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }
+
+// TestConfigCheckShowsNoSecret: a shard's password lives in a file or a
+// variable; config check names them, valid or not, but never prints what
+// they hold.
+func TestConfigCheckShowsNoSecret(t *testing.T) {
+	const secret = "check-Secret-5e9a"
+	pw := writeConfig(t, secret+"\n")
+	t.Setenv("EDGECACHE_TEST_SHARD_PW", secret)
+	for _, tc := range []struct{ name, shard string }{
+		{"password_file", "password_file: " + pw},
+		{"password_env", "password_env: EDGECACHE_TEST_SHARD_PW"},
+		{"two sources", "password_file: " + pw + ", password_env: EDGECACHE_TEST_SHARD_PW"},
+		{"bad tls", "password_file: " + pw + ", tls: { ca_file: /nonexistent/ca.pem, min_version: '1.1' }"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := "routes:\n  - origin: http://127.0.0.1:9000\nshards:\n  - { name: a, addr: 127.0.0.1:7001, username: gw, " + tc.shard + " }\n"
+			code, out, errOut := run("config", "check", writeConfig(t, doc))
+			t.Logf("exit %d\n%s%s", code, out, errOut)
+			if strings.Contains(out+errOut, secret) {
+				t.Fatalf("config check printed the secret")
+			}
+			if tc.name == "two sources" && (code != 1 || !strings.Contains(errOut, "shards[0].password_file: set only one")) {
+				t.Fatalf("two password sources: exit %d, %q", code, errOut)
+			}
+			if tc.name == "bad tls" && (code != 1 || !strings.Contains(errOut, "shards[0].tls.ca_file") || !strings.Contains(errOut, "shards[0].tls.min_version")) {
+				t.Fatalf("bad tls: exit %d, %q", code, errOut)
+			}
+		})
+	}
+}

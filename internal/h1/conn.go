@@ -33,8 +33,13 @@ type conn struct {
 	bw   *bufio.Writer
 	res  ResponseWriter
 
-	idle      atomic.Bool
-	headStart time.Time // when the first byte of the head being read came
+	idle atomic.Bool
+	// headStart is when the head being read began: the connection's
+	// accept for its first request, the read that brought its first byte
+	// for a request on a kept-alive connection, or the moment the
+	// previous request ended for one whose bytes came with it (net/http
+	// starts that one's deadline then too). Zero until known.
+	headStart time.Time
 
 	// The read deadline in force and why: moved only when it must be.
 	deadline     time.Time
@@ -74,6 +79,11 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	c.bw = bufio.NewWriterSize(rwc, bufSize)
 	c.res.c = c
 	c.res.header = make(http.Header, 16)
+	if s.ReadHeaderTimeout > 0 {
+		// A connection's first head is due ReadHeaderTimeout after the
+		// accept, as in net/http: IdleTimeout is the wait between requests.
+		c.headStart = time.Now()
+	}
 	return c
 }
 
@@ -111,13 +121,9 @@ func (c *conn) serve() {
 		if c.r == c.w {
 			c.r, c.w = 0, 0
 		}
+		c.headStart = time.Time{} // the next head's start is its own
 		if !c.serveRequest(req, x) {
 			return
-		}
-		if c.r == c.w { // nothing pipelined behind it: send now
-			if c.bw.Flush() != nil {
-				return
-			}
 		}
 	}
 }
@@ -145,17 +151,25 @@ const (
 var headEnd = []byte("\r\n\r\n")
 
 // readHead reads until buf[r:] holds a whole request head and returns its
-// length.
+// length. It hands the connection over as soon as the lines it has rule
+// the fast path out (ruledOut), and waits for the rest of a head until
+// headStart + ReadHeaderTimeout; with nothing of a next request yet, a
+// kept-alive connection waits IdleTimeout.
 func (c *conn) readHead() (int, action) {
-	scanned := 0
+	scanned, checked := 0, 0 // offsets in buf[r:w]: searched for the end, lines checked
 	for {
-		if bareLF(c.buf[c.r:c.w], scanned) {
+		b := c.buf[c.r:c.w]
+		if bareLF(b, scanned) {
 			return 0, actHandOver // lines ending in LF alone: net/http reads those
 		}
-		if i := bytes.Index(c.buf[c.r+scanned:c.w], headEnd); i >= 0 {
+		if i := bytes.Index(b[scanned:], headEnd); i >= 0 {
 			return scanned + i + len(headEnd), actServe
 		}
-		scanned = max(0, c.w-c.r-len(headEnd)+1)
+		var out bool
+		if checked, out = ruledOut(b, checked); out {
+			return 0, actHandOver
+		}
+		scanned = max(0, len(b)-len(headEnd)+1)
 		if c.w == len(c.buf) {
 			if c.r == 0 {
 				return 0, actHandOver // a head larger than the buffer: net/http's call
@@ -163,21 +177,34 @@ func (c *conn) readHead() (int, action) {
 			c.w = copy(c.buf[:], c.buf[c.r:c.w])
 			c.r = 0
 		}
-		if c.r == c.w {
-			// Between requests. The deadline is set before idle is, so
-			// that Shutdown's wake-up (after it sees idle) wins.
+		// The answers to pipelined requests went into bw together; they
+		// go out before any wait for more of a request (as net/http
+		// sends each at once), never held for a head that is incomplete.
+		if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
+			return 0, actClose
+		}
+		if c.r < c.w && c.headStart.IsZero() {
+			// Bytes that came with the previous request (or that the
+			// hang-up watch read during it): this head starts now.
+			c.headStart = time.Now()
+		}
+		if c.headStart.IsZero() {
 			c.setDeadline(deadlineIdle)
+		} else {
+			c.setDeadline(deadlineHead)
+		}
+		if c.r == c.w {
+			// Nothing of a request yet. The deadline is set before idle
+			// is, so that Shutdown's wake-up (after it sees idle) wins.
 			c.idle.Store(true)
 			if c.srv.inShutdown.Load() {
 				c.idle.Store(false)
 				return 0, actClose
 			}
-		} else {
-			c.setDeadline(deadlineHead)
 		}
 		n, err := c.rwc.Read(c.buf[c.w:])
 		c.idle.Store(false)
-		if n > 0 && c.r == c.w {
+		if n > 0 && c.headStart.IsZero() {
 			c.headStart = time.Now()
 		}
 		c.w += n

@@ -247,6 +247,7 @@ func TestParity(t *testing.T) {
 		{name: "space before colon", raw: get("/", "X-A : b\r\n"), handover: true},
 		{name: "obs-fold", raw: get("/", "X-A: b\r\n c\r\n"), handover: true},
 		{name: "control character", raw: get("/", "X-A: b\x01c\r\n"), handover: true},
+		{name: "CR before the line's CRLF", raw: get("/", "X-A: b\r\r\n"), handover: true}, // found by FuzzParse
 		{name: "bare LF", raw: "GET / HTTP/1.1\nHost: h\n\n", handover: true},
 		{name: "GET with a body", raw: "GET /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", handover: true},
 		{name: "expect", raw: get("/", "Expect: 100-continue\r\n"), handover: true},
@@ -418,37 +419,238 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// TestHeadTimeout: a client that starts a head and stalls is cut off
-// after ReadHeaderTimeout; an idle one after IdleTimeout.
+// TestHeadTimeout: a client that starts a head and stalls, or that sends
+// nothing at all, is cut off after ReadHeaderTimeout, as net/http does; a
+// kept-alive one waits up to IdleTimeout for its next request (issue 12:
+// a silent connection waited IdleTimeout).
 func TestHeadTimeout(t *testing.T) {
+	const head, idle = 200 * time.Millisecond, 2 * time.Second
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 400 * time.Millisecond}
+	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: head, IdleTimeout: idle}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
 	for _, tc := range []struct {
-		name, sent string
-		within     time.Duration
+		name, first, sent string // first: a request answered before sent
+		min, max          time.Duration
 	}{
-		{"partial head", "GET / HTTP/1.1\r\nHost: h\r\n", 200 * time.Millisecond},
-		{"idle", "", 400 * time.Millisecond},
+		{"silent", "", "", head / 2, head + time.Second},
+		{"partial head", "", "GET / HTTP/1.1\r\nHost: h\r\n", head / 2, head + time.Second},
+		{"idle after a request", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "", idle / 2, idle + time.Second},
+		{"partial head after a request", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\n", head / 2, head + time.Second},
 	} {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(idle + 3*time.Second))
+			br := bufio.NewReader(c)
+			if tc.first != "" {
+				io.WriteString(c, tc.first)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+			}
+			start := time.Now()
+			io.WriteString(c, tc.sent)
+			_, err = br.ReadByte()
+			if el := time.Since(start); err != io.EOF || el < tc.min || el > tc.max {
+				t.Errorf("closed after %v (%v), want EOF between %v and %v", el, err, tc.min, tc.max)
+			}
+		})
+	}
+}
+
+// TestPipelinedAfterSlow: each request's header deadline starts with that
+// request. A request pipelined behind one whose handler outlasts
+// ReadHeaderTimeout is served, as net/http serves it, whether its bytes
+// came with the slow request, during it (read by the hang-up watch) or
+// partly after it (issue 12: its deadline was counted from the slow
+// request's first byte, and the connection closed).
+func TestPipelinedAfterSlow(t *testing.T) {
+	const head = 300 * time.Millisecond
+	const slow = 3 * head
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/slow") {
+			if r.URL.Query().Has("watch") {
+				_ = r.Context().Done() // as an origin fetch does: the watch reads ahead
+			}
+			time.Sleep(slow)
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: head, IdleTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	std, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: head, IdleTimeout: 10 * time.Second}
+	go hs.Serve(std)
+	defer hs.Close()
+
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n" }
+	type part struct {
+		at time.Duration // after the first write
+		b  string
+	}
+	// A part sent after the slow answer comes half a header timeout after
+	// it: within its own deadline, well past the slow request's.
+	after := slow + head/2
+	for _, tc := range []struct {
+		name  string
+		parts []part
+	}{
+		{"whole, with the slow one", []part{{0, req("/slow") + req("/next")}}},
+		{"during the slow one, watched", []part{{0, req("/slow?watch")}, {head / 2, req("/next")}}},
+		{"during the slow one, split", []part{{0, req("/slow?watch")}, {head / 2, "GET /ne"}, {head, "xt HTTP/1.1\r\nHost: h\r\n\r\n"}}},
+		{"started with the slow one, ended after it", []part{{0, req("/slow") + "GET /next HTTP/1.1\r\n"}, {after, "Host: h\r\n\r\n"}}},
+		{"started during the slow one, ended after it", []part{{0, req("/slow?watch")}, {3 * head / 2, "GET /next HTTP/1.1\r\n"}, {after, "Host: h\r\n\r\n"}}},
+	} {
+		for _, addr := range []string{std.Addr().String(), ln.Addr().String()} {
+			server := map[bool]string{true: "net/http", false: "h1"}[addr == std.Addr().String()]
+			t.Run(tc.name+"/"+server, func(t *testing.T) {
+				before := srv.Stats().HandedOver.Load()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				go func() {
+					start := time.Now()
+					for _, p := range tc.parts {
+						time.Sleep(time.Until(start.Add(p.at)))
+						io.WriteString(c, p.b)
+					}
+				}()
+				br := bufio.NewReader(c)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for _, want := range []string{"/slow", "/next"} {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("waiting for %s: %v", want, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					if string(b) != want {
+						t.Fatalf("answered %q, want %q", b, want)
+					}
+				}
+				if srv.Stats().HandedOver.Load() != before {
+					t.Error("handed over to net/http")
+				}
+			})
+		}
+	}
+}
+
+// TestAnswerBeforeNextHead: the answer to a request goes out before the
+// fast path waits for the rest of a pipelined head behind it (net/http
+// flushes after every response); it was held back until that head was
+// complete, so a client that waits for it before sending more waited out
+// the header timeout.
+func TestAnswerBeforeNextHead(t *testing.T) {
+	std, fast, _ := servers(t, dumpHandler(t)) // ReadHeaderTimeout 5s
+	for _, addr := range []string{std, fast} {
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		io.WriteString(c, tc.sent)
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		_, err = c.Read(make([]byte, 1))
-		el := time.Since(start)
-		c.Close()
-		if err != io.EOF || el < tc.within/2 || el > tc.within+time.Second {
-			t.Errorf("%s: closed after %v (%v), want about %v", tc.name, el, err, tc.within)
+		defer c.Close()
+		br := bufio.NewReader(c)
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\n")
+		for _, rest := range []string{"Host: h\r\n\r\n", ""} {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", addr, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			io.WriteString(c, rest)
 		}
+	}
+}
+
+// TestEarlyHandOver: a head whose complete lines already rule the fast
+// path out goes to net/http at once, not when its end arrives: an HTTP/0.9
+// request line (no version) is answered 400 at once, byte for byte as
+// net/http answers it, where the fast path waited for the header timeout
+// (issue 12).
+func TestEarlyHandOver(t *testing.T) {
+	std, fast, srv := servers(t, dumpHandler(t)) // ReadHeaderTimeout 5s
+	for _, raw := range []string{"GET /\r\n", "GET /index.html\r\n", "HEAD /\r\n", "GET / HTTP/1.1 x\r\n", "GET /%zz HTTP/1.1\r\n"} {
+		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
+			var answers []string
+			for _, addr := range []string{std, fast} {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				start := time.Now()
+				c.SetReadDeadline(start.Add(3 * time.Second))
+				io.WriteString(c, raw)
+				got, err := io.ReadAll(c)
+				if el := time.Since(start); err != nil || el > time.Second {
+					t.Fatalf("%s: %q after %v (%v), want an answer at once", addr, got, el, err)
+				}
+				answers = append(answers, string(got))
+			}
+			if answers[0] != answers[1] || !strings.HasPrefix(answers[0], "HTTP/1.1 400 ") {
+				t.Errorf("h1 answered %q, net/http %q", answers[1], answers[0])
+			}
+		})
+	}
+	// Header lines net/http would refuse: handed over as soon as they are
+	// complete (net/http then answers as it would have).
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nNo colon\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX-A : b\r\n",
+		"GET / HTTP/1.1\r\nContent-Length: 5\r\n",
+		"POST / HTTP/1.1\r\n",
+	} {
+		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
+			before := srv.Stats().HandedOver.Load()
+			c, err := net.Dial("tcp", fast)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, raw)
+			for start := time.Now(); srv.Stats().HandedOver.Load() == before; time.Sleep(5 * time.Millisecond) {
+				if time.Since(start) > 2*time.Second {
+					t.Fatal("not handed over while the head is incomplete")
+				}
+			}
+		})
+	}
+	// A head that may still be served is waited for.
+	before := srv.Stats().HandedOver.Load()
+	c, err := net.Dial("tcp", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n")
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(c, "X-A: b\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("split head: %v %v", resp, err)
+	}
+	if srv.Stats().HandedOver.Load() != before {
+		t.Error("a head the fast path serves was handed over")
 	}
 }
 

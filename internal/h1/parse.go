@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -27,28 +28,9 @@ import (
 func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 	s := string(head) // one allocation: every string below is a slice of it
 	eol := strings.Index(s, "\r\n")
-	line := s[:eol]
-	var method string
-	switch {
-	case strings.HasPrefix(line, "GET "):
-		method, line = http.MethodGet, line[4:]
-	case strings.HasPrefix(line, "HEAD "):
-		method, line = http.MethodHead, line[5:]
-	default:
+	method, target, ok := requestLine(s[:eol])
+	if !ok {
 		return nil, nil, false
-	}
-	sp := strings.IndexByte(line, ' ')
-	if sp <= 0 || line[sp+1:] != "HTTP/1.1" {
-		return nil, nil, false
-	}
-	target := line[:sp]
-	if target[0] != '/' {
-		return nil, nil, false
-	}
-	for i := 0; i < len(target); i++ {
-		if b := target[i]; b <= ' ' || b >= 0x7f {
-			return nil, nil, false
-		}
 	}
 
 	rest := s[eol+2 : len(s)-2] // header lines, each ending in CRLF
@@ -59,31 +41,19 @@ func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 	hosts, closeConn := 0, false
 	for i := 0; len(rest) > 0; i++ {
 		eol := strings.Index(rest, "\r\n")
-		line := rest[:eol]
+		key, v, ok := field(rest[:eol])
 		rest = rest[eol+2:]
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
+		if !ok {
 			return nil, nil, false
 		}
-		name, v := line[:colon], trim(line[colon+1:])
-		if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
-			return nil, nil, false
-		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
 		switch key {
 		case "Host":
 			host = v
-			hosts++
-			if hosts > 1 || !validHost(v) {
+			if hosts++; hosts > 1 {
 				return nil, nil, false
 			}
 			continue // net/http keeps Host out of the header map
-		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade":
-			return nil, nil, false
 		case "Connection":
-			if hasToken(v, "upgrade") {
-				return nil, nil, false
-			}
 			closeConn = closeConn || hasToken(v, "close")
 		}
 		if vv, ok := h[key]; ok {
@@ -118,6 +88,102 @@ func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 }
 
 var noCache = []string{"no-cache"}
+
+// requestLine splits a request line the fast path serves: GET or HEAD,
+// an origin-form target of visible ASCII, HTTP/1.1.
+func requestLine(line string) (method, target string, ok bool) {
+	switch {
+	case strings.HasPrefix(line, "GET "):
+		method, line = http.MethodGet, line[4:]
+	case strings.HasPrefix(line, "HEAD "):
+		method, line = http.MethodHead, line[5:]
+	default:
+		return "", "", false
+	}
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 || line[sp+1:] != "HTTP/1.1" {
+		return "", "", false
+	}
+	target = line[:sp]
+	if target[0] != '/' {
+		return "", "", false
+	}
+	for i := 0; i < len(target); i++ {
+		if b := target[i]; b <= ' ' || b >= 0x7f {
+			return "", "", false
+		}
+	}
+	return method, target, true
+}
+
+// field reads a header line the fast path serves: "Name: value" with a
+// name and value net/http's server accepts (httpguts), not a field that
+// gives the request a body or a protocol switch, a Host of host
+// characters. key is the canonical name, v the value without the
+// whitespace around it.
+func field(line string) (key, v string, ok bool) {
+	colon := strings.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", "", false
+	}
+	// The value is checked before it is trimmed: trim would also remove
+	// a CR before the line's CRLF, which net/http refuses.
+	name, raw := line[:colon], line[colon+1:]
+	if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(raw) {
+		return "", "", false
+	}
+	v = trim(raw)
+	key = textproto.CanonicalMIMEHeaderKey(name)
+	switch key {
+	case "Host":
+		ok = validHost(v)
+	case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade":
+		ok = false
+	case "Connection":
+		ok = !hasToken(v, "upgrade")
+	default:
+		ok = true
+	}
+	return key, v, ok
+}
+
+// ruledOut reports whether the complete lines of a head still being read,
+// b, rule out the fast path: a request line or a header line that parse
+// would refuse. from is where the lines not checked yet start (0, or what
+// ruledOut returned before for the same head); it returns where the next
+// call starts. net/http answers a malformed request line (an HTTP/0.9
+// "GET /", say) the moment the line ends, so the fast path hands it over
+// then rather than wait out ReadHeaderTimeout for a head end that will
+// not come. It runs only when a head is incomplete after a read, never
+// for a head that came whole.
+func ruledOut(b []byte, from int) (int, bool) {
+	end := bytes.LastIndex(b[from:], crlf)
+	if end < 0 {
+		return from, false
+	}
+	lines := string(b[from : from+end+2]) // the new complete lines, each ending in CRLF
+	for first := from == 0; lines != ""; first = false {
+		eol := strings.Index(lines, "\r\n")
+		var ok bool
+		if first {
+			var target string
+			if _, target, ok = requestLine(lines[:eol]); ok {
+				// net/http parses the target as soon as it has the line.
+				_, err := url.ParseRequestURI(target)
+				ok = err == nil
+			}
+		} else {
+			_, _, ok = field(lines[:eol])
+		}
+		if !ok {
+			return from, true
+		}
+		lines = lines[eol+2:]
+	}
+	return from + end + 2, false
+}
+
+var crlf = []byte("\r\n")
 
 // trim removes the optional whitespace around a header value (a value has
 // no CR or LF by then).

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"testing"
@@ -18,10 +20,15 @@ func testConn(head []byte) *conn {
 	return c
 }
 
-// FuzzParse holds the fast path's parser to net/http's: whatever it
-// accepts, net/http's server must accept too (http.ReadRequest plus the
-// checks net/http's server adds) and read as the same request. What it
-// refuses costs nothing: net/http gets the connection.
+// FuzzParse holds the fast path's parser to net/http's. The input is a
+// stream, as a pipelining client sends it: each head in it that the fast
+// path accepts, net/http's server must accept too (http.ReadRequest plus
+// the checks net/http's server adds) and read from the same stream as the
+// same request; what it refuses costs nothing (net/http gets the
+// connection). What is left without a head end is a head still being
+// read: the fast path may wait for more of it only where net/http would
+// wait too, and must hand it over where net/http would answer already
+// (checkPartial).
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -34,57 +41,131 @@ func FuzzParse(f *testing.F) {
 		"GET //x HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /?q=%zz HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+		// HTTP/0.9 lines, whole or with more after them.
+		"GET /\r\n",
+		"GET /\r\n\r\n",
+		"HEAD /index.html\r\nHost: h\r\n",
+		"GET / HTTP/0.9\r\n",
+		// Pipelined heads, the last one whole or not.
+		"GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHo",
+		"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+		// Silent and partial heads.
+		"",
+		"G",
+		"GET / HTTP/1.1",
+		"GET / HTTP/1.1\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nNo colon\r\n",
+		"GET / HTTP/1.1\r\n X: folded\r\n",
+		"GET / HTTP/1.1\r\nX: a\r\n b\r\nHost",
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, head []byte) {
-		i := bytes.Index(head, headEnd)
-		if i < 0 {
-			return
-		}
-		head = head[:i+len(headEnd)]
-		if bareLF(head, 0) {
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if bareLF(in, 0) {
 			return // readHead hands these over before parsing
 		}
-		r, x, ok := testConn(head).parse(head)
-		if !ok {
-			return
-		}
-		if x.pipelined {
-			t.Fatal("pipelined with nothing after the head")
-		}
-		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
-		if err != nil {
-			t.Fatalf("accepted %q, which net/http refuses: %v", head, err)
-		}
-		// What net/http's server checks after ReadRequest (server.go
-		// readRequest), and what would give the request a body.
-		if std.Host == "" || !httpguts.ValidHostHeader(std.Host) {
-			t.Fatalf("accepted %q: net/http's server refuses its Host %q", head, std.Host)
-		}
-		for k, vv := range std.Header {
-			if !httpguts.ValidHeaderFieldName(k) {
-				t.Fatalf("accepted %q: invalid header name %q", head, k)
+		br := bufio.NewReader(bytes.NewReader(in)) // net/http's view of the stream
+		for off := 0; ; {
+			rest := in[off:]
+			i := bytes.Index(rest, headEnd)
+			if i < 0 {
+				checkPartial(t, rest)
+				return
 			}
-			for _, v := range vv {
-				if !httpguts.ValidHeaderFieldValue(v) {
-					t.Fatalf("accepted %q: invalid header value %q", head, v)
-				}
+			head := rest[:i+len(headEnd)]
+			c := testConn(in)
+			c.r = off
+			r, x, ok := c.parse(head)
+			if !ok {
+				return
 			}
-		}
-		if std.ContentLength != 0 || len(std.TransferEncoding) > 0 || std.URL.Host != "" {
-			t.Fatalf("accepted %q: net/http reads a body or an absolute target", head)
-		}
-		if r.Method != std.Method || r.RequestURI != std.RequestURI || r.URL.String() != std.URL.String() ||
-			*r.URL != *std.URL || r.Host != std.Host || r.Close != std.Close || r.Proto != std.Proto {
-			t.Fatalf("%q read as\n%s %s %+v host=%q close=%v\nnet/http:\n%s %s %+v host=%q close=%v", head,
-				r.Method, r.RequestURI, *r.URL, r.Host, r.Close, std.Method, std.RequestURI, *std.URL, std.Host, std.Close)
-		}
-		if !maps.EqualFunc(r.Header, std.Header, func(a, b []string) bool { return bytes.Equal([]byte(fmtVals(a)), []byte(fmtVals(b))) }) {
-			t.Fatalf("%q headers\n%q\nnet/http:\n%q", head, r.Header, std.Header)
+			off += len(head)
+			if x.pipelined != (off < len(in)) {
+				t.Fatalf("%q: pipelined %v with %d bytes after the head", in, x.pipelined, len(in)-off)
+			}
+			std, err := http.ReadRequest(br)
+			if err != nil {
+				t.Fatalf("accepted %q, which net/http refuses: %v", head, err)
+			}
+			sameRequest(t, head, r, std)
 		}
 	})
 }
+
+// sameRequest fails t unless the fast path read head as r, the request
+// net/http's server reads (std, plus the checks it makes after
+// ReadRequest: server.go readRequest).
+func sameRequest(t *testing.T, head []byte, r, std *http.Request) {
+	t.Helper()
+	if std.Host == "" || !httpguts.ValidHostHeader(std.Host) {
+		t.Fatalf("accepted %q: net/http's server refuses its Host %q", head, std.Host)
+	}
+	for k, vv := range std.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			t.Fatalf("accepted %q: invalid header name %q", head, k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				t.Fatalf("accepted %q: invalid header value %q", head, v)
+			}
+		}
+	}
+	if std.ContentLength != 0 || len(std.TransferEncoding) > 0 || std.URL.Host != "" {
+		t.Fatalf("accepted %q: net/http reads a body or an absolute target", head)
+	}
+	if r.Method != std.Method || r.RequestURI != std.RequestURI || r.URL.String() != std.URL.String() ||
+		*r.URL != *std.URL || r.Host != std.Host || r.Close != std.Close || r.Proto != std.Proto {
+		t.Fatalf("%q read as\n%s %s %+v host=%q close=%v\nnet/http:\n%s %s %+v host=%q close=%v", head,
+			r.Method, r.RequestURI, *r.URL, r.Host, r.Close, std.Method, std.RequestURI, *std.URL, std.Host, std.Close)
+	}
+	if !maps.EqualFunc(r.Header, std.Header, func(a, b []string) bool { return bytes.Equal([]byte(fmtVals(a)), []byte(fmtVals(b))) }) {
+		t.Fatalf("%q headers\n%q\nnet/http:\n%q", head, r.Header, std.Header)
+	}
+}
+
+// checkPartial holds the fast path's decision on b, a head without its
+// end yet (no bare LF), to net/http's. If its complete lines rule the fast
+// path out, no ending of them makes a head parse accepts. If not, the
+// fast path waits for more, and so must net/http: reading those lines
+// from a connection that then has nothing more to give, it must be
+// waiting for the next byte (errStall), not answering already. Checking
+// the lines in two calls, as readHead does across reads, decides the same.
+func checkPartial(t *testing.T, b []byte) {
+	t.Helper()
+	_, out := ruledOut(b, 0)
+	if half := len(b) / 2; !out {
+		if from, o := ruledOut(b[:half], 0); o {
+			t.Fatalf("%q: its first %d bytes are ruled out, the whole is not", b, half)
+		} else if _, o := ruledOut(b, from); o {
+			t.Fatalf("%q: ruled out when checked from %d on, not whole", b, from)
+		}
+	}
+	complete := b[:0]
+	if i := bytes.LastIndex(b, crlf); i >= 0 {
+		complete = b[:i+len(crlf)]
+	}
+	if out {
+		head := append(bytes.Clone(complete), crlf...)
+		if _, _, ok := testConn(head).parse(head); ok {
+			t.Fatalf("%q ruled out, but parse accepts %q", b, head)
+		}
+		return
+	}
+	_, err := http.ReadRequest(bufio.NewReader(io.MultiReader(bytes.NewReader(complete), stall{})))
+	if !errors.Is(err, errStall) {
+		t.Fatalf("the fast path waits for more of %q, which net/http answers already: %v", b, err)
+	}
+}
+
+// stall is a connection with nothing more to read yet.
+type stall struct{}
+
+var errStall = errors.New("stalled: waiting for the client")
+
+func (stall) Read([]byte) (int, error) { return 0, errStall }
 
 func fmtVals(vv []string) string {
 	var b bytes.Buffer

@@ -17,7 +17,8 @@
 // The first request it does not serve in its plainest form — another
 // method, a body, Expect, Upgrade, HTTP/1.0, an oversized or unusual head,
 // anything malformed — hands the connection, with the bytes already read,
-// to Fallback, an *http.Server with the same handler, for the rest of the
+// to Fallback (as soon as the head's complete lines show it: an HTTP/0.9
+// request line is net/http's to answer 400 at once, not after a wait), an *http.Server with the same handler, for the rest of the
 // connection's life. net/http then parses and answers it exactly as it
 // would have without this package, errors (400, 431, 505) included. The
 // fast path never has to be right about a request it was unsure of.
@@ -49,11 +50,15 @@ type Server struct {
 	// Handler too). Its Serve runs on a listener of handed-over
 	// connections; Shutdown shuts it down with this server.
 	Fallback *http.Server
-	// ReadHeaderTimeout bounds the reading of a request head once its
-	// first byte has arrived.
+	// ReadHeaderTimeout bounds the reading of a request head: from the
+	// accept for a connection's first request (a connection that sends
+	// nothing is closed after it, as in net/http), from its first byte
+	// for a later one, from the end of the previous request for one
+	// pipelined behind it.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection that waits longer than
-	// it for its next request. Zero means ReadHeaderTimeout.
+	// it for its next request, once a request has been served. Zero
+	// means ReadHeaderTimeout.
 	IdleTimeout time.Duration
 	// ConnContext, if set, gives each connection the context its
 	// requests' contexts derive from (values only: nothing cancels it).

@@ -41,6 +41,7 @@ const (
 	ShardCircuitOpen      = "edgecache_shard_circuit_open"
 	ShardUp               = "edgecache_shard_up"
 	ShardKeyShare         = "edgecache_shard_key_share"
+	ShardL1Enabled        = "edgecache_shard_l1_enabled"
 	PluginCallDuration    = "edgecache_plugin_call_duration_seconds"
 	PluginCallsTotal      = "edgecache_plugin_calls_total"
 	PluginFaultsTotal     = "edgecache_plugin_faults_total"

@@ -126,7 +126,7 @@ func TestStateWithRealPlugin(t *testing.T) {
 	m.WatchState(func() metrics.State {
 		return metrics.State{
 			Generation: 7,
-			Shards:     []metrics.ShardState{{Name: "s0", Up: true, Share: .25}, {Name: "s1", Open: true, Share: .75}},
+			Shards:     []metrics.ShardState{{Name: "s0", Up: true, Share: .25, L1: true}, {Name: "s1", Open: true, Share: .75}},
 			Plugins:    []metrics.PluginState{{Name: p.Name(), Stats: p.Stats()}},
 		}
 	})
@@ -140,6 +140,8 @@ func TestStateWithRealPlugin(t *testing.T) {
 		{"edgecache_shard_circuit_open", "shard=s0", 0},
 		{"edgecache_shard_up", "shard=s0", 1},
 		{"edgecache_shard_key_share", "shard=s1", .75},
+		{"edgecache_shard_l1_enabled", "shard=s0", 1},
+		{"edgecache_shard_l1_enabled", "shard=s1", 0},
 		{"edgecache_plugin_faults_total", "hook=key,plugin=looper", 2},
 		{"edgecache_plugin_faults_total", "hook=response,plugin=looper", 0},
 		{"edgecache_plugin_calls_total", "hook=key,plugin=looper", 2},

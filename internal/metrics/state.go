@@ -25,6 +25,7 @@ type ShardState struct {
 	Up    bool    // connected and its breaker closed
 	Open  bool    // its circuit breaker is open
 	Share float64 // fraction of the key space it owns
+	L1    bool    // client-side caching on (off: disable_l1, or no CLIENT TRACKING)
 }
 
 // EmbeddedState is the in-process store, when no shard is configured.
@@ -55,6 +56,7 @@ var (
 	descGeneration = prometheus.NewDesc(Generation, "Id of the configuration generation serving now (it grows by one per accepted reload).", nil, nil)
 	descCircuit    = prometheus.NewDesc(ShardCircuitOpen, "1 while the shard's circuit breaker is open (lookups skip it and go to the origin).", []string{"shard"}, nil)
 	descUp         = prometheus.NewDesc(ShardUp, "1 if the shard is connected and its breaker closed.", []string{"shard"}, nil)
+	descL1         = prometheus.NewDesc(ShardL1Enabled, "1 if the shard's lookups go through client-side caching (the L1); 0 with valkey.disable_l1 or a server that refused CLIENT TRACKING.", []string{"shard"}, nil)
 	descShare      = prometheus.NewDesc(ShardKeyShare, "Fraction of the key space the shard owns in the serving shard map.", []string{"shard"}, nil)
 	descEmbBytes   = prometheus.NewDesc(EmbeddedStoreBytes, "Bytes held by the embedded store (0 when Valkey shards are configured).", nil, nil)
 	descEmbEntries = prometheus.NewDesc(EmbeddedStoreEntries, "Entries held by the embedded store (an estimate).", nil, nil)
@@ -92,6 +94,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descCircuit, b2f(s.Open), s.Name)
 		gauge(descUp, b2f(s.Up), s.Name)
 		gauge(descShare, s.Share, s.Name)
+		gauge(descL1, b2f(s.L1), s.Name)
 	}
 	var emb EmbeddedState
 	if st.Embedded != nil {

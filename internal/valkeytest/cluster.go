@@ -51,7 +51,7 @@ func StartCluster(tb testing.TB, primaries int, opts ...Option) *Cluster {
 	bus := make([]int, primaries)
 	c.bus = bus
 	for i := range primaries {
-		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("node-%d", i)))
+		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("node-%d", i)), o)
 		c.Nodes = append(c.Nodes, s)
 		s.start(tb, func(port int) []string {
 			bus[i], _ = freePort()
@@ -62,7 +62,7 @@ func StartCluster(tb testing.TB, primaries int, opts ...Option) *Cluster {
 				"--cluster-port", strconv.Itoa(bus[i]),
 				"--cluster-announce-ip", "127.0.0.1",
 			})
-			return append(args, o.args...)
+			return append(append(args, clusterTLS(o)...), o.args...)
 		})
 	}
 	for i, n := range c.Nodes {
@@ -154,7 +154,7 @@ func (c *Cluster) AddReplicas(tb testing.TB, opts ...Option) {
 	root := tb.TempDir()
 	for i, p := range c.Nodes {
 		id := strings.TrimSpace(mustDo(tb, p, "CLUSTER", "MYID"))
-		r := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("replica-%d", i)))
+		r := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("replica-%d", i)), o)
 		var bus int
 		r.start(tb, func(port int) []string {
 			bus, _ = freePort()
@@ -167,7 +167,7 @@ func (c *Cluster) AddReplicas(tb testing.TB, opts ...Option) {
 				"--repl-diskless-sync", "yes",
 				"--repl-diskless-sync-delay", "0",
 			})
-			return append(args, o.args...)
+			return append(append(args, clusterTLS(o)...), o.args...)
 		})
 		c.Replicas = append(c.Replicas, r)
 		mustDo(tb, r, "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(p.Port), strconv.Itoa(c.bus[i]))
@@ -194,4 +194,13 @@ func (c *Cluster) AddReplicas(tb testing.TB, opts ...Option) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// clusterTLS makes the Cluster bus speak TLS too when the nodes do; the
+// nodes then announce their TLS port to clients.
+func clusterTLS(o options) []string {
+	if o.tls == nil {
+		return nil
+	}
+	return []string{"--tls-cluster", "yes"}
 }

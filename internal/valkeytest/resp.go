@@ -2,6 +2,7 @@ package valkeytest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func (e ReplyError) Error() string { return string(e) }
 // flattened, nil elements empty). A nil reply returns ErrNil, an error
 // reply a ReplyError.
 func (s *Server) Do(args ...string) (string, error) {
-	v, err := do(s.Addr, args, DoTimeout)
+	v, err := s.do(args, DoTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -43,7 +44,7 @@ func (s *Server) Do(args ...string) (string, error) {
 // elements (nested arrays flattened, nil elements empty). A nil reply
 // returns ErrNil; a reply that is not an array is one element.
 func (s *Server) DoArray(args ...string) ([]string, error) {
-	v, err := do(s.Addr, args, DoTimeout)
+	v, err := s.do(args, DoTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -69,10 +70,30 @@ func flatten(dst []string, v any) []string {
 	}
 }
 
-// do runs one command on addr and returns its reply: string, int64, nil
-// or []any.
-func do(addr string, args []string, timeout time.Duration) (any, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+// do runs one command on s, over TLS and after AUTH when s has them.
+func (s *Server) do(args []string, timeout time.Duration) (any, error) {
+	var cfg *tls.Config
+	if s.ca != nil {
+		cfg = s.ca.ClientConfig()
+	}
+	var auth []string
+	if s.password != "" {
+		auth = []string{"AUTH", s.password}
+	}
+	return do(s.Addr, cfg, auth, args, timeout)
+}
+
+// do runs one command on addr (over TLS with cfg, after the command auth
+// unless it is nil) and returns its reply: string, int64, nil or []any.
+func do(addr string, cfg *tls.Config, auth, args []string, timeout time.Duration) (any, error) {
+	d := &net.Dialer{Timeout: timeout}
+	var c net.Conn
+	var err error
+	if cfg != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, cfg)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -81,14 +102,25 @@ func do(addr string, args []string, timeout time.Duration) (any, error) {
 		return nil, err
 	}
 	w := bufio.NewWriter(c)
-	fmt.Fprintf(w, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(a), a)
+	for _, cmd := range [][]string{auth, args} {
+		if cmd == nil {
+			continue
+		}
+		fmt.Fprintf(w, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(w, "$%d\r\n%s\r\n", len(a), a)
+		}
 	}
 	if err := w.Flush(); err != nil {
 		return nil, err
 	}
-	return readReply(bufio.NewReader(c))
+	r := bufio.NewReader(c)
+	if auth != nil {
+		if _, err := readReply(r); err != nil {
+			return nil, fmt.Errorf("valkeytest: AUTH: %w", err)
+		}
+	}
+	return readReply(r)
 }
 
 // readReply reads one RESP2 reply. An error reply is returned as a

@@ -65,26 +65,26 @@ func StartSentinel(tb testing.TB, opts ...Option) *SentinelGroup {
 		return slices.DeleteFunc(all, func(s *Server) bool { return s == nil })
 	})
 
-	g.Primary = newServer(tb, bin, filepath.Join(root, "primary"))
+	g.Primary = newServer(tb, bin, filepath.Join(root, "primary"), o)
 	// A replica syncs at once, not after the default 5 s wait for others.
 	fast := []string{"--repl-diskless-sync-delay", "0"}
 	g.Primary.start(tb, func(port int) []string {
 		return append(g.Primary.serverArgs(port, fast), o.args...)
 	})
 
-	g.Replica = newServer(tb, bin, filepath.Join(root, "replica"))
+	g.Replica = newServer(tb, bin, filepath.Join(root, "replica"), o)
 	replicaOf := []string{"--replicaof", "127.0.0.1", strconv.Itoa(g.Primary.Port)}
 	g.Replica.start(tb, func(port int) []string {
 		return append(g.Replica.serverArgs(port, append(replicaOf, fast...)), o.args...)
 	})
 
 	for i := range g.Sentinels {
-		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("sentinel-%d", i)))
+		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("sentinel-%d", i)), options{tls: o.tls, password: o.sentinelPassword})
 		g.Sentinels[i] = s
 		conf := filepath.Join(s.dir, "sentinel.conf")
 		s.start(tb, func(port int) []string {
 			// Sentinel rewrites its config file: it must be writable.
-			text := fmt.Sprintf(`port %d
+			text := fmt.Sprintf(`%s
 bind 127.0.0.1
 protected-mode no
 dir %s
@@ -93,7 +93,10 @@ sentinel monitor %s 127.0.0.1 %d 2
 sentinel down-after-milliseconds %[3]s 1000
 sentinel failover-timeout %[3]s 5000
 sentinel parallel-syncs %[3]s 1
-`, port, s.dir, g.MasterName, g.Primary.Port)
+`, sentinelListen(port, o), s.dir, g.MasterName, g.Primary.Port)
+			if o.password != "" {
+				text += fmt.Sprintf("sentinel auth-pass %s %s\n", g.MasterName, o.password)
+			}
 			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 				tb.Fatalf("valkeytest: %v", err)
 			}
@@ -155,4 +158,18 @@ func field(kv []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// sentinelListen is the start of a Sentinel's config file: its port (TLS
+// only with WithTLS) and the passwords it asks for and gives.
+func sentinelListen(port int, o options) string {
+	text := fmt.Sprintf("port %d", port)
+	if ca := o.tls; ca != nil {
+		text = fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients optional\ntls-replication yes",
+			port, ca.CertFile, ca.KeyFile, ca.CAFile)
+	}
+	if o.sentinelPassword != "" {
+		text += fmt.Sprintf("\nrequirepass %s\nsentinel sentinel-pass %[1]s", o.sentinelPassword)
+	}
+	return text
 }

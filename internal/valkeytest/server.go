@@ -65,7 +65,10 @@ func binary(tb testing.TB) string {
 type Option func(*options)
 
 type options struct {
-	args []string
+	args             []string
+	tls              *CA
+	password         string
+	sentinelPassword string
 }
 
 // WithArgs adds command-line arguments to every data server started, for
@@ -87,6 +90,9 @@ func collect(opts []Option) options {
 type Server struct {
 	Addr string // "127.0.0.1:Port"
 	Port int
+
+	ca       *CA    // TLS only, when set
+	password string // of the default user, sent by Do
 
 	bin  string
 	dir  string
@@ -123,7 +129,7 @@ func Start(tb testing.TB, n int, opts ...Option) []*Server {
 	servers := make([]*Server, 0, n)
 	cleanup(tb, func() []*Server { return servers })
 	for i := range n {
-		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("server-%d", i)))
+		s := newServer(tb, bin, filepath.Join(root, fmt.Sprintf("server-%d", i)), o)
 		servers = append(servers, s)
 		s.start(tb, func(port int) []string { return s.serverArgs(port, o.args) })
 	}
@@ -145,24 +151,30 @@ func cleanup(tb testing.TB, list func() []*Server) {
 	})
 }
 
-func newServer(tb testing.TB, bin, dir string) *Server {
+func newServer(tb testing.TB, bin, dir string, o options) *Server {
 	tb.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatalf("valkeytest: %v", err)
 	}
-	return &Server{bin: bin, dir: dir, log: filepath.Join(dir, "server.log")}
+	return &Server{bin: bin, dir: dir, log: filepath.Join(dir, "server.log"), ca: o.tls, password: o.password}
 }
 
 // serverArgs are the arguments of a data server on port.
 func (s *Server) serverArgs(port int, extra []string) []string {
-	args := []string{
-		"--port", strconv.Itoa(port),
+	args := []string{"--port", strconv.Itoa(port)}
+	if s.ca != nil {
+		args = s.ca.tlsArgs(strconv.Itoa(port))
+	}
+	if s.password != "" {
+		args = append(args, "--requirepass", s.password, "--masterauth", s.password)
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--protected-mode", "no",
 		"--dir", s.dir,
-	}
+	)
 	return append(args, extra...)
 }
 

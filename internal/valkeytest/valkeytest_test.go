@@ -78,7 +78,7 @@ func TestServers(t *testing.T) {
 	t.Run("freeze and thaw", func(t *testing.T) {
 		s := servers[2]
 		s.Freeze()
-		if _, err := do(s.Addr, []string{"PING"}, 200*time.Millisecond); err == nil {
+		if _, err := do(s.Addr, nil, nil, []string{"PING"}, 200*time.Millisecond); err == nil {
 			t.Fatalf("frozen server answers")
 		}
 		s.Thaw()
@@ -287,5 +287,27 @@ func TestReadReply(t *testing.T) {
 				t.Fatalf("readReply = %#v, %v; want %#v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestTLSAndAuth starts a TLS-only server with a password and an ACL
+// user: Do reaches it, a plain connection does not.
+func TestTLSAndAuth(t *testing.T) {
+	ca := NewCA(t)
+	s := Start(t, 1, WithTLS(ca), WithPassword("admin-pw"), WithUser("gw", "gw-pw", "~*", "+@all"))[0]
+	if pong, err := s.Do("PING"); err != nil || pong != "PONG" {
+		t.Fatalf("PING over TLS: %q, %v", pong, err)
+	}
+	if who, err := s.Do("ACL", "WHOAMI"); err != nil || who != "default" {
+		t.Fatalf("ACL WHOAMI: %q, %v", who, err)
+	}
+	if _, err := do(s.Addr, nil, nil, []string{"PING"}, time.Second); err == nil {
+		t.Fatal("a plain connection got an answer from a TLS-only server")
+	}
+	if _, err := do(s.Addr, ca.ClientConfig(), []string{"AUTH", "gw", "wrong"}, []string{"PING"}, time.Second); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	if who, err := do(s.Addr, ca.ClientConfig(), []string{"AUTH", "gw", "gw-pw"}, []string{"ACL", "WHOAMI"}, time.Second); err != nil || who != "gw" {
+		t.Fatalf("ACL WHOAMI as gw: %v, %v", who, err)
 	}
 }
