@@ -183,6 +183,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateObservability(bad)
 	c.validateLimits(bad)
+	c.validateForwarding(bad)
 	return errors.Join(errs...)
 }
 

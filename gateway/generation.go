@@ -62,6 +62,10 @@ type route struct {
 
 	methods uint8    // methodBit of each accepted method; 0: every known method
 	allow   []string // the Allow header of the route's 405
+
+	fwd            *forwarding             // the generation's forwarding section (forward.go)
+	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
+	allowedOrigins map[string]bool         // hosts a miss plugin may send the request to (miss.go)
 }
 
 // build turns a validated config into a generation. Shards that prev also
@@ -81,6 +85,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			g.closePlugins()
 		}
 	}()
+	fwd := newForwarding(&cfg.Forwarding)
 	for i, rc := range cfg.Routes {
 		u, err := url.Parse(rc.Origin)
 		if err != nil {
@@ -104,9 +109,11 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			swr:                 rc.StaleWhileRevalidate,
 			sie:                 rc.StaleIfError,
 			keep:                max(rc.Keep, 0),
-			ignoreClientNoCache: rc.IgnoreClientNoCache,
+			ignoreClientNoCache: !rc.HonorClientNoCache,
 			varyNormalize:       map[string]bool{},
 			lockWait:            rc.LockWait,
+			fwd:                 fwd,
+			privacy:             policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
 		}
 		rt.methods, rt.allow = routeMethods(rc.Methods)
 		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
@@ -118,7 +125,8 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		for _, h := range rc.TagHeaders {
 			rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
 		}
-		rt.proxy = newProxy(u, transport, log)
+		rt.allowedOrigins = allowedOrigins(u, rc.Plugins, cfg.Plugins)
+		rt.proxy = newProxy(u, transport, fwd, log)
 		g.routes = append(g.routes, rt)
 	}
 	sort.SliceStable(g.routes, func(i, j int) bool {
