@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -143,23 +142,10 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 		return v, primary, t, nil
 	}
 	st.marker = v
-	ae := st.preq.Header["Accept-Encoding"]
-	coding := policies.PreferredCoding(ae)
-	base := len(st.key)
+	coding := policies.PreferredCoding(st.preq.Header["Accept-Encoding"])
 	st.key = rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
 	key := g.keys.intern(st.key)
 	raw, t, err = g.read(ctx, gen, key, now)
-	if err != nil && coding != "" && errors.Is(err, errMiss) && variesOnCoding(v.varyNames) && policies.AcceptsCoding(ae, "") {
-		// Stored under the coding the response has: an origin that
-		// does not compress stored the identity variant.
-		st.key = rt.appendVariant(st.key[:base], v.varyID, v.varyNames, st.preq.Header, "")
-		idKey := g.keys.intern(st.key)
-		if raw2, t2, err2 := g.read(ctx, gen, idKey, now); err2 == nil {
-			// key stays the preferred coding's: a fill coalesces only
-			// requests that forward the same Accept-Encoding.
-			return g.views.get(idKey, raw2, t2.local(), l1Off), key, t2, nil
-		}
-	}
 	if err != nil {
 		return nil, key, t, err
 	}

@@ -468,11 +468,17 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		if shardErr {
 			return // a variant needs the marker on the shard
 		}
-		// Keyed on the coding the response has (policies/encoding.go).
+		// Keyed on the coding the response has (policies/encoding.go):
+		// under the variant the fill asked for when it has that coding or
+		// none (every client of that variant accepts it; serving checks
+		// identity;q=0), else under its own.
 		coding, ok := policies.VariantCoding(f.header["Content-Encoding"])
 		if !ok && variesOnCoding(names) {
 			f.detail = "content-encoding"
 			return
+		}
+		if asked := policies.PreferredCoding(fr.header["Accept-Encoding"]); coding == "" {
+			coding = asked
 		}
 		if storeKey, ok = g.variantKey(ctx, gen, rt, fr, primary, marker, names, coding, retain, now); !ok {
 			f.detail = "store-failed"
