@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -46,6 +45,10 @@ type fetched struct {
 	stale   *view
 
 	replaces bool // the fetch refreshes a stored entry
+	// release returns the body's buffer to the fill budget (fillbuf.go):
+	// called once the leader's client has its answer; nil when none was
+	// reserved.
+	release func()
 	// private is set when the response was not stored because it may be
 	// one user's page (policies.Private): only the request that made the
 	// fetch gets it; waiters fetch on their own.
@@ -130,6 +133,9 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		return nil
 	}
 	f := res.(*fetched)
+	if leader && f.release != nil {
+		defer f.release()
+	}
 	if !leader && f.private || !acceptsFetched(r, f) {
 		// Not the waiter's to see (one user's page), or coded in a way
 		// its request did not accept: it asks the origin itself.
@@ -364,20 +370,23 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	}
 
 	if resp.ContentLength > rt.maxBody {
-		f.large, f.cancel, f.detail = resp, cancel, "too-large"
+		f.large, f.cancel, f.detail = resp, cancel, detailTooLarge
 		return f, nil
 	}
-	f.body, err = io.ReadAll(io.LimitReader(resp.Body, rt.maxBody+1))
+	// Bounded per fill and over all fills (fillbuf.go).
+	body, held, stopped, err := readBody(resp.Body, resp.ContentLength, rt.maxBody, &g.fillBuf, gen.Config.Limits.FillBufferBytes)
+	f.body, f.release = body, releaser(&g.fillBuf, held)
 	if err != nil {
 		resp.Body.Close()
 		cancel()
+		f.release()
 		if f := staleIfError(stale); f != nil {
 			return f, nil
 		}
 		return nil, err
 	}
-	if int64(len(f.body)) > rt.maxBody {
-		f.large, f.cancel, f.detail = resp, cancel, "too-large"
+	if stopped != "" {
+		f.large, f.cancel, f.detail = resp, cancel, stopped
 		return f, nil
 	}
 	resp.Body.Close()
@@ -577,7 +586,16 @@ func (g *Gateway) refreshInBackground(gen *Generation, rt *route, r *http.Reques
 	fr := &fetchReq{ctx: context.Background(), method: r.Method, url: cloneURL(r.URL), header: preq.Header, preq: preq, peer: r.RemoteAddr}
 	marker := st.marker
 	g.sf.DoChan(key, func() (any, error) {
-		return g.fetch(gen, rt, fr, primary, key, marker, stale, policies.MissAction{}, false)
+		f, err := g.fetch(gen, rt, fr, primary, key, marker, stale, policies.MissAction{}, false)
+		if f != nil && f.large != nil {
+			// Nobody streams a background refresh: drop it.
+			f.large.Body.Close()
+			f.cancel()
+		}
+		if f != nil && f.release != nil {
+			f.release() // stored (or not): no client holds the buffer
+		}
+		return f, err
 	})
 }
 

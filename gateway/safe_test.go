@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -379,9 +379,13 @@ func TestCDNLoop(t *testing.T) {
 
 func TestMissPluginOriginAllowList(t *testing.T) {
 	o := newScripted(t)
-	o.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "route origin", "Cache-Control", "no-store") })
+	o.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "route origin", "Cache-Control", "no-store")
+	})
 	other := newScripted(t) // an address the plugin names: internal, say
-	other.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "other", "Cache-Control", "no-store") })
+	other.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "other", "Cache-Control", "no-store")
+	})
 	for _, tc := range []struct {
 		name    string
 		allowed []string
@@ -403,3 +407,37 @@ func TestMissPluginOriginAllowList(t *testing.T) {
 	}
 }
 
+// 4. Bounded memory (the real binary's RSS: cmd/edgecache
+// TestFillMemoryBounded). Past the fill budget a response streams whole
+// and uncached, and the requests that waited on that fill get the whole
+// body too, each by its own fetch.
+func TestFillBudgetStreamsAndWaitersAnswered(t *testing.T) {
+	const size = 600 << 10
+	o := newScripted(t)
+	o.handle("/big", func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		time.Sleep(150 * time.Millisecond) // so that requests coalesce
+		chunk := strings.Repeat("z", 32<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			_, _ = io.WriteString(w, chunk[:min(len(chunk), size-sent)])
+			w.(http.Flusher).Flush() // chunked
+		}
+	})
+	addr := safeGateway(t, o, func(c *config.Config) { c.Limits.FillBufferBytes = 100 << 10 })
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			r := rawDo(t, addr, get1("/big"))
+			if r.status != 200 || len(r.body) != size {
+				t.Errorf("%d, %d bytes (%s), want %d", r.status, len(r.body), r.header.Get("Cache-Status"), size)
+			}
+			if cs := r.header.Get("Cache-Status"); strings.Contains(cs, "stored") {
+				t.Errorf("stored past the fill budget: %s", cs)
+			}
+		})
+	}
+	wg.Wait()
+	if r := rawDo(t, addr, get1("/big")); r.header.Get("Cache-Status") != "edgecache; fwd=uri-miss; detail=fill-budget" {
+		t.Fatalf("alone past the budget: %q", r.header.Get("Cache-Status"))
+	}
+}
