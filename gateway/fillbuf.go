@@ -21,10 +21,15 @@ import (
 //     answered) stay within limits.fill_buffer_bytes: a fill that cannot
 //     reserve more streams too (detail=fill-budget).
 //
-// A body with Content-Length is read into a buffer of exactly that size;
-// one without grows by doubling, the next size reserved before the copy,
-// so the budget counts both while they coexist. Waiters of a fill that
-// streams fetch on their own (miss), each through the same budget.
+// A body with Content-Length is read into a buffer of exactly that size.
+// One without is read in fillChunk pieces, each reserved before it is
+// allocated, and joined once complete (the joined copy is reserved before
+// the pieces are released, so the budget counts both while they
+// coexist). A body that crosses a bound keeps its pieces: the leader's
+// client is sent them one at a time, each released as soon as it is
+// written, so a slow client pins one piece, not the whole prefix, while
+// the rest streams. Waiters of a fill that streams fetch on their own
+// (miss), each through the same budget.
 
 // fillBudget counts the bytes of fill buffers held, for the whole
 // gateway (it outlives generations; its limit is the current one's).
@@ -56,55 +61,96 @@ const (
 	detailFillBudget = "fill-budget"
 )
 
-// fillStart is the first buffer of a body without Content-Length.
-const fillStart = 64 << 10
+// fillChunk is the piece a body without Content-Length is read in.
+const fillChunk = 64 << 10
 
-// readBody reads body (contentLength, or -1) into a buffer of at most
-// maxBody+1 bytes reserved from budget. It returns what it read, the
-// bytes reserved for it (the caller releases them), and why it stopped
-// early ("" when the body is complete); err is the body's read error.
-func readBody(body io.Reader, contentLength, maxBody int64, budget *fillBudget, limit int64) (buf []byte, held int64, stopped string, err error) {
-	size := min(int64(fillStart), maxBody+1)
+// fillHold is what a fill holds of the budget: the complete body, or the
+// pieces read before it stopped buffering.
+type fillHold struct {
+	budget *fillBudget
+	held   int64
+	once   sync.Once
+}
+
+// releasePart returns one written piece to the budget.
+func (h *fillHold) releasePart(n int64) {
+	h.budget.release(n)
+	h.held -= n
+}
+
+// release returns what is still held, once.
+func (h *fillHold) release() { h.once.Do(func() { h.budget.release(h.held); h.held = 0 }) }
+
+// readBody reads body (contentLength, or -1) into at most maxBody+1
+// bytes reserved from budget (limit: limits.fill_buffer_bytes). A
+// complete body is returned whole; one that crossed a bound is returned
+// as the pieces read so far, with why it stopped (detailTooLarge,
+// detailFillBudget). err is the body's read error. The caller releases
+// hold.
+func readBody(body io.Reader, contentLength, maxBody int64, budget *fillBudget, limit int64) (whole []byte, parts [][]byte, stopped string, hold *fillHold, err error) {
+	hold = &fillHold{budget: budget}
 	if contentLength >= 0 {
-		size = min(contentLength+1, maxBody+1) // +1: the read that sees EOF
-	}
-	if !budget.reserve(size, limit) {
-		return nil, 0, detailFillBudget, nil
-	}
-	held = size
-	buf = make([]byte, 0, size)
-	for {
-		if len(buf) == cap(buf) {
-			if int64(len(buf)) > maxBody {
-				return buf, held, detailTooLarge, nil
-			}
-			next := min(2*int64(cap(buf)), maxBody+1)
-			if !budget.reserve(next, limit) {
-				return buf, held, detailFillBudget, nil
-			}
-			nb := make([]byte, len(buf), next)
-			copy(nb, buf)
-			budget.release(held)
-			buf, held = nb, next
+		size := min(contentLength+1, maxBody+1) // +1: the read that sees EOF
+		if !budget.reserve(size, limit) {
+			return nil, nil, detailFillBudget, hold, nil
 		}
-		n, rerr := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
+		hold.held = size
+		buf := make([]byte, 0, size)
+		for {
+			n, rerr := body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			switch {
+			case int64(len(buf)) > maxBody:
+				return nil, [][]byte{buf}, detailTooLarge, hold, nil
+			case rerr == io.EOF:
+				return buf, nil, "", hold, nil
+			case rerr != nil:
+				return nil, nil, "", hold, rerr
+			case len(buf) == cap(buf):
+				return nil, [][]byte{buf}, detailTooLarge, hold, nil // longer than its Content-Length
+			}
+		}
+	}
+	var total int64
+	for {
+		size := min(int64(fillChunk), maxBody+1-total)
+		if !budget.reserve(size, limit) {
+			return nil, parts, detailFillBudget, hold, nil
+		}
+		hold.held += size
+		buf := make([]byte, 0, size)
+		var rerr error
+		for len(buf) < cap(buf) && rerr == nil {
+			var n int
+			n, rerr = body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+		}
+		parts = append(parts, buf)
+		total += int64(len(buf))
 		switch {
-		case int64(len(buf)) > maxBody:
-			return buf, held, detailTooLarge, nil
+		case total > maxBody:
+			return nil, parts, detailTooLarge, hold, nil
 		case rerr == io.EOF:
-			return buf, held, "", nil
+			return join(parts, total, hold, limit), nil, "", hold, nil
 		case rerr != nil:
-			return buf, held, "", rerr
+			return nil, nil, "", hold, rerr
 		}
 	}
 }
 
-// releaser returns held bytes to budget once, however often it is called.
-func releaser(budget *fillBudget, held int64) func() {
-	if held == 0 {
-		return func() {}
+// join makes one buffer of a complete body read in pieces; the joined
+// copy is reserved beyond the limit if need be (the body is complete and
+// the pieces are released at once).
+func join(parts [][]byte, total int64, hold *fillHold, limit int64) []byte {
+	if len(parts) == 1 {
+		return parts[0]
 	}
-	var once sync.Once
-	return func() { once.Do(func() { budget.release(held) }) }
+	hold.budget.reserve(total, 0)
+	out := make([]byte, 0, total)
+	for _, p := range parts {
+		out = append(out, p...)
+		hold.releasePart(int64(cap(p)))
+	}
+	hold.held += total
+	return out
 }

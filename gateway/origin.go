@@ -49,6 +49,11 @@ type fetched struct {
 	// called once the leader's client has its answer; nil when none was
 	// reserved.
 	release func()
+	// parts are the pieces of a large body read before it stopped
+	// buffering (fillbuf.go): only the leader streams them, releasing
+	// each from hold once written.
+	parts [][]byte
+	hold  *fillHold
 	// private is set when the response was not stored because it may be
 	// one user's page (policies.Private): only the request that made the
 	// fetch gets it; waiters fetch on their own.
@@ -374,8 +379,8 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 		return f, nil
 	}
 	// Bounded per fill and over all fills (fillbuf.go).
-	body, held, stopped, err := readBody(resp.Body, resp.ContentLength, rt.maxBody, &g.fillBuf, gen.Config.Limits.FillBufferBytes)
-	f.body, f.release = body, releaser(&g.fillBuf, held)
+	body, parts, stopped, hold, err := readBody(resp.Body, resp.ContentLength, rt.maxBody, &g.fillBuf, gen.Config.Limits.FillBufferBytes)
+	f.body, f.parts, f.hold, f.release = body, parts, hold, hold.release
 	if err != nil {
 		resp.Body.Close()
 		cancel()
@@ -624,8 +629,13 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := w.Write(f.body); err != nil {
-		return
+	for i, p := range f.parts {
+		_, err := w.Write(p)
+		f.parts[i] = nil
+		f.hold.releasePart(int64(cap(p)))
+		if err != nil {
+			return
+		}
 	}
 	// Flush as the origin sends: a large body may be slow or endless (a
 	// stream), and the client should see it as it comes.
