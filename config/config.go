@@ -19,6 +19,8 @@ type Config struct {
 	Admin     Admin     `koanf:"admin"`
 	Telemetry Telemetry `koanf:"telemetry"`
 	Log       Log       `koanf:"log"`
+	// Forwarding is what fills and passes tell the origin (security.go).
+	Forwarding Forwarding `koanf:"forwarding"`
 }
 
 // Server is the traffic listener.
@@ -81,9 +83,14 @@ type Route struct {
 	// ETag or Last-Modified) stays stored beyond its freshness and stale
 	// windows, so that the origin can answer 304 instead of the body.
 	Keep time.Duration `koanf:"keep"`
-	// IgnoreClientNoCache serves fresh entries even to requests that ask
-	// for revalidation (Cache-Control: no-cache, max-age=0), as CDNs allow.
+	// IgnoreClientNoCache is kept for old configurations: ignoring a
+	// client's no-cache is now the default (see HonorClientNoCache).
 	IgnoreClientNoCache bool `koanf:"ignore_client_no_cache"`
+	// HonorClientNoCache lets a request's Cache-Control: no-cache (or
+	// max-age=0, or Pragma: no-cache) force a revalidation with the origin;
+	// by default the gateway ignores it, as CDNs do (RFC 9111 §5.2.1 makes
+	// request directives advisory).
+	HonorClientNoCache bool `koanf:"honor_client_no_cache"`
 	// VaryNormalize lists request headers (besides Accept-Encoding, always
 	// normalized) reduced to their first list member, lower-cased, when
 	// they select a variant, so that variants don't explode.
@@ -99,6 +106,16 @@ type Route struct {
 	// already fetching the same key (a lock in Valkey). Negative: no
 	// cross-gateway coalescing.
 	LockWait time.Duration `koanf:"lock_wait"`
+	// CacheSetCookie stores responses that carry Set-Cookie (without the
+	// header); by default they go to their client only.
+	CacheSetCookie bool `koanf:"cache_set_cookie"`
+	// CacheWithCookie stores responses to requests with Cookie under
+	// default_ttl, negative_ttl and heuristics too; by default only
+	// explicit origin freshness (max-age, s-maxage, Expires) stores them.
+	CacheWithCookie bool `koanf:"cache_with_cookie"`
+	// DeceptionArmor stores a response only when its Content-Type agrees
+	// with the path's extension (web cache deception).
+	DeceptionArmor bool `koanf:"deception_armor"`
 }
 
 // Shard is one Valkey shard of the L2: exactly one of Addr (a standalone
@@ -223,6 +240,10 @@ type Plugin struct {
 	MaxCallsPerInstance int `koanf:"max_calls_per_instance"`
 	// MemoEntries bounds the key hook's memo; negative turns it off.
 	MemoEntries int `koanf:"memo_entries"`
+	// AllowedOrigins lists further origins (host or host:port, or URLs)
+	// that the plugin's miss hook may send a request to, besides the
+	// route's own origin host (security.go).
+	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
 // WASM configures the plugin host.

@@ -68,6 +68,10 @@ func TestLoadBad(t *testing.T) {
 		{"lower-case method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, post]", 1), []string{`routes[0].methods[1]: want one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE (methods are case-sensitive), got "post"`}},
 		{"unknown method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [TRACE]", 1), []string{`routes[0].methods[0]`, `"TRACE"`}},
 		{"weight range", strings.Replace(good, "weight: 2", "weight: 5000", 1), []string{"shards[1].weight: must be between 1 and 1000"}},
+		{"bad trusted proxy", good + "\nforwarding:\n  trusted_proxies: [10.0.0.0/8, 300.1.1.1]\n", []string{"forwarding.trusted_proxies[1]: config: want a CIDR prefix or an address"}},
+		{"bad cdn_loop", good + "\nforwarding:\n  cdn_loop: \"a b\"\n", []string{"forwarding.cdn_loop: want a token"}},
+		{"both no-cache switches", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    ignore_client_no_cache: true\n    honor_client_no_cache: true", 1), []string{"routes[0].honor_client_no_cache: contradicts ignore_client_no_cache"}},
+		{"negative fill budget", good + "\nlimits:\n  fill_buffer_bytes: -1\n", []string{"limits.fill_buffer_bytes: must not be negative"}},
 		{"several at once", strings.Replace(strings.Replace(good, "127.0.0.1:7002", "x", 1), "/products/", "products", 1),
 			[]string{"shards[1].addr", "routes[0].path_prefix"}},
 	} {

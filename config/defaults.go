@@ -64,6 +64,7 @@ func (c *Config) EnsureDefaults() *Config {
 	c.ensureObservabilityDefaults()
 	c.ensureLimitsDefaults()
 	c.ensureOriginsDefaults()
+	c.ensureForwardingDefaults()
 	return c
 }
 

@@ -8,6 +8,10 @@ type Limits struct {
 	MaxHeaderBytes int `koanf:"max_header_bytes"`
 	// MaxRequestBodyBytes bounds request bodies proxied to the origin (413).
 	MaxRequestBodyBytes int64 `koanf:"max_request_body_bytes"`
+	// FillBufferBytes caps the bytes of origin bodies buffered at once for
+	// fills in flight, over all requests; past it, responses stream to
+	// their clients uncached.
+	FillBufferBytes int64 `koanf:"fill_buffer_bytes"`
 }
 
 // Defaults of the limits.
@@ -15,12 +19,14 @@ const (
 	DefaultMaxURIBytes         = 8 << 10
 	DefaultMaxHeaderBytes      = 32 << 10
 	DefaultMaxRequestBodyBytes = 16 << 20
+	DefaultFillBufferBytes     = 256 << 20
 )
 
 func (c *Config) ensureLimitsDefaults() {
 	setDefault(&c.Limits.MaxURIBytes, DefaultMaxURIBytes)
 	setDefault(&c.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.Limits.MaxRequestBodyBytes, DefaultMaxRequestBodyBytes)
+	setDefault(&c.Limits.FillBufferBytes, DefaultFillBufferBytes)
 }
 
 func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
@@ -32,6 +38,9 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 	}
 	if c.Limits.MaxRequestBodyBytes < 0 {
 		bad("limits.max_request_body_bytes", "must not be negative")
+	}
+	if c.Limits.FillBufferBytes < 0 {
+		bad("limits.fill_buffer_bytes", "must not be negative")
 	}
 }
 

@@ -189,6 +189,7 @@ func (c *Config) Validate() error {
 	c.validateObservability(bad)
 	c.validateLimits(bad)
 	c.validateOrigins(bad)
+	c.validateForwarding(bad)
 	return errors.Join(errs...)
 }
 

@@ -15,8 +15,11 @@
 //     no round trip; Valkey's tracking invalidates the L1 of every gateway
 //     when the key changes anywhere.
 //  5. Serve or load: a fresh entry is served from a decoded view memoized
-//     by the address of the cached bytes; otherwise one origin request per
-//     key per gateway (singleflight) fetches, the TTL policy decides, and
+//     by the address of the cached bytes (never with a Content-Encoding
+//     the request does not accept); otherwise one origin request per key
+//     per gateway (singleflight) fetches with the headers forward.go
+//     allows, into a buffer bounded per fill and over all fills
+//     (fillbuf.go), the TTL policy decides, policies.Private may veto, and
 //     the entry is SET with PX.
 //  6. Respond with Age and Cache-Status (RFC 9211, cache name "edgecache").
 //

@@ -63,6 +63,7 @@ type Gateway struct {
 	host      *wasm.Host // WASM plugins of every generation
 	recent    recentKeys // keys invalidated here, read past the L1 for a moment
 	filled    recentKeys // keys stored here a moment ago: an L1 miss for them is asked of the shard
+	fillBuf   fillBudget // bytes buffered by fills in flight (fillbuf.go)
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close

@@ -70,6 +70,10 @@ type route struct {
 
 	methods uint8    // methodBit of each accepted method; 0: every known method
 	allow   []string // the Allow header of the route's 405
+
+	fwd            *forwarding             // the generation's forwarding section (forward.go)
+	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
+	allowedOrigins map[string]bool         // hosts a miss plugin may send the request to (miss.go)
 }
 
 // build turns a validated config into a generation. Shards that prev also
@@ -97,6 +101,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			g.pools.closeExcept(prev)
 		}
 	}()
+	fwd := newForwarding(&cfg.Forwarding)
 	for i, rc := range cfg.Routes {
 		u, err := url.Parse(rc.Origin)
 		if err != nil {
@@ -120,10 +125,12 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			swr:                 rc.StaleWhileRevalidate,
 			sie:                 rc.StaleIfError,
 			keep:                max(rc.Keep, 0),
-			ignoreClientNoCache: rc.IgnoreClientNoCache,
+			ignoreClientNoCache: !rc.HonorClientNoCache,
 			varyNormalize:       map[string]bool{},
 			lockWait:            rc.LockWait,
 			originHost:          rc.OriginHost,
+			fwd:                 fwd,
+			privacy:             policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
 		}
 		rt.usePool(g.pools, rc.Origin, transport)
 		rt.methods, rt.allow = routeMethods(rc.Methods)
@@ -136,6 +143,7 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		for _, h := range rc.TagHeaders {
 			rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
 		}
+		rt.allowedOrigins = allowedOrigins(rt.origin, rc.Plugins, cfg.Plugins) // a pool: its placeholder URL
 		rt.proxy = newProxy(rt, log)
 		g.routes = append(g.routes, rt)
 	}

@@ -63,6 +63,14 @@ func (g *Gateway) handle(c echo.Context) error {
 	if !allowedOn(w, r, rt, &st.rec) { // limits.go
 		return nil
 	}
+	if rt.fwd.loops(r) { // forward.go
+		st.rec.outcome, st.rec.status = outError, http.StatusLoopDetected
+		h := w.Header()
+		h["Content-Type"] = textPlain
+		w.WriteHeader(http.StatusLoopDetected)
+		_, _ = w.Write(loopBody)
+		return nil
+	}
 	if !cacheableRequest(r) {
 		g.pass(w, r, gen, rt, st)
 		return nil
@@ -83,6 +91,12 @@ func (g *Gateway) handle(c echo.Context) error {
 	st.lookupCtx.parent = r.Context()
 	v, key, t, err := g.lookup(&st.lookupCtx, gen, rt, st, primary, now)
 	st.lookupCtx.parent = nil
+	if v != nil && v.contentCoding != "" && !policies.AcceptsContentCoding(r.Header["Accept-Encoding"], v.contentCoding) {
+		// Stored without Vary: Accept-Encoding (or under a variant it
+		// should not be): never serve a coding the client did not accept.
+		g.pass(w, r, gen, rt, st)
+		return nil
+	}
 	if v != nil {
 		switch g.usable(v, st, now.UnixMilli()) {
 		case useFresh:
@@ -112,6 +126,8 @@ func (g *Gateway) handle(c echo.Context) error {
 	return g.miss(w, r, gen, rt, st, primary, key, v, err)
 }
 
+var loopBody = []byte("edgecache: loop detected (CDN-Loop)\n")
+
 // lookup reads the entry for the request: the primary key, and through a
 // Vary marker the variant. It returns the entry (nil if none), the key it
 // is (or would be) stored under, and where it came from.
@@ -126,7 +142,8 @@ func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *re
 		return v, primary, t, nil
 	}
 	st.marker = v
-	st.key = rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header)
+	coding := policies.PreferredCoding(st.preq.Header["Accept-Encoding"])
+	st.key = rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
 	key := g.keys.intern(st.key)
 	raw, t, err = g.read(ctx, gen, key, now)
 	if err != nil {

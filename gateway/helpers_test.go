@@ -78,7 +78,10 @@ func (o *testOrigin) count(path string) int {
 // testConfig is a config with one route to origin and the given shards.
 func testConfig(origin string, servers []*valkeytest.Server) *config.Config {
 	c := &config.Config{
-		Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute}},
+		// The test origins send Set-Cookie with every response; tests
+		// about other things opt in to storing it (the default is not to:
+		// TestSetCookieNotStoredByDefault).
+		Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute, CacheSetCookie: true}},
 		// Generous for a loaded 2-core machine; a dead shard still fails fast
 		// (connection refused), and TestShardDownFailsOpen bounds it.
 		Valkey: config.Valkey{CommandTimeout: time.Second, DialTimeout: time.Second, BreakerCooldown: time.Second},

@@ -264,9 +264,12 @@ func clientBodyError(err error) int {
 // build absolute URLs, pick the scheme, or rewrite the path or the method
 // (IIS, Symfony, Rails, Express middlewares): forwarded, they would let
 // one client shape what everyone is served (web cache poisoning). The
-// pass path, which stores nothing, forwards X-Forwarded-For/-Host/-Proto
-// as the gateway sets them (httputil.ProxyRequest.SetXForwarded).
+// gateway sets X-Forwarded-For/-Host/-Proto and Forwarded itself on fills
+// and passes (forward.go).
 var fillDropped = map[string]bool{
+	"X-Forwarded-Uri": true, "X-Forwarded-Path": true, "X-Forwarded-Url": true,
+	"X-Original-Uri": true, "X-Original-Path": true, "X-Envoy-Original-Path": true, "X-Envoy-Original-Url": true,
+	"X-Http-Host-Override": true, "X-Forwarded-Uri-Prefix": true, "X-Proxy-Url": true,
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Forwarded-Server": true,
 	"X-Forwarded-Scheme": true, "X-Forwarded-Ssl": true, "Front-End-Https": true, "X-Url-Scheme": true,

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -76,6 +77,9 @@ type view struct {
 	// at all, and whether every use must be revalidated.
 	mustRevalidate bool
 	noCache        bool
+	// contentCoding is the stored Content-Encoding ("" for none): a
+	// request that does not accept it is not served this entry.
+	contentCoding string
 
 	// A Vary marker (see vary.go) names the request headers that select
 	// the variant and the marker's id; it is not a response.
@@ -213,6 +217,9 @@ func decodeView(raw []byte) *view {
 	cc := policies.ParseCacheControl(h["Cache-Control"])
 	v.mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
 	v.noCache = cc.NoCache
+	if ce := h["Content-Encoding"]; len(ce) > 0 {
+		v.contentCoding = strings.Join(ce, ",")
+	}
 	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
 	if v.status >= 200 && v.status != http.StatusNoContent && v.status != http.StatusNotModified {
 		for k, vv := range h {

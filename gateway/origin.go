@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -50,6 +49,19 @@ type fetched struct {
 	// upstream is the origin's Cache-Status (a shield edgecache): given
 	// with this response, before ours, never stored (pools.go).
 	upstream []string
+	// release returns the body's buffer to the fill budget (fillbuf.go):
+	// called once the leader's client has its answer; nil when none was
+	// reserved.
+	release func()
+	// parts are the pieces of a large body read before it stopped
+	// buffering (fillbuf.go): only the leader streams them, releasing
+	// each from hold once written.
+	parts [][]byte
+	hold  *fillHold
+	// private is set when the response was not stored because it may be
+	// one user's page (policies.Private): only the request that made the
+	// fetch gets it; waiters fetch on their own.
+	private bool
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -60,10 +72,11 @@ type fetchReq struct {
 	url    *url.URL
 	header http.Header
 	preq   policies.Request
+	peer   string // the client's address (RemoteAddr)
 }
 
 func fromRequest(r *http.Request, preq policies.Request) *fetchReq {
-	return &fetchReq{ctx: r.Context(), method: r.Method, url: r.URL, header: r.Header, preq: preq}
+	return &fetchReq{ctx: r.Context(), method: r.Method, url: r.URL, header: r.Header, preq: preq, peer: r.RemoteAddr}
 }
 
 // miss answers a request the cache could not: the Miss policy first, then
@@ -76,6 +89,12 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 	act := rt.miss.OnMiss(&st.preq)
 	if rt.plugins != nil {
 		hookEvent(r.Context(), rt, evMissHook)
+	}
+	if act.OriginURL != "" && !policies.OriginAllowed(act.OriginURL, rt.allowedOrigins) {
+		// A plugin may redirect a fill only to allowed origins (SSRF):
+		// the built-in behaviour instead, as for a faulting plugin.
+		g.log.WarnContext(r.Context(), "miss plugin named an origin not allowed; using the route's", "route", rt.name, "origin_url", act.OriginURL)
+		act = policies.MissAction{}
 	}
 	if act.Status != 0 {
 		st.rec.outcome, st.rec.status = outBypass, act.Status
@@ -128,6 +147,19 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		return nil
 	}
 	f := res.(*fetched)
+	if leader && f.release != nil {
+		defer f.release()
+	}
+	if !leader && f.private || !acceptsFetched(r, f) {
+		// Not the waiter's to see (one user's page), or coded in a way
+		// its request did not accept: it asks the origin itself.
+		if f.large != nil && leader {
+			f.large.Body.Close()
+			f.cancel()
+		}
+		g.pass(w, r, gen, rt, st)
+		return nil
+	}
 	now := time.Now()
 	switch {
 	case f.hit != nil:
@@ -187,6 +219,21 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, gen *Generation, 
 		_, _ = w.Write(f.body)
 	}
 	return nil
+}
+
+// acceptsFetched reports whether r accepts the content coding of what a
+// fill returned.
+func acceptsFetched(r *http.Request, f *fetched) bool {
+	ce := ""
+	switch {
+	case f.hit != nil:
+		ce = f.hit.contentCoding
+	case f.stale != nil:
+		ce = f.stale.contentCoding
+	case len(f.header["Content-Encoding"]) > 0:
+		ce = strings.Join(f.header["Content-Encoding"], ",")
+	}
+	return ce == "" || policies.AcceptsContentCoding(r.Header["Accept-Encoding"], ce)
 }
 
 // fill is the leader's work for one key: check the store once more (the
@@ -285,7 +332,7 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	if h := rt.outHost(fr.preq.Host); h != "" {
 		out.Host = h
 	}
-	copyRequestHeaders(out.Header, fr.header)
+	rt.fwd.copyRequestHeaders(out.Header, fr.header, fr.peer, fr.preq.Scheme, fr.preq.Host) // forward.go
 	for k, v := range act.Header {
 		out.Header[http.CanonicalHeaderKey(k)] = v
 	}
@@ -347,20 +394,23 @@ func (g *Gateway) fetch(gen *Generation, rt *route, fr *fetchReq, primary, key s
 	}
 
 	if resp.ContentLength > rt.maxBody {
-		f.large, f.cancel, f.detail = resp, cancel, "too-large"
+		f.large, f.cancel, f.detail = resp, cancel, detailTooLarge
 		return f, nil
 	}
-	f.body, err = io.ReadAll(io.LimitReader(resp.Body, rt.maxBody+1))
+	// Bounded per fill and over all fills (fillbuf.go).
+	body, parts, stopped, hold, err := readBody(resp.Body, resp.ContentLength, rt.maxBody, &g.fillBuf, gen.Config.Limits.FillBufferBytes)
+	f.body, f.parts, f.hold, f.release = body, parts, hold, hold.release
 	if err != nil {
 		resp.Body.Close()
 		cancel()
+		f.release()
 		if f := staleIfError(stale); f != nil {
 			return f, nil
 		}
 		return nil, err
 	}
-	if int64(len(f.body)) > rt.maxBody {
-		f.large, f.cancel, f.detail = resp, cancel, "too-large"
+	if stopped != "" {
+		f.large, f.cancel, f.detail = resp, cancel, stopped
 		return f, nil
 	}
 	resp.Body.Close()
@@ -393,6 +443,16 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 	dec := rt.ttl.Decide(&fr.preq, &policies.Response{Status: f.status, Header: decideHeader}, now)
 	if rt.plugins != nil {
 		hookEvent(fr.ctx, rt, evResponseHook)
+	}
+	if dec.Store {
+		reason := policies.Private(&fr.preq, &policies.Response{Status: f.status, Header: decideHeader}, rt.privacy, now)
+		if reason == "" && !rt.privacy.StoreSetCookie && len(originHeader["Set-Cookie"]) > 0 {
+			reason = policies.ReasonSetCookie // a 304 that sets a cookie
+		}
+		if reason != "" {
+			dec = policies.Decision{Reason: reason}
+			f.private = true // waiters fetch on their own (miss)
+		}
 	}
 	switch {
 	case act.Bypass:
@@ -441,8 +501,19 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 		if shardErr {
 			return // a variant needs the marker on the shard
 		}
-		var ok bool
-		if storeKey, ok = g.variantKey(ctx, gen, rt, fr, primary, marker, names, retain, now); !ok {
+		// Keyed on the coding the response has (policies/encoding.go):
+		// under the variant the fill asked for when it has that coding or
+		// none (every client of that variant accepts it; serving checks
+		// identity;q=0), else under its own.
+		coding, ok := policies.VariantCoding(f.header["Content-Encoding"])
+		if !ok && variesOnCoding(names) {
+			f.detail = "content-encoding"
+			return
+		}
+		if asked := policies.PreferredCoding(fr.header["Accept-Encoding"]); coding == "" {
+			coding = asked
+		}
+		if storeKey, ok = g.variantKey(ctx, gen, rt, fr, primary, marker, names, coding, retain, now); !ok {
 			f.detail = "store-failed"
 			return
 		}
@@ -474,7 +545,7 @@ func (g *Gateway) store(ctx context.Context, gen *Generation, rt *route, fr *fet
 // variantKey returns the key a response varying on names is stored under,
 // creating the marker at the primary key if needed (SET NX, so that
 // gateways racing agree on one id) and extending its life to retain.
-func (g *Gateway) variantKey(ctx context.Context, gen *Generation, rt *route, fr *fetchReq, primary string, marker *view, names []string, retain time.Duration, now time.Time) (string, bool) {
+func (g *Gateway) variantKey(ctx context.Context, gen *Generation, rt *route, fr *fetchReq, primary string, marker *view, names []string, coding string, retain time.Duration, now time.Time) (string, bool) {
 	id := ""
 	if marker != nil && equalNames(marker.varyNames, names) {
 		id = marker.varyID
@@ -501,7 +572,7 @@ func (g *Gateway) variantKey(ctx context.Context, gen *Generation, rt *route, fr
 		return "", false
 	}
 	b := []byte(primary)
-	b = rt.appendVariant(b, id, names, fr.header)
+	b = rt.appendVariant(b, id, names, fr.header, coding)
 	return string(b), true
 }
 
@@ -536,10 +607,19 @@ func parseTags(h http.Header, names []string) []string {
 func (g *Gateway) refreshInBackground(gen *Generation, rt *route, r *http.Request, st *reqState, primary, key string, stale *view) {
 	preq := st.preq
 	preq.Header = r.Header.Clone()
-	fr := &fetchReq{ctx: context.Background(), method: r.Method, url: cloneURL(r.URL), header: preq.Header, preq: preq}
+	fr := &fetchReq{ctx: context.Background(), method: r.Method, url: cloneURL(r.URL), header: preq.Header, preq: preq, peer: r.RemoteAddr}
 	marker := st.marker
 	g.sf.DoChan(key, func() (any, error) {
-		return g.fetch(gen, rt, fr, primary, key, marker, stale, policies.MissAction{}, false)
+		f, err := g.fetch(gen, rt, fr, primary, key, marker, stale, policies.MissAction{}, false)
+		if f != nil && f.large != nil {
+			// Nobody streams a background refresh: drop it.
+			f.large.Body.Close()
+			f.cancel()
+		}
+		if f != nil && f.release != nil {
+			f.release() // stored (or not): no client holds the buffer
+		}
+		return f, err
 	})
 }
 
@@ -568,8 +648,13 @@ func streamLarge(w http.ResponseWriter, r *http.Request, f *fetched, fwd string)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := w.Write(f.body); err != nil {
-		return
+	for i, p := range f.parts {
+		_, err := w.Write(p)
+		f.parts[i] = nil
+		f.hold.releasePart(int64(cap(p)))
+		if err != nil {
+			return
+		}
 	}
 	// Flush as the origin sends: a large body may be slow or endless (a
 	// stream), and the client should see it as it comes.
@@ -614,20 +699,6 @@ var hopHeaders = map[string]bool{
 	"If-Range": true, "Range": true, "Cache-Control": true, "Pragma": true,
 }
 
-func copyRequestHeaders(dst, src http.Header) {
-	for k, v := range src {
-		if !hopHeaders[k] && !fillDropped[k] { // fillDropped: limits.go
-			dst[k] = v
-		}
-	}
-	for _, c := range src["Connection"] {
-		for _, name := range strings.Split(c, ",") {
-			delete(dst, http.CanonicalHeaderKey(strings.TrimSpace(name)))
-		}
-	}
-	dst["Via"] = []string{"1.1 edgecache"}
-}
-
 // newProxy returns the pass-through proxy of a route: uncached methods and
 // requests the cache must not answer. It streams both ways.
 func newProxy(rt *route, log *slog.Logger) *httputil.ReverseProxy {
@@ -635,8 +706,7 @@ func newProxy(rt *route, log *slog.Logger) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.SetXForwarded()
-			pr.Out.Header["Via"] = []string{"1.1 edgecache"}
+			rt.fwd.rewritePass(pr.Out.Header, pr.In) // forward.go
 			if h := rt.outHost(pr.In.Host); h != "" {
 				pr.Out.Host = h
 			}

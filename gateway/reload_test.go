@@ -22,7 +22,8 @@ import (
 // "name=addr[*weight]".
 func shardYAML(origin string, shards ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "routes:\n  - name: t\n    origin: %s\n    default_ttl: 1m\n", origin)
+	// cache_set_cookie: the test origin sets a cookie on every response.
+	fmt.Fprintf(&b, "routes:\n  - name: t\n    origin: %s\n    default_ttl: 1m\n    cache_set_cookie: true\n", origin)
 	b.WriteString("valkey:\n  command_timeout: 300ms\n  dial_timeout: 300ms\n  breaker_cooldown: 1s\n")
 	if len(shards) > 0 {
 		b.WriteString("shards:\n")

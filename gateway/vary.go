@@ -46,35 +46,32 @@ func varyNames(values []string) []string {
 
 // appendVariant appends to dst the suffix that selects the variant of
 // names for request header h: the marker id, then each header's
-// normalized value.
-func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Header) []byte {
+// normalized value. Only the fields a fill forwards count (forwarding.
+// forwards): one the origin never saw cannot select its answer. The
+// Accept-Encoding variant is coding, the content coding of the response
+// ("" for none; policies.PreferredCoding of the request on lookups).
+func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Header, coding string) []byte {
 	dst = append(dst, "\x00v:"...)
 	dst = append(dst, id...)
 	for _, n := range names {
 		dst = append(dst, 0)
 		dst = append(dst, n...)
 		dst = append(dst, '=')
-		dst = rt.appendNormalized(dst, n, h[n])
+		switch {
+		case n == "Accept-Encoding":
+			dst = append(dst, coding...)
+		case rt.fwd.forwards(n, h):
+			dst = rt.appendNormalized(dst, n, h[n])
+		}
 	}
 	return dst
 }
 
 // appendNormalized appends the value of header name that selects a
-// variant. Accept-Encoding is reduced to the one coding the origin is
-// likely to serve (br, gzip or none), headers in the route's
-// vary_normalize list to their first member, lower-cased; others are
-// joined as sent, with whitespace trimmed.
+// variant: headers in the route's vary_normalize list reduced to their
+// first member, lower-cased; others joined as sent, with whitespace
+// trimmed.
 func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte {
-	if name == "Accept-Encoding" {
-		joined := strings.ToLower(strings.Join(vals, ","))
-		switch {
-		case strings.Contains(joined, "br"):
-			return append(dst, "br"...)
-		case strings.Contains(joined, "gzip"):
-			return append(dst, "gzip"...)
-		}
-		return dst
-	}
 	if rt.varyNormalize[name] {
 		if len(vals) == 0 {
 			return dst
@@ -90,6 +87,16 @@ func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte
 		dst = append(dst, strings.TrimSpace(v)...)
 	}
 	return dst
+}
+
+// variesOnCoding reports whether names lists Accept-Encoding.
+func variesOnCoding(names []string) bool {
+	for _, n := range names {
+		if n == "Accept-Encoding" {
+			return true
+		}
+	}
+	return false
 }
 
 // newMarker encodes a marker for names with a new random id.

@@ -18,6 +18,18 @@
 //     constants say why a response was not stored.
 //   - DefaultMiss: fetch from the origin and store.
 //
+// Vetoes and field decisions the gateway applies whatever the policies:
+//
+//   - Private: a response with Set-Cookie, or one to a request with Cookie
+//     that the origin gave no explicit freshness, or (with deception
+//     armor) whose Content-Type disagrees with the path's extension, is
+//     not stored (PrivacyOptions are a route's opt-outs).
+//   - PreferredCoding, AcceptsCoding, AcceptsContentCoding, VariantCoding:
+//     Accept-Encoding with q-values (RFC 9110 §12.5.3), and the coding a
+//     variant is stored under.
+//   - LoopCount (CDN-Loop, RFC 8586) and OriginAllowed (a miss policy's
+//     origin URL against an allow-list).
+//
 // ParseCacheControl and ResponseAge are the field parsers they share with
 // the gateway. The choices RFC 9111 leaves open (invalid max-age, qualified
 // private and no-cache, duplicate directives) are documented on
