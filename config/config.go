@@ -94,6 +94,8 @@ type Route struct {
 	// already fetching the same key (a lock in Valkey). Negative: no
 	// cross-gateway coalescing.
 	LockWait time.Duration `koanf:"lock_wait"`
+	// Caching: targeted cache control and compression (caching.go).
+	Caching Caching `koanf:"caching"`
 }
 
 // Shard is one Valkey shard of the L2: exactly one of Addr (a standalone

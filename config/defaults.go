@@ -62,6 +62,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureObservabilityDefaults()
 	c.ensureLimitsDefaults()
+	c.ensureCachingDefaults()
 	return c
 }
 

@@ -183,6 +183,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateObservability(bad)
 	c.validateLimits(bad)
+	c.validateCaching(bad)
 	return errors.Join(errs...)
 }
 
