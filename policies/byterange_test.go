@@ -1,12 +1,15 @@
 package policies
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -64,6 +67,73 @@ func TestParseRange(t *testing.T) {
 				t.Fatalf("ParseRange = %v, %v; want %v, %v", got, res, tt.want, tt.res)
 			}
 		})
+	}
+}
+
+// TestParseRangeData runs testdata/range (its header says the format).
+func TestParseRangeData(t *testing.T) {
+	f, err := os.Open("testdata/range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	cases := 0
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, " | ")
+		if len(parts) != 3 {
+			t.Fatalf("testdata/range:%d: want size | field | want, got %q", n, line)
+		}
+		size, err := strconv.ParseInt(strings.TrimSpace(parts[0]), 10, 64)
+		if err != nil {
+			t.Fatalf("testdata/range:%d: %v", n, err)
+		}
+		var values []string
+		for _, v := range strings.Split(parts[1], " || ") {
+			values = append(values, strings.TrimSpace(v))
+		}
+		wantWords := strings.Fields(parts[2])
+		var want []ByteRange
+		var wantRes RangeResult
+		switch wantWords[0] {
+		case "200":
+			wantRes = RangeIgnore
+		case "416":
+			wantRes = RangeUnsatisfiable
+		case "206":
+			wantRes = RangeSatisfiable
+			if len(wantWords) != 2 {
+				t.Fatalf("testdata/range:%d: 206 needs its ranges", n)
+			}
+			for _, r := range strings.Split(wantWords[1], ",") {
+				a, b, _ := strings.Cut(r, "+")
+				start, err1 := strconv.ParseInt(a, 10, 64)
+				length, err2 := strconv.ParseInt(b, 10, 64)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("testdata/range:%d: bad range %q", n, r)
+				}
+				want = append(want, ByteRange{start, length})
+			}
+		default:
+			t.Fatalf("testdata/range:%d: bad want %q", n, parts[2])
+		}
+		cases++
+		t.Run(fmt.Sprintf("%d:%s", n, parts[1]), func(t *testing.T) {
+			got, res := ParseRange(nil, values, size)
+			if res != wantRes || len(got) != len(want) || len(got) > 0 && !reflect.DeepEqual(got, want) {
+				t.Fatalf("testdata/range:%d: ParseRange(%q, %d) = %v, %v; want %v, %v", n, values, size, got, res, want, wantRes)
+			}
+		})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if cases < 40 {
+		t.Fatalf("read only %d cases", cases)
 	}
 }
 
