@@ -163,7 +163,7 @@ func (p *sfParser) member() (Member, bool) {
 // key: ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ).
 func (p *sfParser) key() (string, bool) {
 	start := p.i
-	if p.i == len(p.s) || !(isLCAlpha(p.s[p.i]) || p.s[p.i] == '*') {
+	if p.i == len(p.s) || !isLCAlpha(p.s[p.i]) && p.s[p.i] != '*' {
 		return "", false
 	}
 	p.i++
