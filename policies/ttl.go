@@ -104,7 +104,7 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 	lifetime, explicit := explicitLifetime(&cc, resp.Header, now, !targeted)
 	switch {
 	case cc.NoCache:
-		lifetime, explicit = 0, true // stored to be revalidated before every use
+		lifetime = 0 // stored to be revalidated before every use
 	case !explicit && p.defaultFor(resp.Status) > 0:
 		lifetime = p.defaultFor(resp.Status)
 	case !explicit && p.Heuristic:
