@@ -116,6 +116,8 @@ type Route struct {
 	// DeceptionArmor stores a response only when its Content-Type agrees
 	// with the path's extension (web cache deception).
 	DeceptionArmor bool `koanf:"deception_armor"`
+	// Caching: targeted cache control and compression (caching.go).
+	Caching Caching `koanf:"caching"`
 }
 
 // Shard is one Valkey shard of the L2: exactly one of Addr (a standalone

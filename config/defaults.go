@@ -65,6 +65,7 @@ func (c *Config) EnsureDefaults() *Config {
 	c.ensureLimitsDefaults()
 	c.ensureOriginsDefaults()
 	c.ensureForwardingDefaults()
+	c.ensureCachingDefaults()
 	return c
 }
 

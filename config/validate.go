@@ -190,6 +190,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(bad)
 	c.validateOrigins(bad)
 	c.validateForwarding(bad)
+	c.validateCaching(bad)
 	return errors.Join(errs...)
 }
 

@@ -382,14 +382,21 @@ func TestStaleIfError(t *testing.T) {
 	// The origin refusing connections is covered too.
 	o.Close()
 	wantCS(t, get(t, base+"/x"), 200, "edgecache; hit; detail=stale-if-error", "good")
-	// 5. 5xx is never stored.
+	// 5. A 5xx is stored only under the origin's explicit freshness
+	// (RFC 9111 §3: any final status may be), never through the route's
+	// default_ttl (not heuristically cacheable, RFC 9110 §15.1).
 	o2 := newScripted(t)
 	o2.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
 		reply(w, 500, "err", "Cache-Control", "max-age=60")
 	})
-	_, b2 := semanticsGateway(t, o2, 0, nil)
-	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; detail=status", "err")
-	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; detail=status", "err")
+	o2.handle("/5xx-plain", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 500, "err")
+	})
+	_, b2 := semanticsGateway(t, o2, 0, func(rc *config.Route) { rc.DefaultTTL = time.Minute })
+	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; stored", "err")
+	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; hit; detail=l1", "err")
+	wantCS(t, get(t, b2+"/5xx-plain"), 500, "edgecache; fwd=uri-miss; detail=no-freshness", "err")
+	wantCS(t, get(t, b2+"/5xx-plain"), 500, "edgecache; fwd=uri-miss; detail=no-freshness", "err")
 }
 
 func TestRouteDefaultStaleWindows(t *testing.T) {

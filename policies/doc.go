@@ -34,4 +34,21 @@
 // the gateway. The choices RFC 9111 leaves open (invalid max-age, qualified
 // private and no-cache, duplicate directives) are documented on
 // CacheControl and DefaultTTL; the TTL cases are in testdata/ttl.
+//
+// # HTTP decisions for the read path
+//
+// Pure functions the gateway calls around a lookup; those a hit may call
+// do not allocate (each has an AllocsPerRun pin and a benchmark):
+//
+//   - Storable, HeuristicallyCacheable, UnderstoodStatus: RFC 9111 §3.
+//   - ParseTargeted, SelectTargeted, TargetedForwarded (RFC 9213), over
+//     ParseDictionary (RFC 8941).
+//   - ParseHTTPDate, ParseHTTPDateField: RFC 9110 §5.6.7, strictly.
+//   - Evaluate, IfRange, StrongMatch, WeakMatch, MatchList: conditional
+//     requests (RFC 9110 §13).
+//   - ParseRange, AppendContentRange, AppendUnsatisfiedRange, Multipart:
+//     range requests (RFC 9110 §14); the cases are in testdata/range.
+//   - AppendVaryValue, AppendAcceptLanguage, AppendListValue: variant keys.
+//
+// docs/conformance.md maps each RFC requirement to them.
 package policies

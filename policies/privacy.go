@@ -67,7 +67,7 @@ func ExplicitFreshness(h http.Header, now time.Time) bool {
 	if cc.NoCache {
 		return false
 	}
-	d, ok := explicitLifetime(&cc, h, now)
+	d, ok := explicitLifetime(&cc, h, now, true)
 	return ok && d > 0
 }
 

@@ -25,16 +25,20 @@ const (
 // rules for a shared cache, without heuristic freshness. In order:
 //
 //  1. The request method is GET or HEAD.
-//  2. The status is one of 200, 203, 204, 300, 301, 308, 404, 410 (a
-//     subset of RFC 9110 §15.1's heuristically cacheable codes; never 206
-//     or 5xx).
-//  3. Neither the request nor the response has no-store; the response has
-//     neither private nor no-cache (qualified forms included: see
-//     CacheControl), nor Vary: *.
-//  4. A request with Authorization is stored only when the response has
-//     public, s-maxage or must-revalidate (RFC 9111 §3.5).
+//  2. The status is not 206 or 304 (edgecache stores complete responses).
+//  3. The request has no no-store. The response's directives are the
+//     first valid targeted field (TargetedField, then CDN-Cache-Control,
+//     RFC 9213), which then replaces Cache-Control and Expires, else
+//     Cache-Control.
+//  4. Storable decides (RFC 9111 §3): every final status with explicit
+//     freshness, or public, is storable; without either only the
+//     heuristically cacheable ones (RFC 9110 §15.1), to which Default and
+//     Negative apply; must-understand; no-store; private; a request with
+//     Authorization only with public, s-maxage or must-revalidate (§3.5).
+//     Then no-cache without a validator, and Vary: *, are not stored.
 //  5. The freshness lifetime is s-maxage, else max-age, else Expires minus
-//     Date (Date defaults to now; an invalid Expires is already expired),
+//     Date (Date defaults to now; an invalid Expires — ParseHTTPDateField:
+//     several lines, extra spaces, a one-digit hour — is already expired),
 //     else Default. An explicit lifetime of 0 or less is not stored
 //     (ReasonExpired), nor is a response with no lifetime when Default is 0
 //     (ReasonNoFreshness). Lifetimes are clamped to MaxDelta.
@@ -61,6 +65,9 @@ type DefaultTTL struct {
 	// origin gives no lifetime and Default is 0: a tenth of the time since
 	// Last-Modified, at most HeuristicMax.
 	Heuristic bool
+	// TargetedField is an edgecache-specific targeted cache-control field
+	// (canonical form), tried before CDN-Cache-Control. Empty: none.
+	TargetedField string
 }
 
 // HeuristicMax caps heuristic freshness.
@@ -73,34 +80,33 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return noStore(ReasonMethod)
 	}
-	if !storableStatus(resp.Status) {
+	if resp.Status == http.StatusPartialContent || resp.Status == http.StatusNotModified {
+		// edgecache stores complete responses only, and a 304 answers a
+		// conditional request: neither is a response to store as such.
 		return noStore(ReasonStatus)
 	}
 	if ParseCacheControl(r.Header["Cache-Control"]).NoStore {
 		return noStore(ReasonNoStore)
 	}
-	cc := ParseCacheControl(resp.Header["Cache-Control"])
+	cc, targeted := p.directives(resp.Header)
+	_, hasExpires := resp.Header["Expires"]
+	hasExpires = hasExpires && !targeted // RFC 9213 §2.2: a targeted field overrides Expires too
+	if ok, reason := Storable(resp.Status, &cc, hasExpires || p.defaultFor(resp.Status) > 0, len(r.Header["Authorization"]) > 0); !ok {
+		return noStore(reason)
+	}
 	switch {
-	case cc.NoStore:
-		return noStore(ReasonNoStore)
-	case cc.Private:
-		return noStore(ReasonPrivate)
 	case cc.NoCache && !hasValidator(resp.Header):
 		return noStore(ReasonNoCache)
 	case varyStar(resp.Header["Vary"]):
 		return noStore(ReasonVaryStar)
-	case len(r.Header["Authorization"]) > 0 && !cc.Public && !cc.HasSMaxAge && !cc.MustRevalidate:
-		return noStore(ReasonAuthorization)
 	}
 
-	lifetime, explicit := explicitLifetime(&cc, resp.Header, now)
+	lifetime, explicit := explicitLifetime(&cc, resp.Header, now, !targeted)
 	switch {
 	case cc.NoCache:
-		lifetime, explicit = 0, true // stored to be revalidated before every use
-	case !explicit && p.Negative > 0 && (resp.Status == 404 || resp.Status == 410):
-		lifetime = min(p.Negative, MaxDelta)
-	case !explicit && p.Default > 0:
-		lifetime = min(p.Default, MaxDelta)
+		lifetime = 0 // stored to be revalidated before every use
+	case !explicit && p.defaultFor(resp.Status) > 0:
+		lifetime = p.defaultFor(resp.Status)
 	case !explicit && p.Heuristic:
 		if h, ok := heuristicLifetime(resp.Header, now); ok {
 			lifetime = h
@@ -130,6 +136,40 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 	return d
 }
 
+// directives returns the response directives this cache follows: the
+// first usable targeted field (TargetedField, then CDN-Cache-Control;
+// RFC 9213 §2.2), else Cache-Control. targeted says a targeted field won.
+func (p DefaultTTL) directives(h http.Header) (cc CacheControl, targeted bool) {
+	if p.TargetedField != "" {
+		if v := h[p.TargetedField]; len(v) > 0 {
+			if cc, ok := ParseTargeted(v); ok {
+				return cc, true
+			}
+		}
+	}
+	if v := h[CDNCacheControl]; len(v) > 0 {
+		if cc, ok := ParseTargeted(v); ok {
+			return cc, true
+		}
+	}
+	return ParseCacheControl(h["Cache-Control"]), false
+}
+
+// defaultFor is the configured lifetime of a response with status that
+// states none (Negative for 404 and 410 when set, else Default), clamped
+// to MaxDelta; 0 when there is none. It applies only where Storable allows
+// storing without explicit freshness (heuristically cacheable statuses):
+// a route default is the operator's heuristic.
+func (p DefaultTTL) defaultFor(status int) time.Duration {
+	if !HeuristicallyCacheable(status) {
+		return 0
+	}
+	if p.Negative > 0 && (status == 404 || status == 410) {
+		return min(p.Negative, MaxDelta)
+	}
+	return min(max(p.Default, 0), MaxDelta)
+}
+
 func noStore(reason string) Decision { return Decision{Reason: reason} }
 
 // hasValidator reports whether a stored response could be revalidated
@@ -145,15 +185,13 @@ func heuristicLifetime(h http.Header, now time.Time) (time.Duration, bool) {
 	if len(lm) == 0 {
 		return 0, false
 	}
-	t, err := http.ParseTime(lm[0])
-	if err != nil {
+	t, ok := ParseHTTPDateField(lm)
+	if !ok {
 		return 0, false
 	}
 	date := now
-	if v := h["Date"]; len(v) > 0 {
-		if d, err := http.ParseTime(v[0]); err == nil {
-			date = d
-		}
+	if d, ok := ParseHTTPDateField(h["Date"]); ok {
+		date = d
 	}
 	if !date.After(t) {
 		return 0, false
@@ -161,18 +199,11 @@ func heuristicLifetime(h http.Header, now time.Time) (time.Duration, bool) {
 	return min(date.Sub(t)/10, HeuristicMax), true
 }
 
-// storableStatus reports the statuses DefaultTTL stores.
-func storableStatus(s int) bool {
-	switch s {
-	case 200, 203, 204, 300, 301, 308, 404, 410:
-		return true
-	}
-	return false
-}
-
 // explicitLifetime returns the freshness lifetime the response states
 // (RFC 9111 §4.2.1), and whether it states one.
-func explicitLifetime(cc *CacheControl, h http.Header, now time.Time) (time.Duration, bool) {
+// useExpires is false when a targeted field replaced Cache-Control and
+// Expires (RFC 9213 §2.2).
+func explicitLifetime(cc *CacheControl, h http.Header, now time.Time, useExpires bool) (time.Duration, bool) {
 	switch {
 	case cc.HasSMaxAge:
 		return cc.SMaxAge, true
@@ -180,18 +211,16 @@ func explicitLifetime(cc *CacheControl, h http.Header, now time.Time) (time.Dura
 		return cc.MaxAge, true
 	}
 	exp, ok := h["Expires"]
-	if !ok || len(exp) == 0 {
+	if !ok || !useExpires {
 		return 0, false
 	}
-	expires, err := http.ParseTime(exp[0])
-	if err != nil {
-		return 0, true // invalid: already expired (§5.3)
+	expires, ok := ParseHTTPDateField(exp)
+	if !ok {
+		return 0, true // invalid (several lines included): already expired (§5.3)
 	}
 	date := now
-	if v := h["Date"]; len(v) > 0 {
-		if t, err := http.ParseTime(v[0]); err == nil {
-			date = t
-		}
+	if t, ok := ParseHTTPDateField(h["Date"]); ok {
+		date = t
 	}
 	return min(expires.Sub(date), MaxDelta), true
 }

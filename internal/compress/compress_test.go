@@ -1,0 +1,262 @@
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
+)
+
+// jsonBody makes a JSON document of about n bytes, like an API response.
+func jsonBody(n int) []byte {
+	type item struct {
+		ID    int      `json:"id"`
+		Name  string   `json:"name"`
+		Email string   `json:"email"`
+		Tags  []string `json:"tags"`
+		Score float64  `json:"score"`
+	}
+	var items []item
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		items = append(items, item{i, fmt.Sprintf("user %d", i), fmt.Sprintf("user%d@example.com", i), []string{"a", "b", fmt.Sprint(i % 7)}, float64(i) * 1.25})
+		b, _ = json.Marshal(items)
+	}
+	return b[:n]
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	for _, size := range []int{0, 1, 1024, 100 * 1024} {
+		body := jsonBody(size)
+		for _, c := range []Coding{Identity, Gzip, Zstd, Brotli} {
+			t.Run(fmt.Sprintf("%s/%d", c, size), func(t *testing.T) {
+				prefix := []byte("keep")
+				enc, err := Encode(append([]byte(nil), prefix...), c, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(enc, prefix) {
+					t.Fatal("dst prefix lost")
+				}
+				enc = enc[len(prefix):]
+				// Decoded by an independent decoder, not only ours.
+				var got []byte
+				switch c {
+				case Identity:
+					got = enc
+				case Gzip:
+					r, err := gzip.NewReader(bytes.NewReader(enc)) // the standard library's
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err = io.ReadAll(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+				case Brotli:
+					got, err = io.ReadAll(brotli.NewReader(bytes.NewReader(enc)))
+					if err != nil {
+						t.Fatal(err)
+					}
+				case Zstd:
+					d, _ := zstd.NewReader(bytes.NewReader(enc))
+					got, err = io.ReadAll(d)
+					d.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !bytes.Equal(got, body) {
+					t.Fatalf("round trip differs: %d bytes, want %d", len(got), len(body))
+				}
+				dec, err := Decode(nil, c, enc, int64(len(body)))
+				if err != nil || !bytes.Equal(dec, body) {
+					t.Fatalf("Decode: %v (%d bytes)", err, len(dec))
+				}
+				if len(body) > 0 && c != Identity {
+					if _, err := Decode(nil, c, enc, int64(len(body)-1)); err == nil {
+						t.Fatal("Decode past its limit did not fail")
+					}
+				}
+				if size == 100*1024 && c != Identity && len(enc) > len(body)/4 {
+					t.Errorf("%s: 100 KiB JSON only compressed to %d bytes", c, len(enc))
+				}
+			})
+		}
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	for _, c := range []Coding{Gzip, Zstd, Brotli} {
+		if _, err := Decode(nil, c, []byte("not compressed at all"), 1<<20); err == nil {
+			t.Errorf("%s: corrupt input decoded", c)
+		}
+	}
+	if _, err := Encode(nil, Coding(9), nil); err == nil {
+		t.Error("unknown coding encoded")
+	}
+}
+
+func TestCompressible(t *testing.T) {
+	def := NewTypes(nil)
+	tests := []struct {
+		ct   string
+		want bool
+	}{
+		{"text/html", true},
+		{"text/html; charset=utf-8", true},
+		{"TEXT/CSS", true},
+		{"application/json", true},
+		{"application/problem+json", true},
+		{"application/atom+xml", true},
+		{"application/javascript", true},
+		{"application/wasm", true},
+		{"image/svg+xml", true},
+		{"image/png", false},
+		{"image/jpeg", false},
+		{"video/mp4", false},
+		{"application/zip", false},
+		{"application/octet-stream", false},
+		{"font/woff2", false},
+		{"", false},
+		{"text", false},
+		{"+json", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ct, func(t *testing.T) {
+			if got := def.Compressible(tt.ct); got != tt.want {
+				t.Fatalf("Compressible(%q) = %v", tt.ct, got)
+			}
+		})
+	}
+	custom := NewTypes([]string{"application/x-custom", " Image/* "})
+	if !custom.Compressible("application/x-custom") || !custom.Compressible("image/png") || custom.Compressible("text/html") {
+		t.Fatal("custom list")
+	}
+	if n := testing.AllocsPerRun(100, func() { def.Compressible("application/problem+json; charset=utf-8") }); n != 0 {
+		t.Fatalf("Compressible: %v allocs", n)
+	}
+}
+
+func TestValidType(t *testing.T) {
+	for p, want := range map[string]bool{
+		"text/*": true, "application/json": true, "*+json": true, "image/svg+xml": true,
+		"*/*": false, "text": false, "text/": false, "/json": false, "*+": false, "text/h*": false, "a/b; q=1": false,
+	} {
+		if ValidType(p) != want {
+			t.Errorf("ValidType(%q) != %v", p, want)
+		}
+	}
+}
+
+func TestChoose(t *testing.T) {
+	all := All
+	gzipOnly := Set(0).With(Gzip)
+	tests := []struct {
+		name string
+		ae   []string
+		have Set
+		want Coding
+	}{
+		{"absent", nil, all, Identity},
+		{"empty", []string{""}, all, Identity},
+		{"br gzip", []string{"br, gzip"}, all, Brotli},
+		{"gzip br order ignored", []string{"gzip, br"}, all, Brotli},
+		{"browser", []string{"gzip, deflate, br, zstd"}, all, Brotli},
+		{"zstd over gzip", []string{"gzip, zstd"}, all, Zstd},
+		{"q beats preference", []string{"br;q=0.5, gzip"}, all, Gzip},
+		{"q three digits", []string{"br;q=0.801, zstd;q=0.8"}, all, Brotli},
+		{"only available", []string{"br, gzip"}, gzipOnly, Gzip},
+		{"none available", []string{"br"}, gzipOnly, Identity},
+		{"x-gzip", []string{"x-gzip"}, all, Gzip},
+		{"case", []string{"GZIP, Br"}, all, Brotli},
+		{"star", []string{"*"}, all, Brotli},
+		{"star with refusal", []string{"*, br;q=0"}, all, Zstd},
+		{"star low", []string{"gzip, *;q=0.1"}, all, Gzip},
+		{"q=0 refuses", []string{"gzip;q=0"}, gzipOnly, Identity},
+		{"identity preferred by q", []string{"gzip;q=0.5, identity"}, all, Identity},
+		{"identity tie loses", []string{"identity, gzip"}, all, Gzip},
+		{"identity refused, nothing else", []string{"identity;q=0"}, Set(0), Identity},
+		{"identity refused picks coding", []string{"identity;q=0, gzip;q=0.1"}, all, Gzip},
+		{"invalid q refuses", []string{"br;q=2, gzip"}, all, Gzip},
+		{"whitespace", []string{" br ; q=0.9 ,\tgzip ;q=1.0 "}, all, Gzip},
+		{"two lines", []string{"gzip", "br"}, all, Brotli},
+		{"unknown codings", []string{"deflate, compress"}, all, Identity},
+		{"duplicate keeps highest", []string{"br;q=0.1, br"}, all, Brotli},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Choose(tt.ae, tt.have); got != tt.want {
+				t.Fatalf("Choose(%q) = %s, want %s", tt.ae, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestChooseAllocs(t *testing.T) {
+	ae := []string{"gzip, deflate, br, zstd"}
+	if n := testing.AllocsPerRun(100, func() { Choose(ae, All) }); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+// FuzzChoose: never panics, never picks a coding the entry lacks, and
+// never one the field refuses with q=0 when identity is acceptable.
+func FuzzChoose(f *testing.F) {
+	for _, s := range []string{"br, gzip", "*;q=0", "identity;q=0", "gzip;q=0.5, br;q=0.5", ";;,,", "x-gzip;Q=1.000"} {
+		f.Add(s, uint8(All))
+	}
+	f.Fuzz(func(t *testing.T, ae string, have uint8) {
+		c := Choose([]string{ae}, Set(have))
+		if c != Identity && !Set(have).Has(c) {
+			t.Fatalf("%q: chose %s not in %b", ae, c, have)
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, size := range []int{1024, 100 * 1024} {
+		body := jsonBody(size)
+		for _, c := range []Coding{Gzip, Zstd, Brotli} {
+			b.Run(fmt.Sprintf("%s/%dKiB", c, size/1024), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				var out []byte
+				for b.Loop() {
+					out, _ = Encode(out[:0], c, body)
+				}
+				b.ReportMetric(float64(len(out)), "out-bytes")
+			})
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, size := range []int{1024, 100 * 1024} {
+		body := jsonBody(size)
+		for _, c := range []Coding{Gzip, Zstd, Brotli} {
+			enc, _ := Encode(nil, c, body)
+			b.Run(fmt.Sprintf("%s/%dKiB", c, size/1024), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				var out []byte
+				for b.Loop() {
+					out, _ = Decode(out[:0], c, enc, int64(size))
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkChoose(b *testing.B) {
+	ae := []string{"gzip, deflate, br, zstd"}
+	b.ReportAllocs()
+	for b.Loop() {
+		Choose(ae, All)
+	}
+}
