@@ -12,6 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // exitCodeTimeout is the exit code the watchdog closes an overdue instance
@@ -33,7 +35,7 @@ type instance struct {
 	p     *Plugin
 	mod   api.Module
 	mem   api.Memory
-	fns   [numHooks]api.Function
+	fns   [hook.Count]api.Function
 	stack [1]uint64
 	calls int
 
@@ -45,18 +47,20 @@ type instance struct {
 	memBytes atomic.Int64
 
 	// the current call
-	hook      Hook
+	hook      hook.ID
 	violation string
-	req       Request
-	resp      Response
-	base, dec Decision
+	req       hook.Request
+	resp      hook.Response
+	base, dec hook.Decision
 	tags      int
-	miss      MissAction
+	miss      hook.MissAction
+	baseMiss  hook.MissAction // the built-in action, for get_builtin_*
 	// missHeaderOwned: miss.Header is this call's copy, not the caller's.
 	missHeaderOwned bool
 	key             []byte
-	keyAct          KeyAction
+	keyAct          hook.KeyAction
 	name            []byte // scratch: a canonical header name
+	builtinKey      []byte // scratch: get_builtin_key's value
 
 	// what a key hook call read, for the memo
 	rs       *readSet
@@ -287,7 +291,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("%w: the module has no memory", ErrInvalidModule)
 	}
 	in.memBytes.Store(int64(in.mem.Size()))
-	for h := range Hook(numHooks) {
+	for h := range hook.ID(hook.Count) {
 		if p.has[h] {
 			in.fns[h] = mod.ExportedFunction(h.String())
 		}
@@ -296,8 +300,8 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	p.mu.Lock()
 	p.live[in] = struct{}{}
 	p.mu.Unlock()
-	if p.has[HookInit] {
-		rc, err := p.invoke(in, HookInit, p.opts.InitTimeout)
+	if p.has[hook.InitHook] {
+		rc, err := p.invoke(in, hook.InitHook, p.opts.InitTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInit, err)
 		}
@@ -312,7 +316,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 
 // acquire takes a free instance, waiting up to the plugin's timeout when
 // every instance is busy.
-func (p *Plugin) acquire(h Hook) (*instance, error) {
+func (p *Plugin) acquire(h hook.ID) (*instance, error) {
 	if p.closed.Load() {
 		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrClosed}
 	}
@@ -363,7 +367,7 @@ func (p *Plugin) discard(in *instance) {
 // invoke calls hook h of in with a deadline. On a fault it counts and logs
 // it, discards the instance and returns a *HookError; otherwise it returns
 // the hook's result code and the caller releases the instance.
-func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, error) {
+func (p *Plugin) invoke(in *instance, h hook.ID, timeout time.Duration) (int32, error) {
 	in.hook, in.violation = h, ""
 	in.readMask, in.newHdrs, in.impure = 0, in.newHdrs[:0], false
 	p.stats.calls[h].Add(1)
@@ -392,7 +396,7 @@ func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, err
 	herr := &HookError{Plugin: p.name, Hook: h, Err: faultErrs[kind], Detail: detail}
 	p.faults.log(p.log, herr)
 	p.discard(in)
-	if h != HookInit && p.consecutive.Add(1) >= BreakerFaults {
+	if h != hook.InitHook && p.consecutive.Add(1) >= BreakerFaults {
 		p.suspend()
 	}
 	return 0, herr

@@ -170,7 +170,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("no admin token", "err", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token})
+	host, err := wasm.NewHost(context.Background(), wasm.Options{CacheDir: cfg.WASM.CacheDir, Logger: log})
+	if err != nil {
+		log.Error("cannot start the plugin host", "err", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token, Plugins: host})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -28,14 +28,16 @@ func TestPluginRun(t *testing.T) {
 				"miss      fetch from the route's origin (built-in: not exported)"}},
 		{"extend and header", []string{"run", "--plugin", td + "wat/keyparts.wasm", "--request", "https://shop.example/p?b=2&a=1", "--header", "X-Device: tv"},
 			0, []string{"key       https://shop.example/p?a=1&b=2|tv (plugin: extend)"}},
+		{"declined", []string{"run", "--plugin", td + "wat/keyparts.wasm", "--request", "https://shop.example/p?b=2&a=1"},
+			0, []string{"key       https://shop.example/p?a=1&b=2 (declined → built-in)", "declined 1; faults 0"}},
 		{"response", []string{"run", "--plugin", td + "examples/c-ttlbystatus.wasm", "--request", "https://shop.example/logo.png",
 			"--response-status", "200", "--response-header", "Content-Type: image/png"},
 			0, []string{"response  200: store, ttl 24h0m0s, stale-if-error 1h0m0s, tags status:200 type:image (plugin)"}},
 		{"miss with config", []string{"run", "--plugin", td + "examples/assemblyscript-misspolicy.wasm",
 			"--config", `{"deny_prefixes": ["/internal/"]}`, "--request", "https://shop.example/internal/x"},
-			0, []string{"miss      respond 403 with 10 bytes (plugin)"}},
+			0, []string{"miss      respond 403 with 10 bytes (not cached) (plugin)"}},
 		{"fault", []string{"run", "--plugin", td + "hostile/unreachable.wasm", "--request", "https://shop.example/"},
-			1, []string{"key       https://shop.example/ (built-in: the plugin failed: wasm: plugin trapped"}},
+			1, []string{"key       https://shop.example/ (failed → built-in: wasm: plugin trapped"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgecache/edgecache/wasm"
+	"github.com/edgecache/edgecache/hook"
 )
 
 // State is what the gateway is at the moment of a scrape: read through
@@ -35,16 +35,16 @@ type EmbeddedState struct {
 // PluginState is one loaded plugin's counters.
 type PluginState struct {
 	Name  string
-	Stats wasm.PluginStats
+	Stats hook.PluginStats
 }
 
 // Hooks are the values of the hook label, indexed like
-// wasm.PluginStats.Hooks.
+// hook.PluginStats.Hooks.
 var Hooks = func() []string {
-	var s wasm.PluginStats
+	var s hook.PluginStats
 	names := make([]string, len(s.Hooks))
 	for i := range names {
-		names[i] = wasm.Hook(i).String()
+		names[i] = hook.ID(i).String()
 	}
 	return names
 }()
