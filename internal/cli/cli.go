@@ -30,7 +30,7 @@ Usage:
   edgecache config check FILE         validate a config file; exit 1 with every error
   edgecache plugin run --plugin P.wasm --request 'GET https://host/path?q' [...]
                                       what each hook of a plugin decides (see edgecache plugin run -h)
-  edgecache plugin test FILE...        run a plugin's table of requests and expected keys/decisions
+  edgecache plugin test FILE...       run a plugin's table of requests and expected keys/decisions
   edgecache plugin compile --cache-dir DIR P.wasm...
                                       precompile plugins into a compilation cache (container images)
   edgecache shardmap plan OLD NEW [--keys FILE | --sample N]

@@ -64,6 +64,10 @@ var (
 	descPlMemoHit  = prometheus.NewDesc(PluginMemoHitsTotal, "Key-hook results answered from the plugin's memo.", []string{"plugin"}, nil)
 	descPlMemoMiss = prometheus.NewDesc(PluginMemoMissesTotal, "Key-hook lookups the memo could not answer.", []string{"plugin"}, nil)
 	descPlInst     = prometheus.NewDesc(PluginInstances, "Live instances of a plugin.", []string{"plugin"}, nil)
+	descPlDeclined = prometheus.NewDesc(PluginDeclinedTotal, "Guest calls in which the hook declined (returned non-zero) by plugin and hook; the built-in policy decided. Not a fault.", []string{"plugin", "hook"}, nil)
+	descPlSuspends = prometheus.NewDesc(PluginSuspensionsTotal, "Times a plugin was suspended after repeated consecutive faults (wasm.BreakerFaults).", []string{"plugin"}, nil)
+	descPlSuspCall = prometheus.NewDesc(PluginSuspendedTotal, "Plugin calls refused while the plugin was suspended; the built-in policy decided.", []string{"plugin"}, nil)
+	descPlCreated  = prometheus.NewDesc(PluginInstancesCreatedTotal, "Instances of a plugin created since it was loaded (faults and recycling replace instances; a reload that keeps the plugin creates none).", []string{"plugin"}, nil)
 )
 
 // stateCollector exports State at scrape time. It is unchecked (Describe
@@ -103,7 +107,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for i, h := range s.Hooks {
 			counter(descPlCalls, h.Calls, p.Name, Hooks[i])
 			counter(descPlFaults, h.Faults, p.Name, Hooks[i])
+			counter(descPlDeclined, h.Declined, p.Name, Hooks[i])
 		}
+		counter(descPlSuspends, s.Suspensions, p.Name)
+		counter(descPlSuspCall, s.Suspended, p.Name)
+		counter(descPlCreated, s.Instantiated, p.Name)
 		counter(descPlKinds, s.Timeouts, p.Name, "timeout")
 		counter(descPlKinds, s.Traps, p.Name, "trap")
 		counter(descPlKinds, s.OutOfMemory, p.Name, "memory")
