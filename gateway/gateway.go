@@ -236,7 +236,7 @@ func (g *Gateway) LastReloadError() (error, time.Time) {
 // retire releases what old holds that next does not. Shards that next
 // reads during its rebalance window retire when the window ends.
 func (g *Gateway) retire(old, next *Generation) {
-	old.closePlugins() // now: calls still in flight finish first
+	old.closePlugins(next) // now, but not those next reuses: calls in flight finish first
 	if wait, ok := old.retireAfter(next); ok {
 		if g.pending == nil {
 			g.pending = map[*Generation]*time.Timer{}

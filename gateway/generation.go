@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,9 +36,12 @@ type Generation struct {
 	store   store
 	shards  *shardmap.Set // nil when the embedded store is in use
 	plugins map[string]hook.Plugin
-	mem     *memstore.Store
-	memTags *tagIndex
-	fb      *fallback // shards only; nil when off
+	// pluginIDs fingerprint each plugin's module bytes and configuration:
+	// a reload reuses a plugin whose fingerprint did not change.
+	pluginIDs map[string][32]byte
+	mem       *memstore.Store
+	memTags   *tagIndex
+	fb        *fallback // shards only; nil when off
 }
 
 // route is one configured route, resolved.
@@ -71,15 +75,15 @@ type route struct {
 // reads the previous owner of a key on a miss during the rebalance window.
 func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host hook.Loader, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
-	plugins, err := loadPlugins(host, cfg.Plugins, onCall, prev != nil)
+	plugins, ids, err := loadPlugins(host, cfg.Plugins, onCall, prev)
 	if err != nil {
 		return nil, err
 	}
-	g.plugins = plugins
+	g.plugins, g.pluginIDs = plugins, ids
 	ok := false
 	defer func() {
 		if !ok {
-			g.closePlugins()
+			g.closePlugins(prev) // not those prev still serves with
 		}
 	}()
 	for i, rc := range cfg.Routes {
@@ -210,58 +214,95 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 // generation waits for its slowest plugin, not for the sum. A plugin that
 // fails to load rejects the configuration whole.
 //
+// A plugin of prev with the same name, module bytes and configuration
+// (pluginID) is reused as it is — compiled module, pool, memo, counters —
+// so that a reload that does not touch a plugin creates no instance; a
+// changed one is loaded anew and swapped in with the generation.
+//
 // The loader returns once one instance is ready and fills the rest of
-// the pool in the background. At startup that is enough: nothing serves
-// yet, and the pools fill while the gateway comes up. On a reload (full)
-// each pool must be full before the generation is published, so that the
-// new generation starts with the instances the old one had, and an
-// instance that fails its init rejects the reload as it always did.
-func loadPlugins(host hook.Loader, cfgs []config.Plugin, onCall pluginCallFunc, full bool) (map[string]hook.Plugin, error) {
+// the pool in the background. At startup (no prev) that is enough:
+// nothing serves yet, and the pools fill while the gateway comes up. On a
+// reload each new pool must be full before the generation is published,
+// so that the new generation starts with the instances the old one had,
+// and an instance that fails its init rejects the reload as it always did.
+func loadPlugins(host hook.Loader, cfgs []config.Plugin, onCall pluginCallFunc, prev *Generation) (map[string]hook.Plugin, map[string][32]byte, error) {
 	if len(cfgs) > 0 && host == nil {
-		return nil, errors.New("gateway: plugins are configured but the gateway has no plugin loader (Options.Plugins)")
+		return nil, nil, errors.New("gateway: plugins are configured but the gateway has no plugin loader (Options.Plugins)")
 	}
 	loaded := make([]hook.Plugin, len(cfgs))
+	ids := make([][32]byte, len(cfgs))
 	errs := make([]error, len(cfgs))
+	reused := make([]bool, len(cfgs))
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, pc := range cfgs {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			loaded[i], errs[i] = loadPlugin(host, pc, onCall)
-			if errs[i] == nil && full {
+			code, id, err := pluginID(pc)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ids[i] = id
+			if prev != nil && prev.plugins[pc.Name] != nil && prev.pluginIDs[pc.Name] == id {
+				loaded[i], reused[i] = prev.plugins[pc.Name], true
+				return
+			}
+			loaded[i], errs[i] = loadPlugin(host, pc, code, onCall)
+			if errs[i] == nil && prev != nil {
 				errs[i] = loaded[i].WaitFull(context.Background())
 			}
 		})
 	}
 	wg.Wait()
 	out := make(map[string]hook.Plugin, len(cfgs))
+	outIDs := make(map[string][32]byte, len(cfgs))
 	for i, p := range loaded {
 		if p != nil {
-			out[cfgs[i].Name] = p
+			out[cfgs[i].Name], outIDs[cfgs[i].Name] = p, ids[i]
 		}
 	}
 	for i, err := range errs {
 		if err != nil {
-			for _, p := range out {
-				_ = p.Close(context.Background())
+			for j, p := range loaded {
+				if p != nil && !reused[j] {
+					_ = p.Close(context.Background())
+				}
 			}
-			return nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, cfgs[i].Name, err)
+			return nil, nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, cfgs[i].Name, err)
 		}
 	}
-	return out, nil
+	return out, outIDs, nil
+}
+
+// pluginID reads a plugin's module and fingerprints it with everything
+// that configures the loaded plugin: two equal IDs load the same plugin.
+func pluginID(pc config.Plugin) ([]byte, [32]byte, error) {
+	code, err := os.ReadFile(pc.Path)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	opts, err := json.Marshal(pc) // name, path, config, pool, limits
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("config: %w", err)
+	}
+	h := sha256.New()
+	h.Write(code)
+	h.Write([]byte{0})
+	h.Write(opts)
+	var id [32]byte
+	h.Sum(id[:0])
+	return code, id, nil
 }
 
 // pluginCallFunc is told the duration of each guest call of a plugin.
 type pluginCallFunc func(plugin string, h hook.ID, d time.Duration)
 
-func loadPlugin(host hook.Loader, pc config.Plugin, onCall pluginCallFunc) (hook.Plugin, error) {
-	code, err := os.ReadFile(pc.Path)
-	if err != nil {
-		return nil, err
-	}
+func loadPlugin(host hook.Loader, pc config.Plugin, code []byte, onCall pluginCallFunc) (hook.Plugin, error) {
 	var conf []byte
 	if pc.Config != nil {
+		var err error
 		if conf, err = json.Marshal(pc.Config); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
@@ -348,11 +389,18 @@ func (g *Gateway) Explain(r *http.Request, resp *policies.Response, now time.Tim
 	return e, nil
 }
 
-// closePlugins closes the generation's plugins; each waits for its
-// in-flight calls, and later calls fall back to the built-in policies.
-func (g *Generation) closePlugins() {
-	for _, p := range g.plugins {
-		go func() { _ = p.Close(context.Background()) }()
+// closePlugins closes the generation's plugins that none of keep holds
+// (a reload reuses unchanged plugins); each waits for its in-flight calls,
+// and later calls fall back to the built-in policies.
+func (g *Generation) closePlugins(keep ...*Generation) {
+	for name, p := range g.plugins {
+		kept := false
+		for _, k := range keep {
+			kept = kept || k != nil && k.plugins[name] == p
+		}
+		if !kept {
+			go func() { _ = p.Close(context.Background()) }()
+		}
 	}
 }
 
@@ -420,7 +468,7 @@ func (g *Generation) retire(keep ...*Generation) {
 	if g.shards != nil {
 		g.shards.Retire(sets...)
 	}
-	g.closePlugins() // plugins are never shared between generations
+	g.closePlugins(keep...) // an unchanged plugin is shared with the next generation
 }
 
 // canonicalHost is policies.CanonicalHost: the request view's host.

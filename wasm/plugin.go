@@ -264,7 +264,11 @@ func (p *Plugin) Close(ctx context.Context) error {
 	defer p.callMu.Unlock()
 	p.pool.stop()
 	p.host.remove(p)
-	return p.rt.Close(ctx)
+	err := p.rt.Close(ctx) // closes every instance
+	p.pool.mu.Lock()
+	clear(p.pool.live)
+	p.pool.mu.Unlock()
+	return err
 }
 
 // Stats returns a snapshot of the plugin's counters.
