@@ -29,6 +29,7 @@ func TestHostileCalls(t *testing.T) {
 		{"unreachable response", "hostile/unreachable.wasm", hook.ResponseHook, wasm.ErrTrap, 0, func(s hook.PluginStats) uint64 { return s.Traps }, timeout},
 		{"unreachable miss", "hostile/unreachable.wasm", hook.MissHook, wasm.ErrTrap, 0, func(s hook.PluginStats) uint64 { return s.Traps }, timeout},
 		{"memory.grow bomb", "hostile/grow.wasm", hook.KeyHook, wasm.ErrMemory, 64, func(s hook.PluginStats) uint64 { return s.OutOfMemory }, 0},
+		{"memory.grow refused, then a spin to the deadline", "hostile/growspin.wasm", hook.KeyHook, wasm.ErrMemory, 64, func(s hook.PluginStats) uint64 { return s.OutOfMemory }, 20 * timeout},
 		{"result too large", "hostile/bigresult.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
 		{"pointer outside memory", "hostile/badptr.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
 		{"setter of another hook", "hostile/wronghook.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},

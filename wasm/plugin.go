@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/edgecache/edgecache/hook"
 )
@@ -108,9 +107,8 @@ type Plugin struct {
 	cm     wazero.CompiledModule
 	memo   *memo // nil when disabled
 
-	// alloc creates the instances' memories with initBytes of capacity:
-	// the largest memory an instance had after init (memory.go).
-	alloc     experimental.MemoryAllocator
+	// initBytes is the largest memory an instance had after init: the
+	// capacity new instances start with (memory.go).
 	initBytes atomic.Int64
 
 	// callMu is held shared by every guest call; Close takes it
@@ -154,7 +152,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Pl
 	if h.isClosed() {
 		return nil, ErrHostClosed
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(o.MemoryLimitPages))
+	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(runtimeMemoryPages))
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: plugin %q: %w", o.Name, err)
@@ -170,6 +168,11 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Pl
 	if err != nil {
 		return fail(err)
 	}
+	for _, m := range cm.ExportedMemories() {
+		if m.Min() > o.MemoryLimitPages {
+			return fail(fmt.Errorf("%w: the module's initial memory of %d pages exceeds the limit of %d", ErrInvalidModule, m.Min(), o.MemoryLimitPages))
+		}
+	}
 	p := &Plugin{
 		name:   o.Name,
 		host:   h,
@@ -183,7 +186,6 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Pl
 	for _, hk := range info.Hooks {
 		p.has[hk] = true
 	}
-	p.alloc = p.newAllocator()
 	p.cooldown.Store(int64(BreakerCooldown))
 	if o.MemoEntries > 0 && p.has[hook.KeyHook] {
 		p.memo = newMemo(o.MemoEntries)

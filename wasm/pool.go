@@ -67,6 +67,10 @@ type instance struct {
 	readMask uint8
 	newHdrs  []string
 	impure   bool
+
+	// failedGrow: the current call's memory.grow past the limit was
+	// refused (memory.go); if the call then fails, it is a memory fault.
+	failedGrow bool
 }
 
 var _ context.Context = (*instance)(nil)
@@ -275,7 +279,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{p: p, key: make([]byte, 0, 256), name: make([]byte, 0, 64)}
 	ictx, cancel := context.WithTimeout(ctx, p.opts.InitTimeout)
 	defer cancel()
-	ictx = experimental.WithMemoryAllocator(ictx, p.alloc)
+	ictx = experimental.WithMemoryAllocator(ictx, p.newAllocator(in))
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
@@ -368,7 +372,7 @@ func (p *Plugin) discard(in *instance) {
 // it, discards the instance and returns a *HookError; otherwise it returns
 // the hook's result code and the caller releases the instance.
 func (p *Plugin) invoke(in *instance, h hook.ID, timeout time.Duration) (int32, error) {
-	in.hook, in.violation = h, ""
+	in.hook, in.violation, in.failedGrow = h, "", false
 	in.readMask, in.newHdrs, in.impure = 0, in.newHdrs[:0], false
 	p.stats.calls[h].Add(1)
 	start := nanotime()
@@ -415,29 +419,26 @@ func (p *Plugin) suspend() {
 		"plugin", p.name, "faults", BreakerFaults, "for", cd)
 }
 
-// memoryFaultMargin: a trap with memory within a quarter of the limit (at
-// most 4 MiB, a Go heap arena) of it counts as out of memory: runtimes grow
-// memory in chunks, and a failed grow leaves the memory below the limit.
-func memoryFaultMargin(limit uint64) uint64 { return min(limit/4, 4<<20) }
-
 func (p *Plugin) classify(in *instance, err error, killed bool) (kind int, detail string) {
 	var exit *sys.ExitError
+	timedOut := killed || errors.As(err, &exit) && exit.ExitCode() == exitCodeTimeout
 	switch {
-	case killed:
+	case in.failedGrow:
+		// Whatever the guest did after the refused grow — trapped, or
+		// spun until the deadline — the cause is the memory limit.
+		then := "then timed out"
+		if !timedOut && err != nil {
+			then = "then: " + firstLine(err.Error())
+		}
+		return faultMemory, fmt.Sprintf("memory.grow past the limit of %d KiB refused; %s", uint64(p.opts.MemoryLimitPages)*64, then)
+	case timedOut:
 		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
 	case in.violation != "":
 		return faultABI, in.violation
-	case errors.As(err, &exit) && exit.ExitCode() == exitCodeTimeout:
-		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
 	case err == nil:
 		return faultTrap, "module closed during the call"
 	}
-	detail = firstLine(err.Error())
-	limit := uint64(p.opts.MemoryLimitPages) * 65536
-	if in.mem != nil && uint64(in.mem.Size())+memoryFaultMargin(limit) > limit {
-		return faultMemory, detail
-	}
-	return faultTrap, detail
+	return faultTrap, firstLine(err.Error())
 }
 
 func firstLine(s string) string {
