@@ -43,7 +43,6 @@ const (
 	MaxRespondBody   = 64 << 10 // respond body
 	MaxLogBytes      = 1024     // log message; longer ones are truncated, not a fault
 	MaxTTL           = 365 * 24 * time.Hour
-	logLineInterval  = 100 * time.Millisecond
 	errnoSuccess     = 0
 	errnoFault       = 21 // WASI EFAULT
 	errnoInval       = 28 // WASI EINVAL
@@ -521,9 +520,12 @@ func (in *instance) logLine(s []uint64) {
 	if !pl.log.Enabled(context.Background(), level) {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := pl.lastLog.Load()
-	if now-last < int64(logLineInterval) || !pl.lastLog.CompareAndSwap(last, now) {
+	ok, suppressed := pl.logLimit.allow(nanotime())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		pl.log.Log(context.Background(), level, string(msg), "plugin", pl.name, "hook", in.hook.String(), "suppressed", suppressed)
 		return
 	}
 	pl.log.Log(context.Background(), level, string(msg), "plugin", pl.name, "hook", in.hook.String())

@@ -117,9 +117,9 @@ type Plugin struct {
 	closed atomic.Bool
 
 	pool
-	stats   counters
-	faults  faultLog
-	lastLog atomic.Int64 // guest log lines, rate-limited
+	stats    counters
+	faults   faultLog
+	logLimit logLimiter // guest log lines
 
 	// the breaker
 	consecutive    atomic.Int64 // faults since the last successful call
