@@ -418,4 +418,15 @@ func TestPluginDeclinesAndSuspensions(t *testing.T) {
 	if p := byName["looper"]; p.Suspensions != uint64(susp) || p.SuspendedCalls != uint64(refused) || p.Suspensions == 0 {
 		t.Errorf("status of looper %+v, want %v suspensions and %v refused calls as on /metrics", p, susp, refused)
 	}
+	// The admin API's JSON and the status page show them too.
+	code, body, _ := adminDo(t, "GET", admin+"/admin/status", testToken, "")
+	if code != 200 || !strings.Contains(body, `"declined":{"init":0,"key":3,"miss":0,"response":0}`) || !strings.Contains(body, `"suspensions":`) {
+		t.Errorf("/admin/status: %d %s", code, body)
+	}
+	code, page, _ := adminDo(t, "GET", admin+"/admin/", testToken, "")
+	want := fmt.Sprintf(`<tr><td>parts</td><td class="num">%d</td><td class="num">%d</td>`, byName["parts"].Calls["key"], declines)
+	if code != 200 || !strings.Contains(page, "<th class=\"num\">declined</th>") || !strings.Contains(page, want) ||
+		!strings.Contains(page, fmt.Sprintf(`<span class="bad">%d</span></td><td class="num">`, byName["looper"].Suspensions)) {
+		t.Errorf("status page (%d) lacks the declines (%s) or the suspensions:\n%s", code, want, page)
+	}
 }
