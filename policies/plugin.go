@@ -95,7 +95,7 @@ func (o Outcome) String() string {
 	case OutcomeFailed:
 		return "failed → built-in"
 	case OutcomeGuarded:
-		return "built-in (not overridable)"
+		return "built-in: not overridable"
 	}
 	return "built-in"
 }
