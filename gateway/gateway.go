@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,9 +14,9 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/internal/telemetry"
-	"github.com/edgecache/edgecache/wasm"
 )
 
 // Defaults of the gateway's in-process memos.
@@ -45,6 +44,10 @@ type Options struct {
 	// AdminToken is the bearer token of the admin API (see AdminToken);
 	// empty: a random one that nobody knows, so the admin API is closed.
 	AdminToken string
+	// Plugins loads the configured WASM plugins (a *wasm.Host; the gateway
+	// does not depend on the WASM runtime). The gateway owns it and closes
+	// it on Close. nil: a configuration with plugins is rejected.
+	Plugins hook.Loader
 }
 
 // Gateway serves the traffic listener. Requests read the current
@@ -58,12 +61,12 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
-	obs       *observer  // metrics, spans, access log (telemetry.go)
-	admin     *admin     // the admin API (admin.go)
-	host      *wasm.Host // WASM plugins of every generation
-	recent    recentKeys // keys invalidated here, read past the L1 for a moment
-	filled    recentKeys // keys stored here a moment ago: an L1 miss for them is asked of the shard
-	fillBuf   fillBudget // bytes buffered by fills in flight (fillbuf.go)
+	obs       *observer   // metrics, spans, access log (telemetry.go)
+	admin     *admin      // the admin API (admin.go)
+	host      hook.Loader // WASM plugins of every generation; may be nil
+	recent    recentKeys  // keys invalidated here, read past the L1 for a moment
+	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
+	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close
@@ -97,14 +100,12 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Tracing != nil {
 		g.transport = g.obs.wrapTransport(g.transport, o.Tracing.Provider)
 	}
-	host, err := wasm.NewHost(context.Background(), wasm.Options{CacheDir: cfg.WASM.CacheDir, Logger: g.log})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: plugin host: %w", err)
-	}
-	g.host = host
+	g.host = o.Plugins
 	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, g.pluginCall, nil)
 	if err != nil {
-		_ = host.Close(context.Background())
+		if g.host != nil {
+			_ = g.host.Close(context.Background())
+		}
 		return nil, err
 	}
 	g.obs.instrument(gen)
@@ -234,7 +235,7 @@ func (g *Gateway) LastReloadError() (time.Time, error) {
 // retire releases what old holds that next does not. Shards that next
 // reads during its rebalance window retire when the window ends.
 func (g *Gateway) retire(old, next *Generation) {
-	old.closePlugins() // now: calls still in flight finish first
+	old.closePlugins(next) // now, but not those next reuses: calls in flight finish first
 	if wait, ok := old.retireAfter(next); ok {
 		if g.pending == nil {
 			g.pending = map[*Generation]*time.Timer{}
@@ -278,6 +279,6 @@ func (g *Gateway) Close() {
 
 // pluginCall records one guest call's duration in
 // edgecache_plugin_call_duration_seconds.
-func (g *Gateway) pluginCall(plugin string, h wasm.Hook, d time.Duration) {
+func (g *Gateway) pluginCall(plugin string, h hook.ID, d time.Duration) {
 	g.obs.m.PluginCall(plugin, h.String(), d)
 }

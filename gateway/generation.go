@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,11 +19,11 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/internal/memstore"
 	"github.com/edgecache/edgecache/origins"
 	"github.com/edgecache/edgecache/policies"
 	"github.com/edgecache/edgecache/shardmap"
-	"github.com/edgecache/edgecache/wasm"
 )
 
 // Generation is everything one configuration produced: routes with their
@@ -35,11 +37,14 @@ type Generation struct {
 	routes  []*route  // host-specific first, then the longest path prefix
 	store   store
 	shards  *shardmap.Set // nil when the embedded store is in use
-	plugins map[string]*wasm.Plugin
-	mem     *memstore.Store
-	memTags *tagIndex
-	fb      *fallback // shards only; nil when off
-	pools   pools     // origin pools by name (pools.go)
+	plugins map[string]hook.Plugin
+	// pluginIDs fingerprint each plugin's module bytes and configuration:
+	// a reload reuses a plugin whose fingerprint did not change.
+	pluginIDs map[string][32]byte
+	mem       *memstore.Store
+	memTags   *tagIndex
+	fb        *fallback // shards only; nil when off
+	pools     pools     // origin pools by name (pools.go)
 }
 
 // route is one configured route, resolved.
@@ -80,17 +85,17 @@ type route struct {
 // has, with the same address and options, are reused with their clients
 // (and L1); new ones are dialed. If the key placement changed, the store
 // reads the previous owner of a key on a miss during the rebalance window.
-func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host *wasm.Host, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
+func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host hook.Loader, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
 	g := &Generation{ID: id, Config: cfg}
-	plugins, err := loadPlugins(host, cfg.Plugins, onCall, prev != nil)
+	plugins, ids, err := loadPlugins(host, cfg.Plugins, onCall, prev)
 	if err != nil {
 		return nil, err
 	}
-	g.plugins = plugins
+	g.plugins, g.pluginIDs = plugins, ids
 	ok := false
 	defer func() {
 		if !ok {
-			g.closePlugins()
+			g.closePlugins(prev) // not those prev still serves with
 		}
 	}()
 	if g.pools, err = buildPools(cfg, prev); err != nil {
@@ -118,9 +123,6 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			origin:        u,
 			originTimeout: rc.OriginTimeout,
 			maxBody:       rc.MaxBodyBytes,
-			key:           policies.DefaultKey{},
-			ttl:           policies.DefaultTTL{Default: rc.DefaultTTL, Negative: max(rc.NegativeTTL, 0), Heuristic: rc.HeuristicFreshness},
-			miss:          policies.DefaultMiss{},
 
 			swr:                 rc.StaleWhileRevalidate,
 			sie:                 rc.StaleIfError,
@@ -133,6 +135,8 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 			privacy:             policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
 		}
 		rt.usePool(g.pools, rc.Origin, transport)
+		builtin := RoutePolicies(rc)
+		rt.key, rt.ttl, rt.miss = builtin.Key, builtin.TTL, builtin.Miss
 		rt.methods, rt.allow = routeMethods(rc.Methods)
 		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
 			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
@@ -238,60 +242,100 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 // generation waits for its slowest plugin, not for the sum. A plugin that
 // fails to load rejects the configuration whole.
 //
-// wasm.Host.Load returns once one instance is ready and fills the rest of
-// the pool in the background. At startup that is enough: nothing serves
-// yet, and the pools fill while the gateway comes up. On a reload (full)
-// each pool must be full before the generation is published, so that the
-// new generation starts with the instances the old one had, and an
-// instance that fails its init rejects the reload as it always did.
-func loadPlugins(host *wasm.Host, cfgs []config.Plugin, onCall pluginCallFunc, full bool) (map[string]*wasm.Plugin, error) {
-	loaded := make([]*wasm.Plugin, len(cfgs))
+// A plugin of prev with the same name, module bytes and configuration
+// (pluginID) is reused as it is — compiled module, pool, memo, counters —
+// so that a reload that does not touch a plugin creates no instance; a
+// changed one is loaded anew and swapped in with the generation.
+//
+// The loader returns once one instance is ready and fills the rest of
+// the pool in the background. At startup (no prev) that is enough:
+// nothing serves yet, and the pools fill while the gateway comes up. On a
+// reload each new pool must be full before the generation is published,
+// so that the new generation starts with the instances the old one had,
+// and an instance that fails its init rejects the reload as it always did.
+func loadPlugins(host hook.Loader, cfgs []config.Plugin, onCall pluginCallFunc, prev *Generation) (map[string]hook.Plugin, map[string][32]byte, error) {
+	if len(cfgs) > 0 && host == nil {
+		return nil, nil, errors.New("gateway: plugins are configured but the gateway has no plugin loader (Options.Plugins)")
+	}
+	loaded := make([]hook.Plugin, len(cfgs))
+	ids := make([][32]byte, len(cfgs))
 	errs := make([]error, len(cfgs))
+	reused := make([]bool, len(cfgs))
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, pc := range cfgs {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			loaded[i], errs[i] = loadPlugin(host, pc, onCall)
-			if errs[i] == nil && full {
+			code, id, err := pluginID(pc)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ids[i] = id
+			if prev != nil && prev.plugins[pc.Name] != nil && prev.pluginIDs[pc.Name] == id {
+				loaded[i], reused[i] = prev.plugins[pc.Name], true
+				return
+			}
+			loaded[i], errs[i] = loadPlugin(host, pc, code, onCall)
+			if errs[i] == nil && prev != nil {
 				errs[i] = loaded[i].WaitFull(context.Background())
 			}
 		})
 	}
 	wg.Wait()
-	out := make(map[string]*wasm.Plugin, len(cfgs))
+	out := make(map[string]hook.Plugin, len(cfgs))
+	outIDs := make(map[string][32]byte, len(cfgs))
 	for i, p := range loaded {
 		if p != nil {
-			out[cfgs[i].Name] = p
+			out[cfgs[i].Name], outIDs[cfgs[i].Name] = p, ids[i]
 		}
 	}
 	for i, err := range errs {
 		if err != nil {
-			for _, p := range out {
-				_ = p.Close(context.Background())
+			for j, p := range loaded {
+				if p != nil && !reused[j] {
+					_ = p.Close(context.Background())
+				}
 			}
-			return nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, cfgs[i].Name, err)
+			return nil, nil, fmt.Errorf("gateway: plugins[%d] (%s): %w", i, cfgs[i].Name, err)
 		}
 	}
-	return out, nil
+	return out, outIDs, nil
+}
+
+// pluginID reads a plugin's module and fingerprints it with everything
+// that configures the loaded plugin: two equal IDs load the same plugin.
+func pluginID(pc config.Plugin) ([]byte, [32]byte, error) {
+	code, err := os.ReadFile(pc.Path)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	opts, err := json.Marshal(pc) // name, path, config, pool, limits
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("config: %w", err)
+	}
+	h := sha256.New()
+	h.Write(code)
+	h.Write([]byte{0})
+	h.Write(opts)
+	var id [32]byte
+	h.Sum(id[:0])
+	return code, id, nil
 }
 
 // pluginCallFunc is told the duration of each guest call of a plugin.
-type pluginCallFunc func(plugin string, h wasm.Hook, d time.Duration)
+type pluginCallFunc func(plugin string, h hook.ID, d time.Duration)
 
-func loadPlugin(host *wasm.Host, pc config.Plugin, onCall pluginCallFunc) (*wasm.Plugin, error) {
-	code, err := os.ReadFile(pc.Path)
-	if err != nil {
-		return nil, err
-	}
+func loadPlugin(host hook.Loader, pc config.Plugin, code []byte, onCall pluginCallFunc) (hook.Plugin, error) {
 	var conf []byte
 	if pc.Config != nil {
+		var err error
 		if conf, err = json.Marshal(pc.Config); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	return host.Load(context.Background(), code, wasm.PluginOptions{
+	return policies.LoadPlugin(context.Background(), host, code, hook.PluginOptions{
 		Name:                pc.Name,
 		Config:              conf,
 		PoolSize:            pc.PoolSize,
@@ -300,7 +344,7 @@ func loadPlugin(host *wasm.Host, pc config.Plugin, onCall pluginCallFunc) (*wasm
 		MemoryLimitPages:    uint32((pc.MemoryLimitBytes + 65535) / 65536),
 		MaxCallsPerInstance: pc.MaxCallsPerInstance,
 		MemoEntries:         pc.MemoEntries,
-		Observe: func(h wasm.Hook, d time.Duration) {
+		Observe: func(h hook.ID, d time.Duration) {
 			if onCall != nil {
 				onCall(pc.Name, h, d)
 			}
@@ -310,15 +354,15 @@ func loadPlugin(host *wasm.Host, pc config.Plugin, onCall pluginCallFunc) (*wasm
 
 // applyPlugins replaces the route's built-in policies with the hooks of
 // the named plugins; two plugins may not export the same hook.
-func (rt *route) applyPlugins(names []string, plugins map[string]*wasm.Plugin) error {
+func (rt *route) applyPlugins(names []string, plugins map[string]hook.Plugin) error {
 	set := policies.Set{Key: rt.key, TTL: rt.ttl, Miss: rt.miss}
-	owner := map[wasm.Hook]string{}
+	owner := map[hook.ID]string{}
 	for _, n := range names {
 		p := plugins[n]
 		if p == nil {
 			return fmt.Errorf("no plugin named %q", n)
 		}
-		for _, h := range []wasm.Hook{wasm.HookKey, wasm.HookResponse, wasm.HookMiss} {
+		for _, h := range []hook.ID{hook.KeyHook, hook.ResponseHook, hook.MissHook} {
 			if !p.Has(h) {
 				continue
 			}
@@ -334,11 +378,58 @@ func (rt *route) applyPlugins(names []string, plugins map[string]*wasm.Plugin) e
 	return nil
 }
 
-// closePlugins closes the generation's plugins; each waits for its
-// in-flight calls, and later calls fall back to the built-in policies.
-func (g *Generation) closePlugins() {
-	for _, p := range g.plugins {
-		go func() { _ = p.Close(context.Background()) }()
+// RoutePolicies returns the built-in policies of a route as configured by
+// rc, before its plugins (the fallback the plugin adapter is given):
+// `edgecache plugin run/test` build theirs with it, so a plugin author sees
+// what the gateway does.
+func RoutePolicies(rc config.Route) policies.Set {
+	return policies.Set{
+		Key: policies.DefaultKey{},
+		TTL: policies.DefaultTTL{Default: rc.DefaultTTL, Negative: max(rc.NegativeTTL, 0), Heuristic: rc.HeuristicFreshness,
+			TargetedField: http.CanonicalHeaderKey(rc.Caching.TargetedField)},
+		Miss: policies.DefaultMiss{},
+	}
+}
+
+// Explanation is what the policies of a route decide for one request.
+type Explanation struct {
+	Route    string
+	Key      string
+	Miss     policies.MissAction
+	Decision policies.Decision // with a response only
+}
+
+// Explain runs the policies of the route that r matches in the serving
+// generation, as the read path does — the request view (reqState.fill),
+// the key, the miss action and, when resp is not nil, the TTL decision —
+// without any I/O. Tests compare `edgecache plugin run` against it.
+func (g *Gateway) Explain(r *http.Request, resp *policies.Response, now time.Time) (Explanation, error) {
+	gen := g.gen.Load()
+	rt := gen.match(r.Host, r.URL.Path)
+	if rt == nil {
+		return Explanation{}, fmt.Errorf("gateway: no route for %s%s", r.Host, r.URL.Path)
+	}
+	var st reqState
+	st.fill(r)
+	e := Explanation{Route: rt.name, Key: string(rt.key.AppendKey(nil, &st.preq)), Miss: rt.miss.OnMiss(&st.preq)}
+	if resp != nil {
+		e.Decision = rt.ttl.Decide(&st.preq, resp, now)
+	}
+	return e, nil
+}
+
+// closePlugins closes the generation's plugins that none of keep holds
+// (a reload reuses unchanged plugins); each waits for its in-flight calls,
+// and later calls fall back to the built-in policies.
+func (g *Generation) closePlugins(keep ...*Generation) {
+	for name, p := range g.plugins {
+		kept := false
+		for _, k := range keep {
+			kept = kept || k != nil && k.plugins[name] == p
+		}
+		if !kept {
+			go func() { _ = p.Close(context.Background()) }()
+		}
 	}
 }
 
@@ -406,26 +497,12 @@ func (g *Generation) retire(keep ...*Generation) {
 	if g.shards != nil {
 		g.shards.Retire(sets...)
 	}
-	g.closePlugins() // plugins are never shared between generations
+	g.closePlugins(keep...) // an unchanged plugin is shared with the next generation
 	g.pools.closeExcept(keep...)
 }
 
-// canonicalHost lower-cases host and drops a default port (":80",
-// ":443"), without allocating when there is nothing to change. Other ports
-// stay: they can be other sites.
-func canonicalHost(h string) string {
-	if strings.HasSuffix(h, ":80") {
-		h = h[:len(h)-3]
-	} else if strings.HasSuffix(h, ":443") {
-		h = h[:len(h)-4]
-	}
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
-}
+// canonicalHost is policies.CanonicalHost: the request view's host.
+func canonicalHost(h string) string { return policies.CanonicalHost(h) }
 
 // hostOnly is canonicalHost without any port, for matching routes.
 func hostOnly(h string) string {
@@ -437,7 +514,7 @@ func hostOnly(h string) string {
 }
 
 // Plugin returns the generation's plugin named name, or nil.
-func (g *Generation) Plugin(name string) *wasm.Plugin { return g.plugins[name] }
+func (g *Generation) Plugin(name string) hook.Plugin { return g.plugins[name] }
 
 // PluginNames returns the names of the generation's plugins.
 func (g *Generation) PluginNames() []string {

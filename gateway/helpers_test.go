@@ -19,6 +19,7 @@ import (
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 	"github.com/edgecache/edgecache/policies"
+	"github.com/edgecache/edgecache/wasm"
 )
 
 // testOrigin is a real HTTP origin whose responses each test shapes per
@@ -174,6 +175,9 @@ func newGatewayListenerWith(t testing.TB, cfg *config.Config, o gateway.Options)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if o.Plugins == nil {
+		o.Plugins = pluginHost(t, cfg, o.Logger)
+	}
 	g, err := gateway.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +187,17 @@ func newGatewayListenerWith(t testing.TB, cfg *config.Config, o gateway.Options)
 		t.Fatal(err)
 	}
 	return g, ln
+}
+
+// pluginHost is the WASM host the gateway loads plugins with, as
+// `edgecache serve` makes it; the gateway closes it.
+func pluginHost(t testing.TB, cfg *config.Config, log *slog.Logger) *wasm.Host {
+	t.Helper()
+	h, err := wasm.NewHost(context.Background(), wasm.Options{CacheDir: cfg.WASM.CacheDir, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // freeAddr returns a loopback address nothing listens on.

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/valkeytest"
+	"github.com/edgecache/edgecache/wasm"
 )
 
 const testToken = "test-admin-token-0123456789"
@@ -360,5 +362,71 @@ func TestPluginMetrics(t *testing.T) {
 	st := g.Status()
 	if len(st.Plugins) != 1 || st.Plugins[0].Name != "looper" || st.Plugins[0].Faults["key"] != uint64(faults) {
 		t.Errorf("status plugins %+v", st.Plugins)
+	}
+}
+
+// TestPluginDeclinesAndSuspensions: a key hook that declines (keyparts
+// without X-Device) counts declines, not faults; a key hook that loops is
+// suspended after wasm.BreakerFaults consecutive faults, and the calls
+// refused meanwhile are counted. Both show on /metrics and in the admin
+// status.
+func TestPluginDeclinesAndSuspensions(t *testing.T) {
+	origin := newTestOrigin(t)
+	cfg := testConfig(origin.URL, nil)
+	bad := cfg.Routes[0]
+	bad.Name, bad.PathPrefix, bad.Plugins = "bad", "/bad/", []string{"looper"}
+	cfg.Routes[0].Plugins = []string{"parts"}
+	cfg.Routes = append(cfg.Routes, bad)
+	cfg.Plugins = []config.Plugin{
+		{Name: "parts", Path: pluginPath(t, "wat/keyparts.wasm"), MemoEntries: -1, PoolSize: 1},
+		{Name: "looper", Path: pluginPath(t, "hostile/loop.wasm"), Timeout: 20 * time.Millisecond, PoolSize: 1},
+	}
+	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken})
+	admin := startAdmin(t, g)
+	const declines = 3
+	for i := range declines {
+		wantStatus(t, get(t, fmt.Sprintf("%s/p%d", base, i)), 200, "edgecache; fwd=uri-miss; stored")
+	}
+	const badCalls = wasm.BreakerFaults + 3
+	for i := range badCalls {
+		if r := get(t, fmt.Sprintf("%s/bad/%d", base, i)); r.status != 200 {
+			t.Fatalf("/bad/%d: %d, want 200 with the built-in key", i, r.status)
+		}
+	}
+
+	fams := scrape(t, admin)
+	wantValue(t, fams, "edgecache_plugin_declined_total", map[string]string{"plugin": "parts", "hook": "key"}, declines)
+	wantValue(t, fams, "edgecache_plugin_faults_total", map[string]string{"plugin": "parts", "hook": "key"}, 0)
+	wantValue(t, fams, "edgecache_plugin_declined_total", map[string]string{"plugin": "looper", "hook": "key"}, 0)
+	susp, _ := value(fams, "edgecache_plugin_suspensions_total", map[string]string{"plugin": "looper"})
+	refused, _ := value(fams, "edgecache_plugin_suspended_calls_total", map[string]string{"plugin": "looper"})
+	if susp < 1 || refused < 1 {
+		t.Errorf("looper: %v suspensions, %v refused calls; want at least 1 of each after %d calls", susp, refused, badCalls)
+	}
+	created, _ := value(fams, "edgecache_plugin_instances_created_total", map[string]string{"plugin": "parts"})
+	if created != 1 {
+		t.Errorf("parts: %v instances created, want 1 (pool of 1, no fault)", created)
+	}
+	st := g.Status()
+	byName := map[string]gateway.PluginStatus{}
+	for _, p := range st.Plugins {
+		byName[p.Name] = p
+	}
+	if p := byName["parts"]; p.Declined["key"] != declines || p.Faults["key"] != 0 {
+		t.Errorf("status of parts %+v, want %d declined key calls", p, declines)
+	}
+	if p := byName["looper"]; p.Suspensions != uint64(susp) || p.SuspendedCalls != uint64(refused) || p.Suspensions == 0 {
+		t.Errorf("status of looper %+v, want %v suspensions and %v refused calls as on /metrics", p, susp, refused)
+	}
+	// The admin API's JSON and the status page show them too.
+	code, body, _ := adminDo(t, "GET", admin+"/admin/status", testToken, "")
+	if code != 200 || !strings.Contains(body, `"declined":{"init":0,"key":3,"miss":0,"response":0}`) || !strings.Contains(body, `"suspensions":`) {
+		t.Errorf("/admin/status: %d %s", code, body)
+	}
+	code, page, _ := adminDo(t, "GET", admin+"/admin/", testToken, "")
+	want := fmt.Sprintf(`<tr><td>parts</td><td class="num">%d</td><td class="num">%d</td>`, byName["parts"].Calls["key"], declines)
+	if code != 200 || !strings.Contains(page, "<th class=\"num\">declined</th>") || !strings.Contains(page, want) ||
+		!strings.Contains(page, fmt.Sprintf(`<span class="bad">%d</span></td><td class="num">`, byName["looper"].Suspensions)) {
+		t.Errorf("status page (%d) lacks the declines (%s) or the suspensions:\n%s", code, want, page)
 	}
 }

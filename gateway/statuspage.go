@@ -72,9 +72,18 @@ type RouteStatus struct {
 
 // PluginStatus is one WASM plugin.
 type PluginStatus struct {
-	Name   string            `json:"name"`
-	Calls  map[string]uint64 `json:"calls"`  // by hook
-	Faults map[string]uint64 `json:"faults"` // by hook
+	Name     string            `json:"name"`
+	Calls    map[string]uint64 `json:"calls"`    // by hook
+	Faults   map[string]uint64 `json:"faults"`   // by hook
+	Declined map[string]uint64 `json:"declined"` // by hook: the built-in policy decided
+	// Suspensions counts suspensions after repeated faults; SuspendedCalls
+	// the calls refused meanwhile (the built-in policy decided).
+	Suspensions    uint64 `json:"suspensions"`
+	SuspendedCalls uint64 `json:"suspended_calls"`
+	// Instances are live now; InstancesCreated counts every one created
+	// since the plugin was loaded (a reload that keeps it creates none).
+	Instances        int    `json:"instances"`
+	InstancesCreated uint64 `json:"instances_created"`
 }
 
 // ReloadStatus says how the last reload went.
@@ -118,9 +127,11 @@ func (g *Gateway) Status() Status {
 	}
 	st.Pools = gen.poolStats()
 	for _, p := range g.pluginStates(gen) {
-		ps := PluginStatus{Name: p.Name, Calls: map[string]uint64{}, Faults: map[string]uint64{}}
+		ps := PluginStatus{Name: p.Name, Calls: map[string]uint64{}, Faults: map[string]uint64{}, Declined: map[string]uint64{},
+			Suspensions: p.Stats.Suspensions, SuspendedCalls: p.Stats.Suspended,
+			Instances: p.Stats.Instances, InstancesCreated: p.Stats.Instantiated}
 		for i, h := range p.Stats.Hooks {
-			ps.Calls[metrics.Hooks[i]], ps.Faults[metrics.Hooks[i]] = h.Calls, h.Faults
+			ps.Calls[metrics.Hooks[i]], ps.Faults[metrics.Hooks[i]], ps.Declined[metrics.Hooks[i]] = h.Calls, h.Faults, h.Declined
 		}
 		st.Plugins = append(st.Plugins, ps)
 	}

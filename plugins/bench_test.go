@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgecache/edgecache/wasm"
+	"github.com/edgecache/edgecache/hook"
 )
 
 // BenchmarkHook is the cost of one guest call of each example's hook,
@@ -13,30 +13,30 @@ import (
 // what a miss pays per hook. The key hook's memoized cost is in
 // BenchmarkKeyMemoized.
 func BenchmarkHook(b *testing.B) {
-	r := &wasm.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/static/app.js",
+	r := &hook.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/static/app.js",
 		RawQuery: "utm_source=news&id=42&fbclid=x&b=2", Header: http.Header{"Accept": {"*/*"}, "Cookie": {"theme=dark; sid=1"}}}
-	resp := &wasm.Response{Status: 200, Header: http.Header{"Content-Type": {"application/javascript"}}}
+	resp := &hook.Response{Status: 200, Header: http.Header{"Content-Type": {"application/javascript"}}}
 	cases := []struct {
 		name, module, config string
-		hook                 wasm.Hook
+		hook                 hook.ID
 	}{
-		{"go/key", "go-stripparams", "", wasm.HookKey},
-		{"c/response", "c-ttlbystatus", "", wasm.HookResponse},
-		{"rust/response", "rust-pathttl", `{"/static/": "1d", "/api/": "30s"}`, wasm.HookResponse},
-		{"assemblyscript/miss", "assemblyscript-misspolicy", `{"fallback_origin": "https://old.example", "fallback_prefixes": ["/legacy/"], "bypass_cookies": ["session"]}`, wasm.HookMiss},
+		{"go/key", "go-stripparams", "", hook.KeyHook},
+		{"c/response", "c-ttlbystatus", "", hook.ResponseHook},
+		{"rust/response", "rust-pathttl", `{"/static/": "1d", "/api/": "30s"}`, hook.ResponseHook},
+		{"assemblyscript/miss", "assemblyscript-misspolicy", `{"fallback_origin": "https://old.example", "fallback_prefixes": ["/legacy/"], "bypass_cookies": ["session"]}`, hook.MissHook},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			p := load(b, tc.module, tc.config, wasm.PluginOptions{MemoEntries: -1, MaxCallsPerInstance: 1 << 30})
+			p := load(b, tc.module, tc.config, hook.PluginOptions{MemoEntries: -1, MaxCallsPerInstance: 1 << 30})
 			var call func() error
 			switch tc.hook {
-			case wasm.HookKey:
+			case hook.KeyHook:
 				buf := make([]byte, 0, 256)
 				call = func() error { _, _, err := p.AppendKey(buf[:0], r); return err }
-			case wasm.HookResponse:
-				call = func() error { d := wasm.Decision{Store: true, TTL: time.Minute}; return p.Response(r, resp, &d) }
+			case hook.ResponseHook:
+				call = func() error { d := hook.Decision{Store: true, TTL: time.Minute}; return p.Response(r, resp, &d) }
 			default:
-				call = func() error { var a wasm.MissAction; return p.Miss(r, &a) }
+				call = func() error { var a hook.MissAction; return p.Miss(r, &a) }
 			}
 			if err := call(); err != nil {
 				b.Fatal(err)
@@ -55,8 +55,8 @@ func BenchmarkHook(b *testing.B) {
 // BenchmarkKeyMemoized is the Go example's key hook on a hot request: a
 // memo lookup, no guest call.
 func BenchmarkKeyMemoized(b *testing.B) {
-	r := &wasm.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/p/42", RawQuery: "utm_source=news&id=42"}
-	p := load(b, "go-stripparams", "", wasm.PluginOptions{})
+	r := &hook.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/p/42", RawQuery: "utm_source=news&id=42"}
+	p := load(b, "go-stripparams", "", hook.PluginOptions{})
 	buf := make([]byte, 0, 256)
 	buf, _, _ = p.AppendKey(buf[:0], r)
 	b.ReportAllocs()

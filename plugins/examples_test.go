@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/policies"
 	"github.com/edgecache/edgecache/wasm"
 )
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func load(tb testing.TB, name string, config string, o wasm.PluginOptions) *wasm.Plugin {
+func load(tb testing.TB, name string, config string, o hook.PluginOptions) *wasm.Plugin {
 	tb.Helper()
 	bin, err := os.ReadFile(filepath.Join(examples, name+".wasm"))
 	if err != nil {
@@ -67,7 +68,7 @@ func noFaults(t *testing.T, p *wasm.Plugin) {
 	s := p.Stats()
 	for h, hs := range s.Hooks {
 		if hs.Faults != 0 {
-			t.Errorf("%v hook: %d faults (%+v)", wasm.Hook(h), hs.Faults, s)
+			t.Errorf("%v hook: %d faults (%+v)", hook.ID(h), hs.Faults, s)
 		}
 	}
 }
@@ -77,17 +78,17 @@ func TestExampleHooks(t *testing.T) {
 	cases := []struct {
 		name   string
 		config string
-		hooks  []wasm.Hook
+		hooks  []hook.ID
 	}{
-		{"go-stripparams", "", []wasm.Hook{wasm.HookKey, wasm.HookInit}},
-		{"c-ttlbystatus", "", []wasm.Hook{wasm.HookResponse}},
-		{"rust-pathttl", `{"/": "1m"}`, []wasm.Hook{wasm.HookResponse, wasm.HookInit}},
-		{"assemblyscript-misspolicy", "", []wasm.Hook{wasm.HookMiss, wasm.HookInit}},
+		{"go-stripparams", "", []hook.ID{hook.KeyHook, hook.InitHook}},
+		{"c-ttlbystatus", "", []hook.ID{hook.ResponseHook}},
+		{"rust-pathttl", `{"/": "1m"}`, []hook.ID{hook.ResponseHook, hook.InitHook}},
+		{"assemblyscript-misspolicy", "", []hook.ID{hook.MissHook, hook.InitHook}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := load(t, tc.name, tc.config, wasm.PluginOptions{PoolSize: 1})
-			for h := range wasm.Hook(4) {
+			p := load(t, tc.name, tc.config, hook.PluginOptions{PoolSize: 1})
+			for h := range hook.ID(4) {
 				want := false
 				for _, x := range tc.hooks {
 					want = want || x == h
@@ -101,7 +102,7 @@ func TestExampleHooks(t *testing.T) {
 }
 
 func TestGoStripParams(t *testing.T) {
-	p := load(t, "go-stripparams", `{"drop": ["ref"], "drop_prefixes": ["pk_"]}`, wasm.PluginOptions{})
+	p := load(t, "go-stripparams", `{"drop": ["ref"], "drop_prefixes": ["pk_"]}`, hook.PluginOptions{})
 	key := policies.FromPlugin(p, policies.Set{}).Key
 	cases := []struct {
 		name, path, query, want string
@@ -136,14 +137,14 @@ func TestGoStripParamsBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = host.Load(context.Background(), bin, wasm.PluginOptions{Name: "bad", Config: []byte(`{"drop": 3}`), PoolSize: 1})
+	_, err = host.Load(context.Background(), bin, hook.PluginOptions{Name: "bad", Config: []byte(`{"drop": 3}`), PoolSize: 1})
 	if !errors.Is(err, wasm.ErrInit) {
 		t.Fatalf("Load with a bad config: %v, want ErrInit", err)
 	}
 }
 
 func TestCTTLByStatus(t *testing.T) {
-	p := load(t, "c-ttlbystatus", "", wasm.PluginOptions{})
+	p := load(t, "c-ttlbystatus", "", hook.PluginOptions{})
 	ttl := policies.FromPlugin(p, policies.Set{TTL: policies.DefaultTTL{Default: 2 * time.Minute}}).TTL
 	cases := []struct {
 		name   string
@@ -186,7 +187,7 @@ func TestRustPathTTL(t *testing.T) {
 		"/api/cart": 0,
 		"/feeds/": 90
 	}`
-	p := load(t, "rust-pathttl", config, wasm.PluginOptions{})
+	p := load(t, "rust-pathttl", config, hook.PluginOptions{})
 	ttl := policies.FromPlugin(p, policies.Set{TTL: policies.DefaultTTL{Default: 2 * time.Minute}}).TTL
 	cases := []struct {
 		name, path string
@@ -216,7 +217,7 @@ func TestRustPathTTL(t *testing.T) {
 
 	for _, bad := range []string{`{"static/": "1d"}`, `{"/x": "5y"}`, `[1]`, `{"/x": {"ttl": "1m", "bogus": 1}}`} {
 		bin, _ := os.ReadFile(filepath.Join(examples, "rust-pathttl.wasm"))
-		if _, err := host.Load(context.Background(), bin, wasm.PluginOptions{Config: []byte(bad), PoolSize: 1}); !errors.Is(err, wasm.ErrInit) {
+		if _, err := host.Load(context.Background(), bin, hook.PluginOptions{Config: []byte(bad), PoolSize: 1}); !errors.Is(err, wasm.ErrInit) {
 			t.Errorf("config %s: err %v, want ErrInit", bad, err)
 		}
 	}
@@ -227,7 +228,7 @@ func TestAssemblyScriptMissPolicy(t *testing.T) {
 		"fallback_prefixes": ["/legacy/", "/old-api/"],
 		"bypass_cookies": ["session"],
 		"deny_prefixes": ["/internal/"]}`
-	p := load(t, "assemblyscript-misspolicy", config, wasm.PluginOptions{})
+	p := load(t, "assemblyscript-misspolicy", config, hook.PluginOptions{})
 	miss := policies.FromPlugin(p, policies.Set{}).Miss
 	hdr := http.Header{"X-Edge-Policy": {"misspolicy"}}
 	cases := []struct {
@@ -255,7 +256,7 @@ func TestAssemblyScriptMissPolicy(t *testing.T) {
 	noFaults(t, p)
 
 	bin, _ := os.ReadFile(filepath.Join(examples, "assemblyscript-misspolicy.wasm"))
-	if _, err := host.Load(context.Background(), bin, wasm.PluginOptions{Config: []byte(`{"fallback_prefixes": ["/x/"]}`), PoolSize: 1}); !errors.Is(err, wasm.ErrInit) {
+	if _, err := host.Load(context.Background(), bin, hook.PluginOptions{Config: []byte(`{"fallback_prefixes": ["/x/"]}`), PoolSize: 1}); !errors.Is(err, wasm.ErrInit) {
 		t.Errorf("config without fallback_origin: err %v, want ErrInit", err)
 	}
 }

@@ -4,9 +4,12 @@
 #   make plugins        rebuild every .wasm under plugins/testdata from source
 #                       (Go, C, Rust, AssemblyScript, WAT); needs
 #                       `scripts/deps-plugins.sh --all`
-#   make plugins-check  rebuild the Go and C examples and the WAT modules, then
-#                       run the host tests that load them (what CI runs, after
-#                       `scripts/deps-plugins.sh`)
+#   make plugins-check  rebuild the Go and C examples and the WAT modules, run
+#                       every example's plugin_test.yaml with `edgecache plugin
+#                       test`, then the host tests that load them (what CI
+#                       runs, after `scripts/deps-plugins.sh`)
+#   make plugins-test   only the examples' plugin_test.yaml tables, against the
+#                       committed modules
 #
 # Built modules land in plugins/testdata:
 #   examples/<language>-<name>.wasm   one per example in plugins/examples/<language>/<name>
@@ -34,12 +37,19 @@ AS_PLUGINS   := $(notdir $(wildcard $(PLUGINS_DIR)/examples/assemblyscript/*))
 WAT_SOURCES  := $(wildcard $(PLUGINS_OUT)/wat/*.wat $(PLUGINS_OUT)/hostile/*.wat)
 GO_PLUGINS   := $(filter-out go.mod,$(GO_PLUGINS))
 
-.PHONY: plugins plugins-check plugins-go plugins-c plugins-rust plugins-as plugins-wat
+PLUGIN_TESTS := $(wildcard $(PLUGINS_DIR)/examples/*/*/plugin_test.yaml)
+
+.PHONY: plugins plugins-check plugins-test plugins-go plugins-c plugins-rust plugins-as plugins-wat
 
 plugins: plugins-wat plugins-go plugins-c plugins-rust plugins-as
 
-plugins-check: plugins-wat plugins-go plugins-c
+plugins-check: plugins-wat plugins-go plugins-c plugins-test
 	$(GO) test -count=1 -race ./plugins/ ./wasm/ ./policies/
+
+# Each example's table, through the gateway's own policies (exit 1 and a
+# diff on a mismatch).
+plugins-test:
+	$(GO) run ./cmd/edgecache plugin test $(PLUGIN_TESTS)
 
 plugins-wat:
 	@for f in $(WAT_SOURCES); do echo "wat2wasm $$f"; $(WAT2WASM) $$f -o $${f%.wat}.wasm || exit 1; done

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// Outcome is the result of evaluating a request's preconditions against a
+// Precondition is the result of evaluating a request's preconditions against a
 // stored response (RFC 9110 §13.2.2).
-type Outcome uint8
+type Precondition uint8
 
 const (
 	// Proceed: serve the stored response (or a range of it) as usual.
-	Proceed Outcome = iota
+	Proceed Precondition = iota
 	// NotModified: answer 304 Not Modified (GET or HEAD only).
 	NotModified
 	// PreconditionFailed: answer 412 Precondition Failed.
@@ -59,7 +59,7 @@ func ValidatorsOf(h http.Header, stored time.Time) Validators {
 // §4.3.2 lets a cache leave If-Match and If-Unmodified-Since to the
 // origin; evaluating them against the stored response gives the same
 // answer while it is fresh. It does not allocate.
-func Evaluate(method string, h http.Header, v *Validators) Outcome {
+func Evaluate(method string, h http.Header, v *Validators) Precondition {
 	if im := h["If-Match"]; len(im) > 0 {
 		if !MatchList(im, v.ETag, true) {
 			return PreconditionFailed

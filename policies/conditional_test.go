@@ -84,7 +84,7 @@ func TestEvaluate(t *testing.T) {
 		method string
 		h      http.Header
 		v      Validators
-		want   Outcome
+		want   Precondition
 	}{
 		{"none", "GET", http.Header{}, full, Proceed},
 		{"INM match", "GET", http.Header{"If-None-Match": {`"v1"`}}, full, NotModified},

@@ -5,8 +5,18 @@
 //
 // Policies are pure: a request (and response) view in, a decision out, no
 // I/O. The gateway calls them on every request, so the built-in ones
-// allocate nothing on the hit path; a WASM plugin is adapted to the same
-// interfaces by this package (plugin.go), over the wasm package's host.
+// allocate nothing on the hit path. The views and decisions are the hook
+// package's types, shared with the WASM host and the CLI.
+//
+// # Plugins
+//
+// LoadPlugin loads a WASM plugin through a hook.Loader (the wasm package's
+// Host; policies does not import it) and FromPlugin turns it into a Set:
+// each exported hook becomes a policy that calls it and falls back to the
+// route's built-in policy when the call fails or declines. The gateway and
+// `edgecache plugin run/test` use exactly these; TraceKey, TraceTTL and
+// TraceMiss also say how the plugin took part. CanonicalHost is the
+// request view's host, for both.
 //
 // # Built-in policies
 //

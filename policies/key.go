@@ -108,3 +108,22 @@ func paramName(p string) string {
 	}
 	return p
 }
+
+// CanonicalHost is the host of the request view (Request.Host), as the
+// gateway fills it from the Host header and `edgecache plugin run/test`
+// from a URL: lower-cased, a default port (":80" or ":443", whatever the
+// scheme) dropped; other ports stay, as they can be other sites. It does
+// not allocate when there is nothing to change.
+func CanonicalHost(h string) string {
+	if strings.HasSuffix(h, ":80") {
+		h = h[:len(h)-3]
+	} else if strings.HasSuffix(h, ":443") {
+		h = h[:len(h)-4]
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}

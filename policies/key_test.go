@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,5 +94,33 @@ func TestDefaultKeyAllocs(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	if n := testing.AllocsPerRun(100, func() { buf = DefaultKey{}.AppendKey(buf[:0], r) }); n != 0 {
 		t.Errorf("AppendKey with %d params: %v allocs, want 0", maxStackParams, n)
+	}
+}
+
+// TestBuiltinKeyABIExamples pins the examples of plugins/ABI.md ("The
+// built-in key, byte for byte"): the request view as the gateway fills it
+// (CanonicalHost, the escaped path, the raw query), then DefaultKey.
+func TestBuiltinKeyABIExamples(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"https://Shop.Example:443/p?b=2&a=1", "https://shop.example/p?a=1&b=2"},
+		{"http://shop.example/p?a=1&a=0", "http://shop.example/p?a=1&a=0"},
+		{"http://shop.example/p?z=1&a=0&z=0", "http://shop.example/p?a=0&z=1&z=0"},
+		{"http://shop.example:8080", "http://shop.example:8080/"},
+		{"https://shop.example/caf%C3%A9/x?q=%41%26b&q=A", "https://shop.example/caf%C3%A9/x?q=%41%26b&q=A"},
+		{"https://shop.example/p?b=&a&&c=3", "https://shop.example/p?a&b=&c=3"},
+		{"https://shop.example/p?&", "https://shop.example/p"},
+		{"https://shop.example/p?B=1&a=2&a_b=3", "https://shop.example/p?B=1&a=2&a_b=3"},
+		{"http://shop.example:443/a%2Fb", "http://shop.example/a%2Fb"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			u, err := url.Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Request{Method: "GET", Scheme: u.Scheme, Host: CanonicalHost(u.Host), Path: u.EscapedPath(), RawQuery: u.RawQuery}
+			if got := string(DefaultKey{}.AppendKey(nil, r)); got != tc.want {
+				t.Errorf("key %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // ABIVersion is the plugin ABI this host implements (plugins/ABI.md). A
@@ -41,7 +43,6 @@ const (
 	MaxRespondBody   = 64 << 10 // respond body
 	MaxLogBytes      = 1024     // log message; longer ones are truncated, not a fault
 	MaxTTL           = 365 * 24 * time.Hour
-	logLineInterval  = 100 * time.Millisecond
 	errnoSuccess     = 0
 	errnoFault       = 21 // WASI EFAULT
 	errnoInval       = 28 // WASI EINVAL
@@ -93,22 +94,59 @@ var hostFuncs = []hostFunc{
 	{"set_key", p(i32, i32), nil, (*instance).setKey},
 	{"add_key_part", p(i32, i32), nil, (*instance).addKeyPart},
 	{"set_ttl", p(i64), nil, func(in *instance, s []uint64) {
-		in.dec.TTL = in.duration(HookResponse, "set_ttl", s[0])
+		in.dec.TTL = in.duration(hook.ResponseHook, "set_ttl", s[0])
 		in.dec.Store, in.dec.Reason = true, ""
 	}},
 	{"set_stale_while_revalidate", p(i64), nil, func(in *instance, s []uint64) {
-		in.dec.StaleWhileRevalidate = in.duration(HookResponse, "set_stale_while_revalidate", s[0])
+		in.dec.StaleWhileRevalidate = in.duration(hook.ResponseHook, "set_stale_while_revalidate", s[0])
 	}},
 	{"set_stale_if_error", p(i64), nil, func(in *instance, s []uint64) {
-		in.dec.StaleIfError = in.duration(HookResponse, "set_stale_if_error", s[0])
+		in.dec.StaleIfError = in.duration(hook.ResponseHook, "set_stale_if_error", s[0])
 	}},
 	{"add_tag", p(i32, i32), nil, (*instance).addTag},
 	{"set_no_store", p(i32, i32), nil, (*instance).setNoStore},
-	{"set_bypass", nil, nil, func(in *instance, s []uint64) { in.only(HookMiss, "set_bypass"); in.miss.Bypass = true }},
+	{"set_bypass", nil, nil, func(in *instance, s []uint64) { in.only(hook.MissHook, "set_bypass"); in.miss.Bypass = true }},
 	{"set_origin_url", p(i32, i32), nil, (*instance).setOriginURL},
 	{"set_origin_header", p(i32, i32, i32, i32), nil, (*instance).setOriginHeader},
 	{"respond", p(i32, i32, i32), nil, (*instance).respond},
 	{"log", p(i32, i32, i32), nil, (*instance).logLine},
+
+	// The built-in policy's answer, so a plugin can adjust rather than
+	// replace it (ABI.md, "The built-in key and decisions").
+	{"get_builtin_key", p(i32, i32), r(i32), (*instance).getBuiltinKey},
+	{"get_builtin_ttl", nil, r(i64), (*instance).getDefaultTTL},
+	{"get_builtin_stale_while_revalidate", nil, r(i64), func(in *instance, s []uint64) {
+		in.retBuiltinDuration(s, in.base.StaleWhileRevalidate)
+	}},
+	{"get_builtin_stale_if_error", nil, r(i64), func(in *instance, s []uint64) {
+		in.retBuiltinDuration(s, in.base.StaleIfError)
+	}},
+	{"get_builtin_no_store_reason", p(i32, i32), r(i32), func(in *instance, s []uint64) {
+		if in.hook != hook.ResponseHook || in.base.Store {
+			in.view(uint32(s[0]), uint32(s[1]), "buffer")
+			s[0] = math.MaxUint32 // -1: the built-in policy stores
+			return
+		}
+		in.retString(s, in.base.Reason)
+	}},
+	{"get_builtin_bypass", nil, r(i32), func(in *instance, s []uint64) {
+		switch {
+		case in.hook != hook.MissHook:
+			s[0] = math.MaxUint32 // -1
+		case in.baseMiss.Bypass:
+			s[0] = 1
+		default:
+			s[0] = 0
+		}
+	}},
+	{"get_builtin_origin_url", p(i32, i32), r(i32), func(in *instance, s []uint64) {
+		if in.hook != hook.MissHook || in.baseMiss.OriginURL == "" {
+			in.view(uint32(s[0]), uint32(s[1]), "buffer")
+			s[0] = math.MaxUint32 // -1: the route's origin
+			return
+		}
+		in.retString(s, in.baseMiss.OriginURL)
+	}},
 }
 
 func p(t ...api.ValueType) []api.ValueType { return t }
@@ -167,7 +205,7 @@ func (in *instance) violate(msg string) {
 }
 
 // only checks that a setter is called from the hook it belongs to.
-func (in *instance) only(h Hook, fn string) {
+func (in *instance) only(h hook.ID, fn string) {
 	if in.hook != h {
 		in.violate(fn + " called from the " + in.hook.String() + " hook")
 	}
@@ -280,14 +318,14 @@ func (in *instance) getHeader(s []uint64) {
 		in.retValues(s, nil)
 		return
 	}
-	if in.hook == HookKey {
+	if in.hook == hook.KeyHook {
 		in.noteHeader()
 	}
 	in.retValues(s, in.req.Header[string(in.name)])
 }
 
 func (in *instance) getResponseHeader(s []uint64) {
-	if !in.headerName(uint32(s[0]), uint32(s[1])) || in.hook != HookResponse {
+	if !in.headerName(uint32(s[0]), uint32(s[1])) || in.hook != hook.ResponseHook {
 		in.retValues(s, nil)
 		return
 	}
@@ -295,15 +333,45 @@ func (in *instance) getResponseHeader(s []uint64) {
 }
 
 func (in *instance) getDefaultTTL(s []uint64) {
-	if in.hook != HookResponse || !in.base.Store {
+	if in.hook != hook.ResponseHook || !in.base.Store {
 		s[0] = math.MaxUint64 // -1
 		return
 	}
 	s[0] = uint64(in.base.TTL.Milliseconds())
 }
 
+// getBuiltinKey serves the built-in cache key of the request (the
+// options' BuiltinKey: policies.DefaultKey), or -1 when the host was given
+// none. In the key hook it counts as reading every field the built-in key
+// is made of, for the memo.
+func (in *instance) getBuiltinKey(s []uint64) {
+	bk := in.p.opts.BuiltinKey
+	if bk == nil {
+		in.view(uint32(s[0]), uint32(s[1]), "buffer")
+		s[0] = math.MaxUint32
+		return
+	}
+	in.readMask |= fieldScheme | fieldHost | fieldPath | fieldQuery
+	in.builtinKey = bk(in.builtinKey[:0], &in.req)
+	buf := in.view(uint32(s[0]), uint32(s[1]), "buffer")
+	if len(in.builtinKey) <= len(buf) {
+		copy(buf, in.builtinKey)
+	}
+	s[0] = uint64(uint32(int32(len(in.builtinKey))))
+}
+
+// retBuiltinDuration serves a duration of the built-in decision in ms, or
+// -1 outside the response hook or when the built-in policy does not store.
+func (in *instance) retBuiltinDuration(s []uint64, d time.Duration) {
+	if in.hook != hook.ResponseHook || !in.base.Store {
+		s[0] = math.MaxUint64 // -1
+		return
+	}
+	s[0] = uint64(d.Milliseconds())
+}
+
 func (in *instance) setKey(s []uint64) {
-	in.only(HookKey, "set_key")
+	in.only(hook.KeyHook, "set_key")
 	n := uint32(s[1])
 	if n == 0 {
 		in.violate("set_key with an empty key")
@@ -312,24 +380,24 @@ func (in *instance) setKey(s []uint64) {
 		in.violate("set_key: key longer than " + strconv.Itoa(MaxKeyBytes) + " bytes")
 	}
 	in.key = append(in.key[:0], in.view(uint32(s[0]), n, "set_key")...)
-	in.keyAct = KeyReplace
+	in.keyAct = hook.KeyReplace
 }
 
 func (in *instance) addKeyPart(s []uint64) {
-	in.only(HookKey, "add_key_part")
+	in.only(hook.KeyHook, "add_key_part")
 	n := uint32(s[1])
 	if uint64(len(in.key))+1+uint64(n) > MaxKeyBytes {
 		in.violate("add_key_part: key longer than " + strconv.Itoa(MaxKeyBytes) + " bytes")
 	}
 	b := in.view(uint32(s[0]), n, "add_key_part")
 	in.key = append(append(in.key, '|'), b...)
-	if in.keyAct == KeyDefault {
-		in.keyAct = KeyExtend
+	if in.keyAct == hook.KeyDefault {
+		in.keyAct = hook.KeyExtend
 	}
 }
 
 // duration converts a guest's milliseconds, which must lie in [0, MaxTTL].
-func (in *instance) duration(h Hook, fn string, ms uint64) time.Duration {
+func (in *instance) duration(h hook.ID, fn string, ms uint64) time.Duration {
 	in.only(h, fn)
 	if int64(ms) < 0 || int64(ms) > MaxTTL.Milliseconds() {
 		in.violate(fn + ": " + strconv.FormatInt(int64(ms), 10) + " ms is outside [0, 1 year]")
@@ -338,7 +406,7 @@ func (in *instance) duration(h Hook, fn string, ms uint64) time.Duration {
 }
 
 func (in *instance) addTag(s []uint64) {
-	in.only(HookResponse, "add_tag")
+	in.only(hook.ResponseHook, "add_tag")
 	n := uint32(s[1])
 	switch {
 	case n == 0 || n > MaxTagBytes:
@@ -357,7 +425,7 @@ func (in *instance) addTag(s []uint64) {
 }
 
 func (in *instance) setNoStore(s []uint64) {
-	in.only(HookResponse, "set_no_store")
+	in.only(hook.ResponseHook, "set_no_store")
 	n := uint32(s[1])
 	if n > MaxReasonBytes {
 		in.violate("set_no_store: reason longer than " + strconv.Itoa(MaxReasonBytes) + " bytes")
@@ -376,7 +444,7 @@ func (in *instance) setNoStore(s []uint64) {
 }
 
 func (in *instance) setOriginURL(s []uint64) {
-	in.only(HookMiss, "set_origin_url")
+	in.only(hook.MissHook, "set_origin_url")
 	n := uint32(s[1])
 	if n > MaxURLBytes {
 		in.violate("set_origin_url: URL longer than " + strconv.Itoa(MaxURLBytes) + " bytes")
@@ -390,7 +458,7 @@ func (in *instance) setOriginURL(s []uint64) {
 }
 
 func (in *instance) setOriginHeader(s []uint64) {
-	in.only(HookMiss, "set_origin_header")
+	in.only(hook.MissHook, "set_origin_header")
 	if !in.headerName(uint32(s[0]), uint32(s[1])) {
 		in.violate("set_origin_header: invalid header name")
 	}
@@ -421,7 +489,7 @@ func (in *instance) setOriginHeader(s []uint64) {
 }
 
 func (in *instance) respond(s []uint64) {
-	in.only(HookMiss, "respond")
+	in.only(hook.MissHook, "respond")
 	status, n := int32(s[0]), uint32(s[2])
 	if status < minRespondStatus || status > maxRespondStatus {
 		in.violate("respond: status " + strconv.Itoa(int(status)) + " is outside [200, 599]")
@@ -452,9 +520,12 @@ func (in *instance) logLine(s []uint64) {
 	if !pl.log.Enabled(context.Background(), level) {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := pl.lastLog.Load()
-	if now-last < int64(logLineInterval) || !pl.lastLog.CompareAndSwap(last, now) {
+	ok, suppressed := pl.logLimit.allow(nanotime())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		pl.log.Log(context.Background(), level, string(msg), "plugin", pl.name, "hook", in.hook.String(), "suppressed", suppressed)
 		return
 	}
 	pl.log.Log(context.Background(), level, string(msg), "plugin", pl.name, "hook", in.hook.String())

@@ -3,7 +3,7 @@ package wasm_test
 import (
 	"testing"
 
-	"github.com/edgecache/edgecache/wasm"
+	"github.com/edgecache/edgecache/hook"
 )
 
 // BenchmarkCall is the host's cost of one hook call on a trivial guest
@@ -18,7 +18,7 @@ func BenchmarkCall(b *testing.B) {
 		memo int
 	}{{"unmemoized", -1}, {"memoized", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			p := load(b, h, "wat/minimal.wasm", wasm.PluginOptions{MemoEntries: bc.memo, MaxCallsPerInstance: 1 << 30})
+			p := load(b, h, "wat/minimal.wasm", hook.PluginOptions{MemoEntries: bc.memo, MaxCallsPerInstance: 1 << 30})
 			dst := make([]byte, 0, 256)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -31,7 +31,7 @@ func BenchmarkCall(b *testing.B) {
 // BenchmarkCallParallel is BenchmarkCall from every core, on one pool.
 func BenchmarkCallParallel(b *testing.B) {
 	h := newHost(b)
-	p := load(b, h, "wat/minimal.wasm", wasm.PluginOptions{MemoEntries: -1, MaxCallsPerInstance: 1 << 30})
+	p := load(b, h, "wat/minimal.wasm", hook.PluginOptions{MemoEntries: -1, MaxCallsPerInstance: 1 << 30})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		r := request("/products/12345", "a=1")

@@ -32,10 +32,15 @@
 // rest and reports an instance that failed its init meanwhile (the filler
 // logs it and retries with backoff). Plugin.Close refuses new calls,
 // waits for the calls in flight (each is bounded by the timeout), stops the
-// pool's goroutines and closes the runtime. A reload is the gateway's: load
-// the new plugin and wait for its pool to be full, publish the generation
-// that uses it, wait for the requests on the old generation, close the old
-// plugin. Plugins are not shared between generations.
+// pool's goroutines and closes the runtime. A reload is the gateway's: a
+// plugin whose module bytes and configuration did not change is kept as it
+// is (shared by the two generations); a changed one is loaded, its pool
+// filled, the generation that uses it published, and the old plugin closed
+// once the calls on the old generation finish.
+//
+// The memory limit is the instances' allocator's (memory.go): wazero is
+// given 4 GiB, the allocator refuses a grow past the limit (memory.grow
+// returns -1) and records it, and a call that then fails is ErrMemory.
 //
 // # Pools
 //

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // Load errors: the module is not a usable plugin. Wrapped with detail.
@@ -75,7 +77,7 @@ func (v *abiViolation) Error() string { return "wasm: abi: " + v.msg }
 // the cause, one of the call errors above (errors.Is works on it).
 type HookError struct {
 	Plugin string
-	Hook   Hook
+	Hook   hook.ID
 	Err    error  // ErrTimeout, ErrTrap, ErrMemory, ErrABI, ErrBusy, ErrSuspended, ErrClosed
 	Detail string // the guest's trap message or the ABI rule it broke
 }

@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -23,19 +24,19 @@ func ExampleHost_Load() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p, err := h.Load(ctx, bin, wasm.PluginOptions{Name: "by-path", PoolSize: 2})
+	p, err := h.Load(ctx, bin, hook.PluginOptions{Name: "by-path", PoolSize: 2})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer p.Close(ctx)
 
-	r := &wasm.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/products/42", RawQuery: "utm_source=x"}
+	r := &hook.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: "/products/42", RawQuery: "utm_source=x"}
 	for range 2 { // the second call is answered by the memo
 		key, act, err := p.AppendKey(nil, r)
 		fmt.Println(string(key), act, err)
 	}
 	s := p.Stats()
-	fmt.Println("guest calls:", s.Hooks[wasm.HookKey].Calls, "memo hits:", s.MemoHits, "fields read:", s.MemoFields)
+	fmt.Println("guest calls:", s.Hooks[hook.KeyHook].Calls, "memo hits:", s.MemoHits, "fields read:", s.MemoFields)
 	// Output:
 	// /products/42 replace <nil>
 	// /products/42 replace <nil>

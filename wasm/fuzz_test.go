@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -35,18 +36,18 @@ func FuzzHostFunctions(f *testing.F) {
 	f.Add([]byte{})                          // no header at all
 
 	h := newHost(f)
-	p := load(f, h, "wat/fuzz.wasm", wasm.PluginOptions{PoolSize: 2, MemoEntries: -1})
-	benign := &wasm.Request{Method: "GET", Path: "/ok", Header: http.Header{"X-Fuzz": {string(seed(1, 1024, 64))}}}
+	p := load(f, h, "wat/fuzz.wasm", hook.PluginOptions{PoolSize: 2, MemoEntries: -1})
+	benign := &hook.Request{Method: "GET", Path: "/ok", Header: http.Header{"X-Fuzz": {string(seed(1, 1024, 64))}}}
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		r := &wasm.Request{Method: "GET", Scheme: "https", Host: "fuzz.example", Path: "/fuzz", RawQuery: "a=1", Header: http.Header{}}
+		r := &hook.Request{Method: "GET", Scheme: "https", Host: "fuzz.example", Path: "/fuzz", RawQuery: "a=1", Header: http.Header{}}
 		if len(in) > 0 {
 			r.Header["X-Fuzz"] = []string{string(in)}
 		}
 		out, act, err := p.AppendKey(make([]byte, 0, 8), r)
 		switch {
 		case err == nil:
-			if act == wasm.KeyDefault && len(out) != 0 {
+			if act == hook.KeyDefault && len(out) != 0 {
 				t.Fatalf("KeyDefault with %d bytes appended", len(out))
 			}
 			if len(out) > wasm.MaxKeyBytes {

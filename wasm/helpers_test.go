@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -32,7 +33,7 @@ func newHost(tb testing.TB) *wasm.Host {
 	return h
 }
 
-func load(tb testing.TB, h *wasm.Host, rel string, o wasm.PluginOptions) *wasm.Plugin {
+func load(tb testing.TB, h *wasm.Host, rel string, o hook.PluginOptions) *wasm.Plugin {
 	tb.Helper()
 	if o.Name == "" {
 		o.Name = rel
@@ -49,8 +50,8 @@ func load(tb testing.TB, h *wasm.Host, rel string, o wasm.PluginOptions) *wasm.P
 	return p
 }
 
-func request(path, query string, hdr ...string) *wasm.Request {
-	r := &wasm.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: path, RawQuery: query, Header: http.Header{}}
+func request(path, query string, hdr ...string) *hook.Request {
+	r := &hook.Request{Method: "GET", Scheme: "https", Host: "shop.example", Path: path, RawQuery: query, Header: http.Header{}}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Add(hdr[i], hdr[i+1])
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // Options configure a Host.
@@ -95,7 +97,7 @@ func (h *Host) runtimeConfig(memoryLimitPages uint32) wazero.RuntimeConfig {
 // ModuleInfo is what a plugin module declares.
 type ModuleInfo struct {
 	ABIVersion int
-	Hooks      []Hook // exported hooks, in Hook order
+	Hooks      []hook.ID // exported hooks, in hook.ID order
 }
 
 // HookNames returns the exported hooks' names, for messages.
@@ -151,7 +153,7 @@ func validate(cm wazero.CompiledModule) (ModuleInfo, error) {
 	}
 	info.ABIVersion = ABIVersion
 
-	for hk := Hook(0); hk < numHooks; hk++ {
+	for hk := hook.ID(0); hk < hook.Count; hk++ {
 		def, ok := exports[hk.String()]
 		if !ok {
 			continue
@@ -161,7 +163,7 @@ func validate(cm wazero.CompiledModule) (ModuleInfo, error) {
 		}
 		info.Hooks = append(info.Hooks, hk)
 	}
-	if len(info.Hooks) == 0 || (len(info.Hooks) == 1 && info.Hooks[0] == HookInit) {
+	if len(info.Hooks) == 0 || (len(info.Hooks) == 1 && info.Hooks[0] == hook.InitHook) {
 		return info, fmt.Errorf("%w: the module exports none of the hooks key, response, miss", ErrInvalidModule)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -17,30 +18,31 @@ func TestHostileCalls(t *testing.T) {
 	cases := []struct {
 		name   string
 		module string
-		hook   wasm.Hook
+		hook   hook.ID
 		want   error
 		pages  uint32
-		stat   func(wasm.PluginStats) uint64
+		stat   func(hook.PluginStats) uint64
 		within time.Duration
 	}{
-		{"infinite loop", "hostile/loop.wasm", wasm.HookKey, wasm.ErrTimeout, 0, func(s wasm.PluginStats) uint64 { return s.Timeouts }, 20 * timeout},
-		{"unreachable", "hostile/unreachable.wasm", wasm.HookKey, wasm.ErrTrap, 0, func(s wasm.PluginStats) uint64 { return s.Traps }, timeout},
-		{"unreachable response", "hostile/unreachable.wasm", wasm.HookResponse, wasm.ErrTrap, 0, func(s wasm.PluginStats) uint64 { return s.Traps }, timeout},
-		{"unreachable miss", "hostile/unreachable.wasm", wasm.HookMiss, wasm.ErrTrap, 0, func(s wasm.PluginStats) uint64 { return s.Traps }, timeout},
-		{"memory.grow bomb", "hostile/grow.wasm", wasm.HookKey, wasm.ErrMemory, 64, func(s wasm.PluginStats) uint64 { return s.OutOfMemory }, 0},
-		{"result too large", "hostile/bigresult.wasm", wasm.HookKey, wasm.ErrABI, 0, func(s wasm.PluginStats) uint64 { return s.ABIViolations }, timeout},
-		{"pointer outside memory", "hostile/badptr.wasm", wasm.HookKey, wasm.ErrABI, 0, func(s wasm.PluginStats) uint64 { return s.ABIViolations }, timeout},
-		{"setter of another hook", "hostile/wronghook.wasm", wasm.HookKey, wasm.ErrABI, 0, func(s wasm.PluginStats) uint64 { return s.ABIViolations }, timeout},
-		{"header injection", "hostile/badinject.wasm", wasm.HookMiss, wasm.ErrABI, 0, func(s wasm.PluginStats) uint64 { return s.ABIViolations }, timeout},
+		{"infinite loop", "hostile/loop.wasm", hook.KeyHook, wasm.ErrTimeout, 0, func(s hook.PluginStats) uint64 { return s.Timeouts }, 20 * timeout},
+		{"unreachable", "hostile/unreachable.wasm", hook.KeyHook, wasm.ErrTrap, 0, func(s hook.PluginStats) uint64 { return s.Traps }, timeout},
+		{"unreachable response", "hostile/unreachable.wasm", hook.ResponseHook, wasm.ErrTrap, 0, func(s hook.PluginStats) uint64 { return s.Traps }, timeout},
+		{"unreachable miss", "hostile/unreachable.wasm", hook.MissHook, wasm.ErrTrap, 0, func(s hook.PluginStats) uint64 { return s.Traps }, timeout},
+		{"memory.grow bomb", "hostile/grow.wasm", hook.KeyHook, wasm.ErrMemory, 64, func(s hook.PluginStats) uint64 { return s.OutOfMemory }, 0},
+		{"memory.grow refused, then a spin to the deadline", "hostile/growspin.wasm", hook.KeyHook, wasm.ErrMemory, 64, func(s hook.PluginStats) uint64 { return s.OutOfMemory }, 20 * timeout},
+		{"result too large", "hostile/bigresult.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
+		{"pointer outside memory", "hostile/badptr.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
+		{"setter of another hook", "hostile/wronghook.wasm", hook.KeyHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
+		{"header injection", "hostile/badinject.wasm", hook.MissHook, wasm.ErrABI, 0, func(s hook.PluginStats) uint64 { return s.ABIViolations }, timeout},
 		// Termination checks sit on loop back-edges only: a recursion runs
 		// until wazero's stack limit traps it, ~0.7s (3-4s under -race),
 		// past the deadline, so it counts as a timeout.
-		{"stack overflow", "hostile/recurse.wasm", wasm.HookKey, wasm.ErrTimeout, 0, func(s wasm.PluginStats) uint64 { return s.Timeouts + s.Traps }, 10 * time.Second},
+		{"stack overflow", "hostile/recurse.wasm", hook.KeyHook, wasm.ErrTimeout, 0, func(s hook.PluginStats) uint64 { return s.Timeouts + s.Traps }, 10 * time.Second},
 	}
 	h := newHost(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := wasm.PluginOptions{PoolSize: 2, Timeout: timeout, MemoryLimitPages: tc.pages}
+			o := hook.PluginOptions{PoolSize: 2, Timeout: timeout, MemoryLimitPages: tc.pages}
 			if tc.within == 0 {
 				// Growing memory costs Go allocations and GC: up to tens
 				// of ms for 4 MiB on a loaded box. Give it time to fail
@@ -88,17 +90,17 @@ func TestHostileCalls(t *testing.T) {
 	}
 }
 
-func callHook(p *wasm.Plugin, h wasm.Hook) error {
+func callHook(p *wasm.Plugin, h hook.ID) error {
 	r := request("/p", "")
 	switch h {
-	case wasm.HookKey:
+	case hook.KeyHook:
 		_, _, err := p.AppendKey(nil, r)
 		return err
-	case wasm.HookResponse:
-		d := wasm.Decision{Store: true, TTL: time.Minute}
-		return p.Response(r, &wasm.Response{Status: 200}, &d)
+	case hook.ResponseHook:
+		d := hook.Decision{Store: true, TTL: time.Minute}
+		return p.Response(r, &hook.Response{Status: 200}, &d)
 	default:
-		var a wasm.MissAction
+		var a hook.MissAction
 		return p.Miss(r, &a)
 	}
 }
@@ -133,7 +135,7 @@ func TestHostileLoad(t *testing.T) {
 	h := newHost(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := h.Load(context.Background(), readModule(t, tc.module), wasm.PluginOptions{Timeout: 20 * time.Millisecond, InitTimeout: 200 * time.Millisecond})
+			p, err := h.Load(context.Background(), readModule(t, tc.module), hook.PluginOptions{Timeout: 20 * time.Millisecond, InitTimeout: 200 * time.Millisecond})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Load: err = %v, want %v", err, tc.want)
 			}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // BenchmarkInstantiate measures creating one instance of each language's
@@ -32,7 +34,7 @@ func BenchmarkInstantiate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := h.Load(ctx, bin, PluginOptions{Name: m.name, Config: []byte(m.config), PoolSize: 1})
+			p, err := h.Load(ctx, bin, hook.PluginOptions{Name: m.name, Config: []byte(m.config), PoolSize: 1})
 			if err != nil {
 				b.Fatal(err)
 			}

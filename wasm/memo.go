@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // DefaultMemoEntries bounds the key memo of a plugin when
@@ -32,7 +34,7 @@ type readSet struct {
 type memoEntry struct {
 	gen  uint64
 	vals []byte
-	act  KeyAction
+	act  hook.KeyAction
 	key  []byte
 }
 
@@ -64,7 +66,7 @@ func newMemo(entries int) *memo {
 }
 
 // lookup appends the memoized key for r to dst.
-func (m *memo) lookup(dst []byte, r *Request) ([]byte, KeyAction, bool) {
+func (m *memo) lookup(dst []byte, r *hook.Request) ([]byte, hook.KeyAction, bool) {
 	if m.disabled.Load() {
 		return dst, 0, false
 	}
@@ -85,7 +87,7 @@ func (m *memo) lookup(dst []byte, r *Request) ([]byte, KeyAction, bool) {
 // the others are still in it), grows the read set if needed, and stores
 // the result. It is called only for a call that succeeded without reading
 // the clock or randomness.
-func (m *memo) record(fields uint8, newHdrs []string, r *Request, act KeyAction, key []byte) {
+func (m *memo) record(fields uint8, newHdrs []string, r *hook.Request, act hook.KeyAction, key []byte) {
 	if m.disabled.Load() {
 		return
 	}
@@ -187,7 +189,7 @@ func (rs *readSet) indexBytes(name []byte) int {
 	return -1
 }
 
-func field(r *Request, f uint8) string {
+func field(r *hook.Request, f uint8) string {
 	switch f {
 	case fieldMethod:
 		return r.Method
@@ -203,7 +205,7 @@ func field(r *Request, f uint8) string {
 }
 
 // hashValues hashes the values of the read set's fields in r.
-func hashValues(seed maphash.Seed, rs *readSet, r *Request) uint64 {
+func hashValues(seed maphash.Seed, rs *readSet, r *hook.Request) uint64 {
 	h := rs.gen
 	for fs := rs.fields; fs != 0; fs &= fs - 1 {
 		f := uint8(1) << bits.TrailingZeros8(fs)
@@ -228,7 +230,7 @@ func mix(h, v uint64) uint64 {
 // appendValues encodes the values of the read set's fields in r: each
 // string as uvarint length and bytes, each header as uvarint count and its
 // values.
-func appendValues(b []byte, rs *readSet, r *Request) []byte {
+func appendValues(b []byte, rs *readSet, r *hook.Request) []byte {
 	for fs := rs.fields; fs != 0; fs &= fs - 1 {
 		f := uint8(1) << bits.TrailingZeros8(fs)
 		s := field(r, f)
@@ -247,7 +249,7 @@ func appendValues(b []byte, rs *readSet, r *Request) []byte {
 }
 
 // matchValues reports whether enc (from appendValues) equals r's values.
-func matchValues(enc []byte, rs *readSet, r *Request) bool {
+func matchValues(enc []byte, rs *readSet, r *hook.Request) bool {
 	next := func(s string) bool {
 		n, k := binary.Uvarint(enc)
 		if k <= 0 || n != uint64(len(s)) || uint64(len(enc)-k) < n || string(enc[k:k+int(n)]) != s {

@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
-func memoReq(path string, hdr ...string) *Request {
-	r := &Request{Method: "GET", Scheme: "https", Host: "h", Path: path, Header: http.Header{}}
+func memoReq(path string, hdr ...string) *hook.Request {
+	r := &hook.Request{Method: "GET", Scheme: "https", Host: "h", Path: path, Header: http.Header{}}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Add(hdr[i], hdr[i+1])
 	}
@@ -20,8 +22,8 @@ func TestMemoGrowth(t *testing.T) {
 	if _, _, ok := m.lookup(nil, r); ok {
 		t.Fatal("hit in an empty memo")
 	}
-	m.record(fieldPath, nil, r, KeyReplace, []byte("k1"))
-	if got, act, ok := m.lookup(nil, r); !ok || string(got) != "k1" || act != KeyReplace {
+	m.record(fieldPath, nil, r, hook.KeyReplace, []byte("k1"))
+	if got, act, ok := m.lookup(nil, r); !ok || string(got) != "k1" || act != hook.KeyReplace {
 		t.Fatalf("lookup after record: %q %v %v", got, act, ok)
 	}
 	if _, _, ok := m.lookup(nil, memoReq("/b", "Accept", "text/html")); ok {
@@ -33,7 +35,7 @@ func TestMemoGrowth(t *testing.T) {
 	}
 	// A call that read Accept grows the set and flushes the memo.
 	gen := m.set.Load().gen
-	m.record(fieldPath, []string{"Accept"}, r, KeyReplace, []byte("k2"))
+	m.record(fieldPath, []string{"Accept"}, r, hook.KeyReplace, []byte("k2"))
 	if rs := m.set.Load(); rs.gen != gen+1 || rs.index("Accept") != 0 || m.len() != 1 {
 		t.Fatalf("after growth: set %+v, %d entries", rs, m.len())
 	}
@@ -44,7 +46,7 @@ func TestMemoGrowth(t *testing.T) {
 		t.Fatalf("lookup: %q %v", got, ok)
 	}
 	// A field already in the set does not grow it.
-	m.record(fieldPath, []string{"Accept"}, memoReq("/c", "Accept", "x"), KeyDefault, nil)
+	m.record(fieldPath, []string{"Accept"}, memoReq("/c", "Accept", "x"), hook.KeyDefault, nil)
 	if m.set.Load().gen != gen+1 || m.len() != 2 {
 		t.Fatalf("set grew for known fields: %+v, %d entries", m.set.Load(), m.len())
 	}
@@ -55,18 +57,18 @@ func TestMemoGrowth(t *testing.T) {
 func TestMemoVerifiesValues(t *testing.T) {
 	m := newMemo(64)
 	a, b := memoReq("/aaaa"), memoReq("/bbbb")
-	m.record(fieldPath, nil, a, KeyReplace, []byte("ka"))
+	m.record(fieldPath, nil, a, hook.KeyReplace, []byte("ka"))
 	rs := m.set.Load()
 	hb := hashValues(m.seed, rs, b)
 	sh := &m.shards[hb%memoShards]
 	sh.mu.Lock()
-	sh.m[hb] = &memoEntry{gen: rs.gen, vals: appendValues(nil, rs, a), act: KeyReplace, key: []byte("ka")}
+	sh.m[hb] = &memoEntry{gen: rs.gen, vals: appendValues(nil, rs, a), act: hook.KeyReplace, key: []byte("ka")}
 	sh.mu.Unlock()
 	if got, _, ok := m.lookup(nil, b); ok {
 		t.Fatalf("collision answered %q", got)
 	}
 	for _, tc := range []struct {
-		x, y *Request
+		x, y *hook.Request
 		same bool
 	}{
 		{memoReq("/p", "A", "1"), memoReq("/p", "A", "1"), true},
@@ -85,7 +87,7 @@ func TestMemoTooManyHeaders(t *testing.T) {
 	m := newMemo(64)
 	r := memoReq("/")
 	for i := range maxMemoHeaders + 1 {
-		m.record(0, []string{"H" + strconv.Itoa(i)}, r, KeyDefault, nil)
+		m.record(0, []string{"H" + strconv.Itoa(i)}, r, hook.KeyDefault, nil)
 	}
 	if !m.disabled.Load() {
 		t.Fatal("memo still on after reading too many headers")
@@ -98,7 +100,7 @@ func TestMemoTooManyHeaders(t *testing.T) {
 func TestMemoLookupAllocs(t *testing.T) {
 	m := newMemo(64)
 	r := memoReq("/products/42", "Accept", "text/html", "X-Device", "mobile")
-	m.record(fieldPath|fieldHost|fieldQuery, []string{"Accept", "X-Device"}, r, KeyReplace, []byte("key"))
+	m.record(fieldPath|fieldHost|fieldQuery, []string{"Accept", "X-Device"}, r, hook.KeyReplace, []byte("key"))
 	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(1000, func() { buf, _, _ = m.lookup(buf[:0], r) }); n != 0 {
 		t.Fatalf("lookup allocates %v times", n)

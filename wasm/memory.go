@@ -24,22 +24,41 @@ import "github.com/tetratelabs/wazero/experimental"
 // append. Rust instances now take ~1.8 ms at startup, 1.4 ms warm, and
 // allocate their memory once (TestInstanceMemoryAllocatedOnce).
 
-// newAllocator returns the MemoryAllocator of p's instances.
-func (p *Plugin) newAllocator() experimental.MemoryAllocator {
+// The memory limit is enforced here, not by wazero: wazero is given the
+// largest limit (4 GiB), so that every grow reaches Reallocate, which
+// refuses one past the limit
+// (memory.grow returns -1 to the guest, as it would at wazero's limit) and
+// records it in the instance. A call that then fails — a trap, or a
+// timeout while the guest's runtime spins or retries — is a memory fault
+// (ErrMemory), whatever the memory's size at that moment.
+
+// newAllocator returns the MemoryAllocator of one instance.
+func (p *Plugin) newAllocator(in *instance) experimental.MemoryAllocator {
+	limit := uint64(p.opts.MemoryLimitPages) * pageSize
 	return experimental.MemoryAllocatorFunc(func(capBytes, maxBytes uint64) experimental.LinearMemory {
 		hint := uint64(p.initBytes.Load())
 		if hint == 0 {
 			hint = (capBytes + capBytes/4 + pageSize - 1) / pageSize * pageSize
 		}
-		return &linearMemory{buf: make([]byte, 0, min(max(capBytes, hint), maxBytes))}
+		return &linearMemory{buf: make([]byte, 0, min(max(capBytes, hint), maxBytes, limit)), limit: limit, failedGrow: &in.failedGrow}
 	})
 }
+
+// runtimeMemoryPages is what wazero is told the limit is: the largest, so
+// that every grow past the plugin's limit reaches Reallocate, which
+// refuses and records it. (A module whose initial memory exceeds the
+// limit is rejected by Load.)
+const runtimeMemoryPages = 65536
 
 // pageSize is the size of a WebAssembly memory page.
 const pageSize = 65536
 
 // linearMemory is a guest memory backed by a Go slice.
-type linearMemory struct{ buf []byte }
+type linearMemory struct {
+	buf        []byte
+	limit      uint64
+	failedGrow *bool // the instance's: a grow past limit was refused in this call
+}
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
 
@@ -47,6 +66,10 @@ var _ experimental.LinearMemory = (*linearMemory)(nil)
 // allows. wazero never asks for more than the memory's limit, nor for less
 // than its current size.
 func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit && len(m.buf) > 0 {
+		*m.failedGrow = true
+		return nil // memory.grow returns -1
+	}
 	if n := uint64(len(m.buf)); size > n {
 		if size <= uint64(cap(m.buf)) {
 			m.buf = m.buf[:size]

@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"testing"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // TestInstanceMemoryAllocatedOnce: an instance's linear memory starts
@@ -23,7 +25,7 @@ func TestInstanceMemoryAllocatedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := h.Load(ctx, bin, PluginOptions{Name: "rust", PoolSize: 1})
+	p, err := h.Load(ctx, bin, hook.PluginOptions{Name: "rust", PoolSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // Defaults of PluginOptions; a zero field means its default. See doc.go
@@ -47,35 +48,8 @@ const (
 	BreakerMaxCooldown = 30 * time.Second
 )
 
-// PluginOptions configure one loaded plugin. Zero values mean the
-// documented defaults (DefaultPoolSize, …).
-type PluginOptions struct {
-	// Name identifies the plugin in errors, logs and metrics.
-	Name string
-	// Config is given to the plugin's init hook (get_config); by
-	// convention JSON.
-	Config []byte
-	// PoolSize is the number of instances: one created by Load, the
-	// others in the background right after (Plugin.WaitFull).
-	PoolSize int
-	// Timeout bounds each hook call.
-	Timeout time.Duration
-	// MemoryLimitPages bounds each instance's memory, in 64 KiB pages.
-	MemoryLimitPages uint32
-	// MaxCallsPerInstance recycles an instance after that many calls.
-	MaxCallsPerInstance int
-	// MemoEntries bounds the key hook's memo; negative disables it.
-	MemoEntries int
-	// InitTimeout bounds instantiating one instance and its init hook.
-	InitTimeout time.Duration
-	// Observe, when set, is told the duration of every guest call (not of
-	// memo hits), faulted or not: for a latency histogram. It runs on the
-	// calling goroutine and must be quick.
-	Observe func(h Hook, d time.Duration)
-}
-
 // withDefaults fills in the defaults and validates, in one place.
-func (o PluginOptions) withDefaults() (PluginOptions, error) {
+func withDefaults(o hook.PluginOptions) (hook.PluginOptions, error) {
 	if o.Name == "" {
 		o.Name = "plugin"
 	}
@@ -124,18 +98,17 @@ func (o PluginOptions) withDefaults() (PluginOptions, error) {
 type Plugin struct {
 	name   string
 	host   *Host
-	opts   PluginOptions
+	opts   hook.PluginOptions
 	info   ModuleInfo
-	has    [numHooks]bool
+	has    [hook.Count]bool
 	config string
 	log    *slog.Logger
 	rt     wazero.Runtime
 	cm     wazero.CompiledModule
 	memo   *memo // nil when disabled
 
-	// alloc creates the instances' memories with initBytes of capacity:
-	// the largest memory an instance had after init (memory.go).
-	alloc     experimental.MemoryAllocator
+	// initBytes is the largest memory an instance had after init: the
+	// capacity new instances start with (memory.go).
 	initBytes atomic.Int64
 
 	// callMu is held shared by every guest call; Close takes it
@@ -144,9 +117,9 @@ type Plugin struct {
 	closed atomic.Bool
 
 	pool
-	stats   counters
-	faults  faultLog
-	lastLog atomic.Int64 // guest log lines, rate-limited
+	stats    counters
+	faults   faultLog
+	logLimit logLimiter // guest log lines
 
 	// the breaker
 	consecutive    atomic.Int64 // faults since the last successful call
@@ -156,7 +129,7 @@ type Plugin struct {
 
 // counters are the atomics behind PluginStats.
 type counters struct {
-	calls, declined, hookFaults [numHooks]atomic.Uint64
+	calls, declined, hookFaults [hook.Count]atomic.Uint64
 	faults                      [numFaults]atomic.Uint64
 	busy, suspended             atomic.Uint64
 	suspensions                 atomic.Uint64
@@ -165,59 +138,21 @@ type counters struct {
 	instantiated, recycled      atomic.Uint64
 }
 
-// HookStats count the guest calls of one hook.
-type HookStats struct {
-	Calls    uint64 // guest calls made (memo hits are not calls)
-	Declined uint64 // calls that returned non-zero: the built-in policy decided
-	Faults   uint64 // calls that faulted: the built-in policy decided
-}
-
-// PluginStats is a snapshot of a plugin's counters.
-type PluginStats struct {
-	Hooks [numHooks]HookStats // indexed by Hook
-
-	// Faults by kind (their sum is the sum of Hooks[].Faults).
-	Timeouts, Traps, OutOfMemory, ABIViolations uint64
-	// Busy counts calls that found no free instance within the timeout;
-	// Suspended, calls refused while the plugin was suspended after
-	// repeated faults; Suspensions, how often that happened.
-	Busy, Suspended, Suspensions uint64
-
-	// MemoHits and MemoMisses count key lookups in the memo; MemoSkipped
-	// counts key results not memoized because the call read the clock
-	// or randomness. MemoEntries is the memo's size now, MemoFields the
-	// request fields the key hook has read ("path", "header:Accept"…).
-	MemoHits, MemoMisses, MemoSkipped uint64
-	MemoEntries                       int
-	MemoFields                        []string
-	MemoDisabled                      bool
-
-	// Instances is the number of live instances; Instantiated counts every
-	// instance created since Load (faults and recycling replace them),
-	// Recycled those closed after MaxCallsPerInstance calls.
-	Instances    int
-	Instantiated uint64
-	Recycled     uint64
-	// MemoryBytes is the linear memory of the live instances, as of the
-	// end of their last call.
-	MemoryBytes int64
-}
-
 // Load compiles wasm (a hit in the compilation cache when it was compiled
 // before), validates it against the ABI, creates one instance and runs its
 // init hook with o.Config: a module that does not instantiate, or whose
 // init rejects the config, fails Load. A Plugin is ready to call when Load
 // returns; the rest of the pool is created in the background (WaitFull
 // waits for it).
-func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin, error) {
-	o, err := o.withDefaults()
+func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Plugin, error) {
+	o, err := withDefaults(o)
 	if err != nil {
 		return nil, err
 	}
 	if h.isClosed() {
 		return nil, ErrHostClosed
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(o.MemoryLimitPages))
+	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(runtimeMemoryPages))
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: plugin %q: %w", o.Name, err)
@@ -233,6 +168,11 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin,
 	if err != nil {
 		return fail(err)
 	}
+	for _, m := range cm.ExportedMemories() {
+		if m.Min() > o.MemoryLimitPages {
+			return fail(fmt.Errorf("%w: the module's initial memory of %d pages exceeds the limit of %d", ErrInvalidModule, m.Min(), o.MemoryLimitPages))
+		}
+	}
 	p := &Plugin{
 		name:   o.Name,
 		host:   h,
@@ -246,9 +186,8 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin,
 	for _, hk := range info.Hooks {
 		p.has[hk] = true
 	}
-	p.alloc = p.newAllocator()
 	p.cooldown.Store(int64(BreakerCooldown))
-	if o.MemoEntries > 0 && p.has[HookKey] {
+	if o.MemoEntries > 0 && p.has[hook.KeyHook] {
 		p.memo = newMemo(o.MemoEntries)
 	}
 	p.pool.init(o.PoolSize)
@@ -270,6 +209,21 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o PluginOptions) (*Plugin,
 	p.kick()
 	return p, nil
 }
+
+// LoadPlugin is Load behind the hook.Loader interface, for the policies
+// package and the gateway, which do not import wasm.
+func (h *Host) LoadPlugin(ctx context.Context, wasm []byte, o hook.PluginOptions) (hook.Plugin, error) {
+	p, err := h.Load(ctx, wasm, o)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
+}
+
+var (
+	_ hook.Loader = (*Host)(nil)
+	_ hook.Plugin = (*Plugin)(nil)
+)
 
 // WaitFull waits until the pool holds PoolSize instances for the first
 // time: Load creates one, the pool's filler the others, in the background.
@@ -297,7 +251,7 @@ func (p *Plugin) Info() ModuleInfo { return p.info }
 
 // Has reports whether the module exports hook h. A hook it does not export
 // is the built-in policy's job; calling it returns ErrNoHook.
-func (p *Plugin) Has(h Hook) bool { return int(h) < numHooks && p.has[h] }
+func (p *Plugin) Has(h hook.ID) bool { return int(h) < hook.Count && p.has[h] }
 
 // Close stops new calls (they return ErrClosed, though the key hook may
 // still answer from its memo), waits for the calls in flight, then closes
@@ -312,14 +266,18 @@ func (p *Plugin) Close(ctx context.Context) error {
 	defer p.callMu.Unlock()
 	p.pool.stop()
 	p.host.remove(p)
-	return p.rt.Close(ctx)
+	err := p.rt.Close(ctx) // closes every instance
+	p.pool.mu.Lock()
+	clear(p.pool.live)
+	p.pool.mu.Unlock()
+	return err
 }
 
 // Stats returns a snapshot of the plugin's counters.
-func (p *Plugin) Stats() PluginStats {
-	var s PluginStats
-	for h := range numHooks {
-		s.Hooks[h] = HookStats{
+func (p *Plugin) Stats() hook.PluginStats {
+	var s hook.PluginStats
+	for h := range hook.Count {
+		s.Hooks[h] = hook.HookStats{
 			Calls:    p.stats.calls[h].Load(),
 			Declined: p.stats.declined[h].Load(),
 			Faults:   p.stats.hookFaults[h].Load(),
@@ -364,11 +322,12 @@ func (p *Plugin) Stats() PluginStats {
 // whole key (KeyReplace), or parts to follow the built-in key, each
 // preceded by '|' (KeyExtend). With KeyDefault nothing is appended. A
 // memoized request costs a lookup and no guest call (doc.go,
-// "Memoization"). On error dst is returned unchanged and the caller uses
-// the built-in key.
-func (p *Plugin) AppendKey(dst []byte, r *Request) ([]byte, KeyAction, error) {
-	if !p.has[HookKey] {
-		return dst, KeyDefault, ErrNoHook
+// "Memoization"). On error, or when the hook declines (hook.ErrDeclined;
+// a memo hit of a declined call returns KeyDefault and no error), dst is
+// returned unchanged and the caller uses the built-in key.
+func (p *Plugin) AppendKey(dst []byte, r *hook.Request) ([]byte, hook.KeyAction, error) {
+	if !p.has[hook.KeyHook] {
+		return dst, hook.KeyDefault, ErrNoHook
 	}
 	if p.memo != nil {
 		if out, act, ok := p.memo.lookup(dst, r); ok {
@@ -379,26 +338,26 @@ func (p *Plugin) AppendKey(dst []byte, r *Request) ([]byte, KeyAction, error) {
 	}
 	p.callMu.RLock()
 	defer p.callMu.RUnlock()
-	in, err := p.acquire(HookKey)
+	in, err := p.acquire(hook.KeyHook)
 	if err != nil {
-		return dst, KeyDefault, err
+		return dst, hook.KeyDefault, err
 	}
 	in.req = *r
-	in.key, in.keyAct = in.key[:0], KeyDefault
+	in.key, in.keyAct = in.key[:0], hook.KeyDefault
 	if p.memo != nil {
 		in.rs = p.memo.set.Load()
 	}
-	rc, err := p.invoke(in, HookKey, p.opts.Timeout)
+	rc, err := p.invoke(in, hook.KeyHook, p.opts.Timeout)
 	if err != nil {
-		in.req = Request{}
-		return dst, KeyDefault, err
+		in.req = hook.Request{}
+		return dst, hook.KeyDefault, err
 	}
 	act := in.keyAct
 	if rc != 0 {
-		act = KeyDefault
+		act = hook.KeyDefault
 		in.key = in.key[:0]
 	}
-	if act != KeyDefault {
+	if act != hook.KeyDefault {
 		dst = append(dst, in.key...)
 	}
 	if p.memo != nil {
@@ -408,59 +367,71 @@ func (p *Plugin) AppendKey(dst []byte, r *Request) ([]byte, KeyAction, error) {
 			p.memo.record(in.readMask, in.newHdrs, &in.req, act, in.key)
 		}
 	}
-	in.req, in.rs = Request{}, nil
+	in.req, in.rs = hook.Request{}, nil
 	p.release(in)
+	if rc != 0 {
+		return dst, hook.KeyDefault, hook.ErrDeclined
+	}
 	return dst, act, nil
 }
 
 // Response runs the response hook. d holds the built-in policy's decision
 // on entry; on success it holds the plugin's (what it did not set is
-// unchanged). On error, or when the hook declines, d is unchanged.
-func (p *Plugin) Response(r *Request, resp *Response, d *Decision) error {
-	if !p.has[HookResponse] {
+// unchanged). On error, or when the hook declines (hook.ErrDeclined), d
+// is unchanged.
+func (p *Plugin) Response(r *hook.Request, resp *hook.Response, d *hook.Decision) error {
+	if !p.has[hook.ResponseHook] {
 		return ErrNoHook
 	}
 	p.callMu.RLock()
 	defer p.callMu.RUnlock()
-	in, err := p.acquire(HookResponse)
+	in, err := p.acquire(hook.ResponseHook)
 	if err != nil {
 		return err
 	}
 	in.req, in.resp, in.base, in.dec, in.tags = *r, *resp, *d, *d, 0
-	rc, err := p.invoke(in, HookResponse, p.opts.Timeout)
+	rc, err := p.invoke(in, hook.ResponseHook, p.opts.Timeout)
 	if err == nil && rc == 0 {
 		*d = in.dec
 	}
-	in.req, in.resp, in.base, in.dec = Request{}, Response{}, Decision{}, Decision{}
-	if err == nil {
-		p.release(in)
+	in.req, in.resp, in.base, in.dec = hook.Request{}, hook.Response{}, hook.Decision{}, hook.Decision{}
+	return p.done(in, rc, err)
+}
+
+// done ends a response or miss call: a failed call's instance is already
+// discarded; a successful one goes back to the pool, and a non-zero
+// result is a decline.
+func (p *Plugin) done(in *instance, rc int32, err error) error {
+	if err != nil {
+		return err
 	}
-	return err
+	p.release(in)
+	if rc != 0 {
+		return hook.ErrDeclined
+	}
+	return nil
 }
 
 // Miss runs the miss hook. a holds the built-in policy's action on entry
 // (usually the zero MissAction: fetch from the route's origin and store);
 // on success it holds the plugin's (what it did not set is unchanged; a
 // header map of the caller's is copied, never written). On error, or when
-// the hook declines, a is unchanged.
-func (p *Plugin) Miss(r *Request, a *MissAction) error {
-	if !p.has[HookMiss] {
+// the hook declines (hook.ErrDeclined), a is unchanged.
+func (p *Plugin) Miss(r *hook.Request, a *hook.MissAction) error {
+	if !p.has[hook.MissHook] {
 		return ErrNoHook
 	}
 	p.callMu.RLock()
 	defer p.callMu.RUnlock()
-	in, err := p.acquire(HookMiss)
+	in, err := p.acquire(hook.MissHook)
 	if err != nil {
 		return err
 	}
-	in.req, in.miss, in.missHeaderOwned = *r, *a, false
-	rc, err := p.invoke(in, HookMiss, p.opts.Timeout)
+	in.req, in.miss, in.baseMiss, in.missHeaderOwned = *r, *a, *a, false
+	rc, err := p.invoke(in, hook.MissHook, p.opts.Timeout)
 	if err == nil && rc == 0 {
 		*a = in.miss
 	}
-	in.req, in.miss = Request{}, MissAction{}
-	if err == nil {
-		p.release(in)
-	}
-	return err
+	in.req, in.miss, in.baseMiss = hook.Request{}, hook.MissAction{}, hook.MissAction{}
+	return p.done(in, rc, err)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/edgecache/edgecache/hook"
 )
 
 // exitCodeTimeout is the exit code the watchdog closes an overdue instance
@@ -33,7 +35,7 @@ type instance struct {
 	p     *Plugin
 	mod   api.Module
 	mem   api.Memory
-	fns   [numHooks]api.Function
+	fns   [hook.Count]api.Function
 	stack [1]uint64
 	calls int
 
@@ -45,24 +47,30 @@ type instance struct {
 	memBytes atomic.Int64
 
 	// the current call
-	hook      Hook
+	hook      hook.ID
 	violation string
-	req       Request
-	resp      Response
-	base, dec Decision
+	req       hook.Request
+	resp      hook.Response
+	base, dec hook.Decision
 	tags      int
-	miss      MissAction
+	miss      hook.MissAction
+	baseMiss  hook.MissAction // the built-in action, for get_builtin_*
 	// missHeaderOwned: miss.Header is this call's copy, not the caller's.
 	missHeaderOwned bool
 	key             []byte
-	keyAct          KeyAction
+	keyAct          hook.KeyAction
 	name            []byte // scratch: a canonical header name
+	builtinKey      []byte // scratch: get_builtin_key's value
 
 	// what a key hook call read, for the memo
 	rs       *readSet
 	readMask uint8
 	newHdrs  []string
 	impure   bool
+
+	// failedGrow: the current call's memory.grow past the limit was
+	// refused (memory.go); if the call then fails, it is a memory fault.
+	failedGrow bool
 }
 
 var _ context.Context = (*instance)(nil)
@@ -271,7 +279,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{p: p, key: make([]byte, 0, 256), name: make([]byte, 0, 64)}
 	ictx, cancel := context.WithTimeout(ctx, p.opts.InitTimeout)
 	defer cancel()
-	ictx = experimental.WithMemoryAllocator(ictx, p.alloc)
+	ictx = experimental.WithMemoryAllocator(ictx, p.newAllocator(in))
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
@@ -287,7 +295,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("%w: the module has no memory", ErrInvalidModule)
 	}
 	in.memBytes.Store(int64(in.mem.Size()))
-	for h := range Hook(numHooks) {
+	for h := range hook.ID(hook.Count) {
 		if p.has[h] {
 			in.fns[h] = mod.ExportedFunction(h.String())
 		}
@@ -296,8 +304,8 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	p.mu.Lock()
 	p.live[in] = struct{}{}
 	p.mu.Unlock()
-	if p.has[HookInit] {
-		rc, err := p.invoke(in, HookInit, p.opts.InitTimeout)
+	if p.has[hook.InitHook] {
+		rc, err := p.invoke(in, hook.InitHook, p.opts.InitTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInit, err)
 		}
@@ -312,7 +320,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 
 // acquire takes a free instance, waiting up to the plugin's timeout when
 // every instance is busy.
-func (p *Plugin) acquire(h Hook) (*instance, error) {
+func (p *Plugin) acquire(h hook.ID) (*instance, error) {
 	if p.closed.Load() {
 		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrClosed}
 	}
@@ -363,8 +371,8 @@ func (p *Plugin) discard(in *instance) {
 // invoke calls hook h of in with a deadline. On a fault it counts and logs
 // it, discards the instance and returns a *HookError; otherwise it returns
 // the hook's result code and the caller releases the instance.
-func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, error) {
-	in.hook, in.violation = h, ""
+func (p *Plugin) invoke(in *instance, h hook.ID, timeout time.Duration) (int32, error) {
+	in.hook, in.violation, in.failedGrow = h, "", false
 	in.readMask, in.newHdrs, in.impure = 0, in.newHdrs[:0], false
 	p.stats.calls[h].Add(1)
 	start := nanotime()
@@ -392,7 +400,7 @@ func (p *Plugin) invoke(in *instance, h Hook, timeout time.Duration) (int32, err
 	herr := &HookError{Plugin: p.name, Hook: h, Err: faultErrs[kind], Detail: detail}
 	p.faults.log(p.log, herr)
 	p.discard(in)
-	if h != HookInit && p.consecutive.Add(1) >= BreakerFaults {
+	if h != hook.InitHook && p.consecutive.Add(1) >= BreakerFaults {
 		p.suspend()
 	}
 	return 0, herr
@@ -411,29 +419,26 @@ func (p *Plugin) suspend() {
 		"plugin", p.name, "faults", BreakerFaults, "for", cd)
 }
 
-// memoryFaultMargin: a trap with memory within a quarter of the limit (at
-// most 4 MiB, a Go heap arena) of it counts as out of memory: runtimes grow
-// memory in chunks, and a failed grow leaves the memory below the limit.
-func memoryFaultMargin(limit uint64) uint64 { return min(limit/4, 4<<20) }
-
 func (p *Plugin) classify(in *instance, err error, killed bool) (kind int, detail string) {
 	var exit *sys.ExitError
+	timedOut := killed || errors.As(err, &exit) && exit.ExitCode() == exitCodeTimeout
 	switch {
-	case killed:
+	case in.failedGrow:
+		// Whatever the guest did after the refused grow — trapped, or
+		// spun until the deadline — the cause is the memory limit.
+		then := "then timed out"
+		if !timedOut && err != nil {
+			then = "then: " + firstLine(err.Error())
+		}
+		return faultMemory, fmt.Sprintf("memory.grow past the limit of %d KiB refused; %s", uint64(p.opts.MemoryLimitPages)*64, then)
+	case timedOut:
 		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
 	case in.violation != "":
 		return faultABI, in.violation
-	case errors.As(err, &exit) && exit.ExitCode() == exitCodeTimeout:
-		return faultTimeout, fmt.Sprintf("no answer within %v", p.opts.Timeout)
 	case err == nil:
 		return faultTrap, "module closed during the call"
 	}
-	detail = firstLine(err.Error())
-	limit := uint64(p.opts.MemoryLimitPages) * 65536
-	if in.mem != nil && uint64(in.mem.Size())+memoryFaultMargin(limit) > limit {
-		return faultMemory, detail
-	}
-	return faultTrap, detail
+	return faultTrap, firstLine(err.Error())
 }
 
 func firstLine(s string) string {

@@ -30,6 +30,7 @@ Usage:
   edgecache config check FILE         validate a config file; exit 1 with every error
   edgecache plugin run --plugin P.wasm --request 'GET https://host/path?q' [...]
                                       what each hook of a plugin decides (see edgecache plugin run -h)
+  edgecache plugin test FILE...       run a plugin's table of requests and expected keys/decisions
   edgecache plugin compile --cache-dir DIR P.wasm...
                                       precompile plugins into a compilation cache (container images)
   edgecache shardmap plan OLD NEW [--keys FILE | --sample N]
@@ -170,7 +171,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("no admin token", "err", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token})
+	host, err := wasm.NewHost(context.Background(), wasm.Options{CacheDir: cfg.WASM.CacheDir, Logger: log})
+	if err != nil {
+		log.Error("cannot start the plugin host", "err", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token, Plugins: host})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

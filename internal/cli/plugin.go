@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/policies"
 	"github.com/edgecache/edgecache/wasm"
 )
@@ -20,13 +22,19 @@ import (
 const pluginUsage = `Usage:
   edgecache plugin run --plugin P.wasm [--config JSON|@FILE] --request 'GET https://host/path?q'
                        [--header 'Name: value']... [--response-status 200 [--response-header 'Name: value']...]
-                       [--default-ttl 5m]
+                       [--default-ttl 5m] [--negative-ttl 10s] [--heuristic-freshness]
       load a plugin as the gateway would and print what each hook decides for
-      one request (and, with --response-status, one origin response); exits 1
-      if the plugin fails to load or any hook faults
+      one request (and, with --response-status, one origin response), through
+      the same policies the gateway builds for a route that uses the plugin;
+      exits 1 if the plugin fails to load or any hook faults
+  edgecache plugin test FILE...
+      run each table of requests (and origin responses) in FILE against its
+      plugin, through the gateway's policies, and compare the keys and
+      decisions with the expected ones; exits 1 with a diff on a mismatch
+      (the format: plugins/README.md, "Testing a plugin")
   edgecache plugin compile --cache-dir DIR P.wasm...
       compile plugins into the compilation cache (serve with the same
-      plugins.cache_dir starts without compiling); checks each against the ABI
+      wasm.cache_dir starts without compiling); checks each against the ABI
 `
 
 // PluginCmd runs `edgecache plugin …` and returns the exit code.
@@ -38,6 +46,8 @@ func PluginCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	switch args[0] {
 	case "run":
 		return pluginRun(ctx, args[1:], stdout, stderr)
+	case "test":
+		return pluginTest(ctx, args[1:], stdout, stderr)
 	case "compile":
 		return pluginCompile(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -63,15 +73,93 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
+// loaded is a plugin loaded as the gateway loads it, and the policies of a
+// route that uses it.
+type loaded struct {
+	host   *wasm.Host
+	plugin hook.Plugin
+	info   wasm.ModuleInfo
+	set    policies.Set
+}
+
+func (l *loaded) close(ctx context.Context) {
+	_ = l.plugin.Close(ctx)
+	_ = l.host.Close(ctx)
+}
+
+// loadRoute loads the plugin at path through policies.LoadPlugin and
+// builds the policies of route rc with it, as the gateway does
+// (gateway.RoutePolicies, then policies.FromPlugin).
+func loadRoute(ctx context.Context, path string, conf []byte, timeout time.Duration, rc config.Route, stderr io.Writer) (*loaded, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := wasm.NewHost(ctx, wasm.Options{Logger: log, GuestOutput: stderr})
+	if err != nil {
+		return nil, err
+	}
+	p, err := policies.LoadPlugin(ctx, h, bin, hook.PluginOptions{Name: path, Config: conf, PoolSize: 1, Timeout: timeout, MemoEntries: -1})
+	if err != nil {
+		_ = h.Close(ctx)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	info, _ := h.Compile(ctx, bin) // compiled by the load: a cache hit
+	return &loaded{host: h, plugin: p, info: info, set: policies.FromPlugin(p, gateway.RoutePolicies(rc))}, nil
+}
+
+// outcome is what one request got from a route's policies.
+type outcome struct {
+	key       string
+	keyTrace  policies.Trace
+	miss      policies.MissAction
+	missTrace policies.Trace
+	dec       policies.Decision
+	decTrace  policies.Trace
+}
+
+// decide runs the route's policies on r (and resp, when not nil).
+func (l *loaded) decide(r *policies.Request, resp *policies.Response, now time.Time) outcome {
+	var o outcome
+	key, kt := policies.TraceKey(l.set.Key, nil, r)
+	o.key, o.keyTrace = string(key), kt
+	o.miss, o.missTrace = policies.TraceMiss(l.set.Miss, r)
+	if resp != nil {
+		o.dec, o.decTrace = policies.TraceTTL(l.set.TTL, r, resp, now)
+	}
+	return o
+}
+
+// describeTrace says how the plugin took part, for `plugin run`.
+func (l *loaded) describeTrace(h hook.ID, t policies.Trace) string {
+	if !l.plugin.Has(h) {
+		return "(built-in: not exported)"
+	}
+	switch t.Outcome {
+	case policies.OutcomePlugin:
+		if h == hook.KeyHook {
+			return "(plugin: " + t.Action.String() + ")"
+		}
+		return "(plugin)"
+	case policies.OutcomeFailed:
+		return "(failed → built-in: " + t.Err.Error() + ")"
+	}
+	return "(" + t.Outcome.String() + ")"
+}
+
 func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plugin run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, pluginUsage) }
 	path := fs.String("plugin", "", "the plugin module (.wasm)")
-	config := fs.String("config", "", "the plugin's config: JSON, or @FILE")
+	conf := fs.String("config", "", "the plugin's config: JSON, or @FILE")
 	request := fs.String("request", "", "the request: 'METHOD URL' or 'URL' (GET)")
 	status := fs.Int("response-status", 0, "run the response hook on an origin response with this status")
-	defaultTTL := fs.Duration("default-ttl", 0, "the route's default TTL, for the built-in TTL policy")
+	var rc config.Route
+	fs.DurationVar(&rc.DefaultTTL, "default-ttl", 0, "the route's default_ttl, for the built-in TTL policy")
+	fs.DurationVar(&rc.NegativeTTL, "negative-ttl", config.DefaultNegativeTTL, "the route's negative_ttl")
+	fs.BoolVar(&rc.HeuristicFreshness, "heuristic-freshness", false, "the route's heuristic_freshness")
 	timeout := fs.Duration("timeout", wasm.DefaultTimeout, "deadline of each hook call")
 	reqHdr, respHdr := http.Header{}, http.Header{}
 	fs.Var(headerFlags(reqHdr), "header", "a request header 'Name: value' (repeatable)")
@@ -88,88 +176,39 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "--request: %v\n", err)
 		return 2
 	}
-	cfg := []byte(*config)
-	if file, ok := strings.CutPrefix(*config, "@"); ok {
+	cfg := []byte(*conf)
+	if file, ok := strings.CutPrefix(*conf, "@"); ok {
 		if cfg, err = os.ReadFile(file); err != nil {
 			fmt.Fprintf(stderr, "--config: %v\n", err)
 			return 2
 		}
 	}
-	bin, err := os.ReadFile(*path)
+	l, err := loadRoute(ctx, *path, cfg, *timeout, rc, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	defer l.close(ctx)
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := wasm.NewHost(ctx, wasm.Options{Logger: log, GuestOutput: stderr})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	defer h.Close(ctx)
-	p, err := h.Load(ctx, bin, wasm.PluginOptions{Name: *path, Config: cfg, PoolSize: 1, Timeout: *timeout, MemoEntries: -1})
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
-		return 1
-	}
-	defer p.Close(ctx)
-
-	info := p.Info()
-	fmt.Fprintf(stdout, "plugin    %s: ABI v%d, hooks: %s\n", *path, info.ABIVersion, info.HookNames())
+	fmt.Fprintf(stdout, "plugin    %s: ABI v%d, hooks: %s\n", *path, l.info.ABIVersion, l.info.HookNames())
 	fmt.Fprintf(stdout, "request   %s %s://%s%s%s\n", preq.Method, preq.Scheme, preq.Host, preq.Path, prefixed("?", preq.RawQuery))
-	wr := wasm.Request{Method: preq.Method, Scheme: preq.Scheme, Host: preq.Host, Path: preq.Path, RawQuery: preq.RawQuery, Header: preq.Header}
-	faulted := false
-	report := func(hook string, err error) string {
-		if errors.Is(err, wasm.ErrNoHook) {
-			return "(built-in: not exported)"
-		}
-		if err != nil {
-			faulted = true
-			return "(built-in: the plugin failed: " + err.Error() + ")"
-		}
-		return "(plugin)"
-	}
-
-	// key
-	builtinKey := string(policies.DefaultKey{}.AppendKey(nil, preq))
-	out, act, err := p.AppendKey(nil, &wr)
-	key, how := builtinKey, report("key", err)
-	if err == nil {
-		switch act {
-		case wasm.KeyReplace:
-			key = string(out)
-		case wasm.KeyExtend:
-			key = builtinKey + string(out)
-		default:
-			how = "(built-in: the plugin declined or set nothing)"
-		}
-		if act != wasm.KeyDefault {
-			how = "(plugin: " + act.String() + ")"
-		}
-	}
-	fmt.Fprintf(stdout, "key       %s %s\n", key, how)
-
-	// miss
-	var a wasm.MissAction
-	err = p.Miss(&wr, &a)
-	fmt.Fprintf(stdout, "miss      %s %s\n", describeMiss(a), report("miss", err))
-
-	// response
+	var resp *policies.Response
 	if *status != 0 {
-		resp := &policies.Response{Status: *status, Header: respHdr}
-		base := policies.DefaultTTL{Default: *defaultTTL}.Decide(preq, resp, time.Now())
-		d := wasm.Decision{Store: base.Store, TTL: base.TTL, StaleWhileRevalidate: base.StaleWhileRevalidate,
-			StaleIfError: base.StaleIfError, Tags: base.Tags, Reason: base.Reason}
-		err = p.Response(&wr, &wasm.Response{Status: *status, Header: respHdr}, &d)
-		fmt.Fprintf(stdout, "response  %d: %s %s\n", *status, describeDecision(d), report("response", err))
+		resp = &policies.Response{Status: *status, Header: respHdr}
+	}
+	o := l.decide(preq, resp, time.Now())
+	fmt.Fprintf(stdout, "key       %s %s\n", o.key, l.describeTrace(hook.KeyHook, o.keyTrace))
+	fmt.Fprintf(stdout, "miss      %s %s\n", describeMiss(o.miss), l.describeTrace(hook.MissHook, o.missTrace))
+	if resp != nil {
+		fmt.Fprintf(stdout, "response  %d: %s %s\n", *status, describeDecision(o.dec), l.describeTrace(hook.ResponseHook, o.decTrace))
 	}
 
-	s := p.Stats()
-	fmt.Fprintf(stdout, "stats     calls key=%d miss=%d response=%d init=%d; faults %d; memory %d KiB per instance\n",
-		s.Hooks[wasm.HookKey].Calls, s.Hooks[wasm.HookMiss].Calls, s.Hooks[wasm.HookResponse].Calls, s.Hooks[wasm.HookInit].Calls,
+	s := l.plugin.Stats()
+	fmt.Fprintf(stdout, "stats     calls key=%d miss=%d response=%d init=%d; declined %d; faults %d; memory %d KiB per instance\n",
+		s.Hooks[hook.KeyHook].Calls, s.Hooks[hook.MissHook].Calls, s.Hooks[hook.ResponseHook].Calls, s.Hooks[hook.InitHook].Calls,
+		s.Hooks[hook.KeyHook].Declined+s.Hooks[hook.MissHook].Declined+s.Hooks[hook.ResponseHook].Declined,
 		s.Timeouts+s.Traps+s.OutOfMemory+s.ABIViolations, s.MemoryBytes/1024/max(1, int64(s.Instances)))
-	if faulted {
+	if o.keyTrace.Outcome == policies.OutcomeFailed || o.missTrace.Outcome == policies.OutcomeFailed || o.decTrace.Outcome == policies.OutcomeFailed {
 		return 1
 	}
 	return 0
@@ -182,9 +221,9 @@ func prefixed(p, s string) string {
 	return p + s
 }
 
-// parseRequest reads 'METHOD URL' or 'URL' into the view policies get:
-// host lower-cased without a default port, path escaped, as the gateway
-// fills it.
+// parseRequest reads 'METHOD URL' or 'URL' into the view policies get,
+// with the fields the gateway's read path fills from a request: the host
+// through policies.CanonicalHost, the escaped path, the raw query.
 func parseRequest(s string, hdr http.Header) (*policies.Request, error) {
 	method, rawURL, ok := strings.Cut(strings.TrimSpace(s), " ")
 	if !ok {
@@ -197,19 +236,18 @@ func parseRequest(s string, hdr http.Header) (*policies.Request, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an absolute http(s) URL", rawURL)
 	}
-	host := strings.ToLower(u.Host)
-	if (u.Scheme == "http" && strings.HasSuffix(host, ":80")) || (u.Scheme == "https" && strings.HasSuffix(host, ":443")) {
-		host = host[:strings.LastIndexByte(host, ':')]
+	if hdr == nil {
+		hdr = http.Header{}
 	}
-	return &policies.Request{Method: strings.ToUpper(method), Scheme: u.Scheme, Host: host,
+	return &policies.Request{Method: strings.ToUpper(method), Scheme: u.Scheme, Host: policies.CanonicalHost(u.Host),
 		Path: u.EscapedPath(), RawQuery: u.RawQuery, Header: hdr}, nil
 }
 
-func describeMiss(a wasm.MissAction) string {
+func describeMiss(a policies.MissAction) string {
 	var b strings.Builder
 	switch {
 	case a.Status != 0:
-		fmt.Fprintf(&b, "respond %d with %d bytes", a.Status, len(a.Body))
+		fmt.Fprintf(&b, "respond %d with %d bytes (not cached)", a.Status, len(a.Body))
 	case a.OriginURL != "":
 		fmt.Fprintf(&b, "fetch %s", a.OriginURL)
 	default:
@@ -224,7 +262,7 @@ func describeMiss(a wasm.MissAction) string {
 	return b.String()
 }
 
-func describeDecision(d wasm.Decision) string {
+func describeDecision(d policies.Decision) string {
 	if !d.Store {
 		return "do not store (" + d.Reason + ")"
 	}
@@ -245,7 +283,7 @@ func pluginCompile(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("plugin compile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, pluginUsage) }
-	dir := fs.String("cache-dir", "", "the compilation cache directory (plugins.cache_dir)")
+	dir := fs.String("cache-dir", "", "the compilation cache directory (wasm.cache_dir)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/internal/metrics"
 	"github.com/edgecache/edgecache/wasm"
 )
@@ -112,13 +113,13 @@ func TestStateWithRealPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(ctx)
-	p, err := h.Load(ctx, mod, wasm.PluginOptions{Name: "looper", PoolSize: 1, Timeout: 20 * time.Millisecond})
+	p, err := h.Load(ctx, mod, hook.PluginOptions{Name: "looper", PoolSize: 1, Timeout: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
 	for range 2 {
-		if _, _, err := p.AppendKey(nil, &wasm.Request{Method: "GET", Scheme: "https", Host: "x", Path: "/", Header: http.Header{}}); err == nil {
+		if _, _, err := p.AppendKey(nil, &hook.Request{Method: "GET", Scheme: "https", Host: "x", Path: "/", Header: http.Header{}}); err == nil {
 			t.Fatal("a looping key hook returned")
 		}
 	}

@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/origins"
-	"github.com/edgecache/edgecache/wasm"
 )
 
 // State is what the gateway is at the moment of a scrape: read through
@@ -38,16 +38,16 @@ type EmbeddedState struct {
 // PluginState is one loaded plugin's counters.
 type PluginState struct {
 	Name  string
-	Stats wasm.PluginStats
+	Stats hook.PluginStats
 }
 
 // Hooks are the values of the hook label, indexed like
-// wasm.PluginStats.Hooks.
+// hook.PluginStats.Hooks.
 var Hooks = func() []string {
-	var s wasm.PluginStats
+	var s hook.PluginStats
 	names := make([]string, len(s.Hooks))
 	for i := range names {
-		names[i] = wasm.Hook(i).String()
+		names[i] = hook.ID(i).String()
 	}
 	return names
 }()
@@ -68,6 +68,10 @@ var (
 	descPlMemoHit  = prometheus.NewDesc(PluginMemoHitsTotal, "Key-hook results answered from the plugin's memo.", []string{"plugin"}, nil)
 	descPlMemoMiss = prometheus.NewDesc(PluginMemoMissesTotal, "Key-hook lookups the memo could not answer.", []string{"plugin"}, nil)
 	descPlInst     = prometheus.NewDesc(PluginInstances, "Live instances of a plugin.", []string{"plugin"}, nil)
+	descPlDeclined = prometheus.NewDesc(PluginDeclinedTotal, "Guest calls in which the hook declined (returned non-zero) by plugin and hook; the built-in policy decided. Not a fault.", []string{"plugin", "hook"}, nil)
+	descPlSuspends = prometheus.NewDesc(PluginSuspensionsTotal, "Times a plugin was suspended after repeated consecutive faults (wasm.BreakerFaults).", []string{"plugin"}, nil)
+	descPlSuspCall = prometheus.NewDesc(PluginSuspendedTotal, "Plugin calls refused while the plugin was suspended; the built-in policy decided.", []string{"plugin"}, nil)
+	descPlCreated  = prometheus.NewDesc(PluginInstancesCreatedTotal, "Instances of a plugin created since it was loaded (faults and recycling replace instances; a reload that keeps the plugin creates none).", []string{"plugin"}, nil)
 )
 
 // stateCollector exports State at scrape time. It is unchecked (Describe
@@ -108,7 +112,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for i, h := range s.Hooks {
 			counter(descPlCalls, h.Calls, p.Name, Hooks[i])
 			counter(descPlFaults, h.Faults, p.Name, Hooks[i])
+			counter(descPlDeclined, h.Declined, p.Name, Hooks[i])
 		}
+		counter(descPlSuspends, s.Suspensions, p.Name)
+		counter(descPlSuspCall, s.Suspended, p.Name)
+		counter(descPlCreated, s.Instantiated, p.Name)
 		counter(descPlKinds, s.Timeouts, p.Name, "timeout")
 		counter(descPlKinds, s.Traps, p.Name, "trap")
 		counter(descPlKinds, s.OutOfMemory, p.Name, "memory")

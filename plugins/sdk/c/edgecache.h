@@ -55,6 +55,15 @@ extern "C" {
 #define EDGECACHE_HOOK(name) \
     __attribute__((export_name(#name))) int32_t ec_hook_##name(void)
 
+/* ---- the built-in policy's answer (ABI.md, "The built-in key and decisions") ---- */
+EC_IMPORT(get_builtin_key) int32_t ec_builtin_key(void *buf, int32_t limit);
+EC_IMPORT(get_builtin_ttl) int64_t ec_builtin_ttl(void); /* ms, -1: would not store */
+EC_IMPORT(get_builtin_stale_while_revalidate) int64_t ec_builtin_stale_while_revalidate(void);
+EC_IMPORT(get_builtin_stale_if_error) int64_t ec_builtin_stale_if_error(void);
+EC_IMPORT(get_builtin_no_store_reason) int32_t ec_builtin_no_store_reason(void *buf, int32_t limit);
+EC_IMPORT(get_builtin_bypass) int32_t ec_builtin_bypass(void);
+EC_IMPORT(get_builtin_origin_url) int32_t ec_builtin_origin_url(void *buf, int32_t limit);
+
 /* ---- reading (every hook) ---- */
 EC_IMPORT(get_config) int32_t ec_config(void *buf, int32_t limit);
 EC_IMPORT(get_method) int32_t ec_method(void *buf, int32_t limit);
