@@ -60,7 +60,7 @@ func TestWatchRenameOver(t *testing.T) {
 		waitCount(t, n, int32(i+1))
 	}
 	// Remove then create (another editor style) survives too.
-	os.Remove(p)
+	must(t, os.Remove(p))
 	time.Sleep(100 * time.Millisecond)
 	must(t, os.WriteFile(p, []byte("d"), 0o600))
 	waitCount(t, n, 3)
@@ -75,7 +75,7 @@ func TestWatchConfigMapSymlinkSwap(t *testing.T) {
 	}
 	mk("..v1", "a")
 	must(t, os.Symlink("..v1", filepath.Join(dir, "..data")))
-	os.Symlink(filepath.Join("..data", "c.yaml"), filepath.Join(dir, "c.yaml"))
+	must(t, os.Symlink(filepath.Join("..data", "c.yaml"), filepath.Join(dir, "c.yaml")))
 	n := startWatch(t, filepath.Join(dir, "c.yaml"))
 
 	mk("..v2", "b")
@@ -84,7 +84,7 @@ func TestWatchConfigMapSymlinkSwap(t *testing.T) {
 	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil { // atomic swap
 		t.Fatal(err)
 	}
-	os.RemoveAll(filepath.Join(dir, "..v1"))
+	must(t, os.RemoveAll(filepath.Join(dir, "..v1")))
 	waitCount(t, n, 1)
 }
 

@@ -894,10 +894,18 @@ func TestSystemdUnit(t *testing.T) {
 			testutil.Missing(t, "systemd-analyze is not installed (make deps installs it)")
 		}
 		// verify wants ExecStart's binary to exist: point it at one.
-		b, _ := os.ReadFile("edgecache.service")
-		self, _ := os.Executable()
+		b, err := os.ReadFile("edgecache.service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
 		unitFile := filepath.Join(t.TempDir(), "edgecache.service")
-		os.WriteFile(unitFile, bytes.ReplaceAll(b, []byte(fields[0]), []byte(self)), 0o644)
+		if err := os.WriteFile(unitFile, bytes.ReplaceAll(b, []byte(fields[0]), []byte(self)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		out, err := exec.Command(sa, "verify", unitFile).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("systemd-analyze verify: %v\n%s", err, out)

@@ -141,7 +141,9 @@ func toolchain(t *testing.T, lang string) string {
 	case "c":
 		dir := t.TempDir()
 		src := filepath.Join(dir, "probe.c")
-		os.WriteFile(src, []byte("int probe(void) { return 0; }\n"), 0o644)
+		if err := os.WriteFile(src, []byte("int probe(void) { return 0; }\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		err = probe("clang", "--target=wasm32-wasi", "-mexec-model=reactor", "-o", filepath.Join(dir, "probe.wasm"), src)
 	case "rust":
 		// Debian's cargo and rustc carry the wasm32 std; a rustup

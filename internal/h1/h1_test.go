@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -45,18 +46,18 @@ func dumpHandler(t testing.TB) http.Handler {
 		case "/cl":
 			h.Set("Content-Type", "text/plain")
 			h.Set("Content-Length", fmt.Sprint(len(dump)))
-			io.WriteString(w, dump)
+			answer(w, dump)
 		case "/auto":
-			io.WriteString(w, dump) // sniffed type, computed length
+			answer(w, dump) // sniffed type, computed length
 		case "/big": // past the held-back buffer: chunked
 			h.Set("Content-Type", "text/plain")
-			io.WriteString(w, dump)
+			answer(w, dump)
 			w.Write(bytes.Repeat([]byte("b"), 10000))
 		case "/flush":
 			h.Set("Content-Type", "text/plain")
-			io.WriteString(w, "first ")
+			answer(w, "first ")
 			w.(http.Flusher).Flush()
-			io.WriteString(w, dump)
+			answer(w, dump)
 		case "/304":
 			h.Set("ETag", `"x"`)
 			h.Set("Content-Type", "text/plain")
@@ -70,39 +71,39 @@ func dumpHandler(t testing.TB) http.Handler {
 			}
 		case "/short": // declares more than it writes: the connection must close
 			h.Set("Content-Length", "100")
-			io.WriteString(w, "short")
+			answer(w, "short")
 		case "/over":
 			h.Set("Content-Length", "3")
 			if _, err := io.WriteString(w, "four"); !errors.Is(err, http.ErrContentLength) {
 				t.Errorf("write past Content-Length: %v", err)
 			}
-			io.WriteString(w, "abc")
+			answer(w, "abc")
 		case "/trailer":
 			h.Set("Trailer", "X-Sum")
 			w.WriteHeader(200)
-			io.WriteString(w, dump)
+			answer(w, dump)
 			w.(http.Flusher).Flush()
 			h.Set("X-Sum", "42")
 			h.Set(http.TrailerPrefix+"X-Late", "late")
 		case "/split": // a header value trying to add a header of its own
 			h["X-Evil"] = []string{"a\r\nSet-Cookie: pwned=1"}
 			h["Bad Name"] = []string{"dropped"}
-			io.WriteString(w, "ok")
+			answer(w, "ok")
 		case "/hints":
 			h.Set("Link", "</a.css>; rel=preload")
 			w.WriteHeader(http.StatusEarlyHints)
 			h.Set("Content-Type", "text/plain")
-			io.WriteString(w, dump)
+			answer(w, dump)
 		case "/close":
 			h.Set("Connection", "close")
-			io.WriteString(w, dump)
+			answer(w, dump)
 		case "/status":
 			w.WriteHeader(299)
-			io.WriteString(w, dump)
+			answer(w, dump)
 		default:
 			h.Set("Content-Type", "text/plain")
 			h.Set("Content-Length", fmt.Sprint(len(dump)))
-			io.WriteString(w, dump)
+			answer(w, dump)
 		}
 	})
 }
@@ -121,20 +122,8 @@ func servers(t testing.TB, h http.Handler) (std, fast string, srv *h1.Server) {
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	srv = &h1.Server{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
-	go hs.Serve(lstd)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lfast) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.Shutdown(ctx)
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
+	serveStd(t, hs, lstd)
+	serve(t, srv, lfast)
 	return lstd.Addr().String(), lfast.Addr().String(), srv
 }
 
@@ -154,7 +143,7 @@ func exchange(t testing.TB, addr, raw string, methods ...string) []string {
 	var out []string
 	expect := strings.Count(raw, " HTTP/1.") // request lines: stop at as many answers
 	for i := 0; i < expect; i++ {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		readWithin(t, c, 2*time.Second)
 		req := &http.Request{Method: "GET"}
 		if i < len(methods) {
 			req.Method = methods[i]
@@ -198,6 +187,51 @@ func normalize(t testing.TB, resp *http.Response) string {
 	}
 	fmt.Fprintf(&b, "body %q", body)
 	return b.String()
+}
+
+// answer writes s as a handler's body. Its error has nowhere to go: the
+// test's client then reads a short or missing answer and fails there.
+func answer(w io.Writer, s string) { _, _ = io.WriteString(w, s) }
+
+// send writes s to the server, failing the test if it cannot.
+func send(t testing.TB, c net.Conn, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readWithin sets c's read deadline d from now.
+func readWithin(t testing.TB, c net.Conn, d time.Duration) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(d)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serve runs srv on ln until the test ends, then shuts it down and wants
+// Serve to have returned ErrServerClosed.
+func serve(t testing.TB, srv *h1.Server, ln net.Listener) {
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+}
+
+// serveStd runs the net/http server hs on ln until the test ends. It is
+// the reference, not under test: its Serve returns ErrServerClosed once
+// closed, and closing it is best effort.
+func serveStd(t testing.TB, hs *http.Server, ln net.Listener) {
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
 }
 
 // TestParity sends the same bytes to net/http and to h1 and wants the same
@@ -287,7 +321,7 @@ func TestHangUp(t *testing.T) {
 			}
 			return
 		}
-		io.WriteString(w, "hit")
+		answer(w, "hit")
 	})
 	_, fast, srv := servers(t, h)
 	for range 3 {
@@ -302,7 +336,7 @@ func TestHangUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	send(t, c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
 	if err := <-canceled; !errors.Is(err, context.Canceled) {
@@ -321,7 +355,7 @@ func TestWatchKeepsPipelinedByte(t *testing.T) {
 			_ = r.Context().Done()             // start the watch
 			time.Sleep(200 * time.Millisecond) // while the next request arrives
 		}
-		io.WriteString(w, r.URL.Path)
+		answer(w, r.URL.Path)
 	})
 	_, fast, srv := servers(t, h)
 	c, err := net.Dial("tcp", fast)
@@ -329,19 +363,20 @@ func TestWatchKeepsPipelinedByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	send(t, c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
 	time.Sleep(50 * time.Millisecond)
-	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	send(t, c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, want := range []string{"/wait", "/next"} {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		readWithin(t, c, 2*time.Second)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		if string(b) != want {
-			t.Fatalf("got %q, want %q", b, want)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != want {
+			t.Fatalf("got %q (%v), want %q", b, err, want)
 		}
 	}
 	if srv.Stats().Watches.Load() != 1 || srv.Stats().HungUp.Load() != 0 {
@@ -357,7 +392,7 @@ func TestShutdown(t *testing.T) {
 		if r.URL.Path == "/slow" {
 			<-release
 		}
-		io.WriteString(w, "done")
+		answer(w, "done")
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -368,19 +403,27 @@ func TestShutdown(t *testing.T) {
 	go func() { served <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
 
-	idle, _ := net.Dial("tcp", addr)
-	defer idle.Close()
-	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	slow, _ := net.Dial("tcp", addr)
-	defer slow.Close()
-	io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-	handed, _ := net.Dial("tcp", addr)
-	defer handed.Close()
-	io.WriteString(handed, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+	dial := func(raw string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		send(t, c, raw)
+		return c
+	}
+	idle := dial("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	slow := dial("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	handed := dial("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
 	for _, c := range []net.Conn{idle, handed} {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
-			t.Fatal(resp, err)
+		readWithin(t, c, 2*time.Second)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatal(resp)
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the slow request is in its handler
@@ -392,7 +435,7 @@ func TestShutdown(t *testing.T) {
 		shut <- srv.Shutdown(ctx)
 	}()
 	for _, c := range []net.Conn{idle, handed} {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		readWithin(t, c, 2*time.Second)
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("an idle connection was not closed: %d %v", n, err)
 		}
@@ -403,10 +446,14 @@ func TestShutdown(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(release)
-	slow.SetReadDeadline(time.Now().Add(2 * time.Second))
+	readWithin(t, slow, 2*time.Second)
 	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
-	if err != nil || resp.StatusCode != 200 || !resp.Close {
-		t.Fatalf("in-flight request: %v %v", resp, err)
+	if err != nil {
+		t.Fatalf("in-flight request: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("in-flight request: %v", resp)
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
@@ -425,14 +472,13 @@ func TestShutdown(t *testing.T) {
 // a silent connection waited IdleTimeout).
 func TestHeadTimeout(t *testing.T) {
 	const head, idle = 200 * time.Millisecond, 2 * time.Second
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") })
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, "x") })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: head, IdleTimeout: idle}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+	serve(t, srv, ln)
 	for _, tc := range []struct {
 		name, first, sent string // first: a request answered before sent
 		min, max          time.Duration
@@ -448,18 +494,22 @@ func TestHeadTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(idle + 3*time.Second))
+			readWithin(t, c, idle+3*time.Second)
 			br := bufio.NewReader(c)
 			if tc.first != "" {
-				io.WriteString(c, tc.first)
+				send(t, c, tc.first)
 				resp, err := http.ReadResponse(br, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			start := time.Now()
-			io.WriteString(c, tc.sent)
+			send(t, c, tc.sent)
 			_, err = br.ReadByte()
 			if el := time.Since(start); err != io.EOF || el < tc.min || el > tc.max {
 				t.Errorf("closed after %v (%v), want EOF between %v and %v", el, err, tc.min, tc.max)
@@ -484,22 +534,19 @@ func TestPipelinedAfterSlow(t *testing.T) {
 			}
 			time.Sleep(slow)
 		}
-		io.WriteString(w, r.URL.Path)
+		answer(w, r.URL.Path)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &h1.Server{Handler: h, Fallback: &http.Server{Handler: h}, ReadHeaderTimeout: head, IdleTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+	serve(t, srv, ln)
 	std, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: head, IdleTimeout: 10 * time.Second}
-	go hs.Serve(std)
-	defer hs.Close()
+	serveStd(t, &http.Server{Handler: h, ReadHeaderTimeout: head, IdleTimeout: 10 * time.Second}, std)
 
 	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n" }
 	type part struct {
@@ -528,24 +575,35 @@ func TestPipelinedAfterSlow(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer c.Close()
+				// The sender reports on sent (buffered: it never waits
+				// for a test that has already failed).
+				sent := make(chan error, 1)
 				go func() {
 					start := time.Now()
 					for _, p := range tc.parts {
 						time.Sleep(time.Until(start.Add(p.at)))
-						io.WriteString(c, p.b)
+						if _, err := io.WriteString(c, p.b); err != nil {
+							sent <- fmt.Errorf("sending %q: %w", p.b, err)
+							return
+						}
 					}
+					sent <- nil
 				}()
 				br := bufio.NewReader(c)
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				readWithin(t, c, 5*time.Second)
 				for _, want := range []string{"/slow", "/next"} {
 					resp, err := http.ReadResponse(br, nil)
 					if err != nil {
 						t.Fatalf("waiting for %s: %v", want, err)
 					}
-					b, _ := io.ReadAll(resp.Body)
-					if string(b) != want {
-						t.Fatalf("answered %q, want %q", b, want)
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || string(b) != want {
+						t.Fatalf("answered %q (%v), want %q", b, err, want)
 					}
+				}
+				if err := <-sent; err != nil {
+					t.Error(err)
 				}
 				if srv.Stats().HandedOver.Load() != before {
 					t.Error("handed over to net/http")
@@ -569,15 +627,19 @@ func TestAnswerBeforeNextHead(t *testing.T) {
 		}
 		defer c.Close()
 		br := bufio.NewReader(c)
-		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\n")
+		send(t, c, "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\n")
 		for _, rest := range []string{"Host: h\r\n\r\n", ""} {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			readWithin(t, c, 2*time.Second)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", addr, err)
 			}
-			io.Copy(io.Discard, resp.Body)
-			io.WriteString(c, rest)
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", addr, err)
+			}
+			send(t, c, rest)
 		}
 	}
 }
@@ -598,9 +660,9 @@ func TestEarlyHandOver(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer c.Close()
+				readWithin(t, c, 3*time.Second)
 				start := time.Now()
-				c.SetReadDeadline(start.Add(3 * time.Second))
-				io.WriteString(c, raw)
+				send(t, c, raw)
 				got, err := io.ReadAll(c)
 				if el := time.Since(start); err != nil || el > time.Second {
 					t.Fatalf("%s: %q after %v (%v), want an answer at once", addr, got, el, err)
@@ -627,7 +689,7 @@ func TestEarlyHandOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			io.WriteString(c, raw)
+			send(t, c, raw)
 			for start := time.Now(); srv.Stats().HandedOver.Load() == before; time.Sleep(5 * time.Millisecond) {
 				if time.Since(start) > 2*time.Second {
 					t.Fatal("not handed over while the head is incomplete")
@@ -642,12 +704,17 @@ func TestEarlyHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n")
+	send(t, c, "GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n")
 	time.Sleep(100 * time.Millisecond)
-	io.WriteString(c, "X-A: b\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("split head: %v %v", resp, err)
+	send(t, c, "X-A: b\r\n\r\n")
+	readWithin(t, c, 2*time.Second)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("split head: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("split head: %v", resp)
 	}
 	if srv.Stats().HandedOver.Load() != before {
 		t.Error("a head the fast path serves was handed over")
@@ -665,12 +732,16 @@ func TestProxyThroughH1(t *testing.T) {
 		}
 		w.Header().Set("X-Checksum", "abc")
 	})
-	ol, _ := net.Listen("tcp", "127.0.0.1:0")
-	osrv := &http.Server{Handler: origin}
-	go osrv.Serve(ol)
-	defer osrv.Close()
-	target, _ := http.NewRequest("GET", "http://"+ol.Addr().String(), nil)
-	proxy := httputil.NewSingleHostReverseProxy(target.URL)
+	ol, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveStd(t, &http.Server{Handler: origin}, ol)
+	target, err := url.Parse("http://" + ol.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
 	std, fast, _ := servers(t, proxy)
 	raw := "GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
 	want, got := exchange(t, std, raw), exchange(t, fast, raw)

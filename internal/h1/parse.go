@@ -193,13 +193,17 @@ func trim(s string) string { return textproto.TrimString(s) }
 // ".-_:[]" (IP literals), a subset of what net/http accepts.
 func validHost(s string) bool {
 	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
-			b == '.' || b == '-' || b == '_' || b == ':' || b == '[' || b == ']') {
+		if !hostByte(s[i]) {
 			return false
 		}
 	}
 	return s != ""
+}
+
+// hostByte reports whether b may appear in a plain host[:port].
+func hostByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+		b == '.' || b == '-' || b == '_' || b == ':' || b == '[' || b == ']'
 }
 
 // hasToken reports whether the comma-separated list v holds token

@@ -170,7 +170,7 @@ func (w *ResponseWriter) commit(final bool, next []byte) {
 			contentType = http.DetectContentType(sniff)
 		}
 	} else {
-		skipCL, skipTE, skipCT = true, true, code == http.StatusNotModified
+		skipCL, skipCT = true, code == http.StatusNotModified // and the switch below skips TE
 	}
 	if w.cl >= 0 && hasTE && first(te) != "identity" {
 		skipCL, w.cl = true, -1
