@@ -61,6 +61,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&v.FallbackBytes, DefaultFallbackBytes)
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureObservabilityDefaults()
+	c.ensureEdgeDefaults()
 	c.ensureLimitsDefaults()
 	return c
 }

@@ -182,6 +182,7 @@ func (c *Config) Validate() error {
 		bad("embedded.max_bytes", "must not be negative")
 	}
 	c.validateObservability(bad)
+	c.validateEdge(bad)
 	c.validateLimits(bad)
 	return errors.Join(errs...)
 }
