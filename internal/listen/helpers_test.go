@@ -131,6 +131,13 @@ func newOrigin(t testing.TB) *httptest.Server {
 	return o
 }
 
+func newOriginFunc(t testing.TB, h http.HandlerFunc) string {
+	t.Helper()
+	o := httptest.NewServer(h)
+	t.Cleanup(o.Close)
+	return o.URL
+}
+
 // edgeConfig is a validated configuration: one route to origin, the
 // embedded store, and server settings from edit.
 func edgeConfig(t testing.TB, origin string, edit func(*config.Server)) *config.Config {
