@@ -176,11 +176,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer g.Close()
-	edge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
+	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
 	if err != nil {
 		log.Error("cannot start the traffic listener", "err", err)
 		return 1
 	}
+	defer closeEdge()
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		log.Error("cannot listen", "err", err)

@@ -2,16 +2,40 @@ package cli
 
 import (
 	"log/slog"
+	"strings"
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/listen"
+	"github.com/edgecache/edgecache/shardmap"
 )
 
 // newEdge builds the traffic listener's transport for cfg around the
-// gateway's handler.
-func newEdge(cfg *config.Config, g *gateway.Gateway, log *slog.Logger) (*listen.Server, error) {
-	return listen.New(cfg, g.Handler(), listen.Options{Logger: log})
+// gateway's handler. The returned close releases the ACME storage.
+func newEdge(cfg *config.Config, g *gateway.Gateway, log *slog.Logger) (*listen.Server, func(), error) {
+	o := listen.Options{Logger: log, Registry: g.Registry()}
+	closeFn := func() {}
+	if a := cfg.Server.TLS.ACME; a != nil && a.Storage == "valkey" {
+		// The first shard holds every certificate and lock: one place, so
+		// that the lock of an issuance is where every gateway looks.
+		sc := cfg.Shards[0]
+		spec := shardmap.Spec{Name: sc.Name, Addr: sc.Addr, Cluster: strings.Join(sc.Cluster, ",")}
+		if sc.Sentinel != nil {
+			spec.Sentinel, spec.Master = strings.Join(sc.Sentinel.Addrs, ","), sc.Sentinel.Master
+		}
+		st, err := shardmap.NewCertStorage(spec, shardmap.Options{DialTimeout: cfg.Valkey.DialTimeout, CommandTimeout: cfg.Valkey.CommandTimeout})
+		if err != nil {
+			return nil, nil, err
+		}
+		o.ACMEStorage, closeFn = st, st.Close
+	}
+	s, err := listen.New(cfg, g.Handler(), o)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	g.SetCertificates(func() any { return s.Certificates() })
+	return s, closeFn, nil
 }
 
 // reloadEdge hands the configuration the gateway now serves to the

@@ -167,9 +167,18 @@ func startEdge(t testing.TB, cfg *config.Config, o listen.Options) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := startEdgeOn(t, cfg, g, o)
+	t.Cleanup(g.Close)
+	return e
+}
+
+func sleepTick() { time.Sleep(20 * time.Millisecond) }
+
+// startEdgeOn serves g through a listen.Server; the caller closes g.
+func startEdgeOn(t testing.TB, cfg *config.Config, g *gateway.Gateway, o listen.Options) *edge {
+	t.Helper()
 	s, err := listen.New(cfg, g.Handler(), o)
 	if err != nil {
-		g.Close()
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,7 +193,6 @@ func startEdge(t testing.TB, cfg *config.Config, o listen.Options) *edge {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		g.Close()
 	})
 	return &edge{g: g, s: s, addr: ln.Addr().String()}
 }
