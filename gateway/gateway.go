@@ -60,12 +60,14 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
-	obs       *observer                  // metrics, spans, access log (telemetry.go)
-	admin     *admin                     // the admin API (admin.go)
-	host      *wasm.Host                 // WASM plugins of every generation
-	recent    recentKeys                 // keys invalidated here, read past the L1 for a moment
-	filled    recentKeys                 // keys stored here a moment ago: an L1 miss for them is asked of the shard
-	certs     atomic.Pointer[func() any] // the TLS certificates served, for the status (edge.go)
+	obs       *observer  // metrics, spans, access log (telemetry.go)
+	admin     *admin     // the admin API (admin.go)
+	host      *wasm.Host // WASM plugins of every generation
+	recent    recentKeys // keys invalidated here, read past the L1 for a moment
+	filled    recentKeys // keys stored here a moment ago: an L1 miss for them is asked of the shard
+
+	// certs lists the TLS certificates served, for the status (edge.go).
+	certs atomic.Pointer[func() any]
 
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close
