@@ -56,8 +56,10 @@ func newACME(cfg *config.Config, o Options, log *slog.Logger) (*acme, error) {
 		DisableARI:         true, // renew by RenewWindow: predictable, and test CAs' ARI windows differ
 		OnEvent: func(ctx context.Context, event string, data map[string]any) error {
 			switch event {
-			case "cert_obtained", "cert_failed":
-				ac.log.Info("acme "+event, "data", fmt.Sprint(data))
+			case "cert_obtained":
+				ac.log.Info("certificate obtained", "name", data["identifier"], "renewal", data["renewal"])
+			case "cert_failed":
+				ac.log.Error("certificate not obtained", "name", data["identifier"], "renewal", data["renewal"], "err", data["error"])
 			}
 			if o.OnACMEEvent != nil {
 				o.OnACMEEvent(event)

@@ -140,9 +140,9 @@ func newOriginFunc(t testing.TB, h http.HandlerFunc) string {
 
 // edgeConfig is a validated configuration: one route to origin, the
 // embedded store, and server settings from edit.
-func edgeConfig(t testing.TB, origin string, edit func(*config.Server)) *config.Config {
+func edgeConfig(t testing.TB, origin string, edit func(*config.Server), shards ...config.Shard) *config.Config {
 	t.Helper()
-	c := &config.Config{Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute}}}
+	c := &config.Config{Routes: []config.Route{{Name: "test", Origin: origin, DefaultTTL: time.Minute}}, Shards: shards}
 	c.Server.ShutdownTimeout = 5 * time.Second
 	if edit != nil {
 		edit(&c.Server)
@@ -220,4 +220,29 @@ func mustRead(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// issueIP returns a server certificate for an IP address (the ACME
+// directory's own HTTPS).
+func (ca *testCA) issueIP(t testing.TB, ip net.IP) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(100 + serial.Add(1)),
+		Subject:      pkix.Name{CommonName: ip.String()},
+		IPAddresses:  []net.IP{ip},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
