@@ -1,7 +1,6 @@
 package listen_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -115,29 +114,15 @@ func startDNS(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// startEdgeLn serves g through a listen.Server on ln.
+// startEdgeLn serves a new gateway through a listen.Server on ln.
 func startEdgeLn(t *testing.T, cfg *config.Config, o listen.Options, ln net.Listener) *edge {
 	t.Helper()
 	g, err := gateway.New(cfg, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := listen.New(cfg, g.Handler(), o)
-	if err != nil {
-		g.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, g.Serve) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		g.Close()
-	})
-	return &edge{g: g, s: s, addr: ln.Addr().String()}
+	t.Cleanup(g.Close)
+	return serveEdge(t, cfg, g, o, ln)
 }
 
 func portOf(t *testing.T, addr string) int {

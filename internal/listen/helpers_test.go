@@ -167,9 +167,8 @@ func startEdge(t testing.TB, cfg *config.Config, o listen.Options) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startEdgeOn(t, cfg, g, o)
-	t.Cleanup(g.Close)
-	return e
+	t.Cleanup(g.Close) // after the listener's cleanup: cleanups run last first
+	return startEdgeOn(t, cfg, g, o)
 }
 
 func sleepTick() { time.Sleep(20 * time.Millisecond) }
@@ -177,11 +176,17 @@ func sleepTick() { time.Sleep(20 * time.Millisecond) }
 // startEdgeOn serves g through a listen.Server; the caller closes g.
 func startEdgeOn(t testing.TB, cfg *config.Config, g *gateway.Gateway, o listen.Options) *edge {
 	t.Helper()
-	s, err := listen.New(cfg, g.Handler(), o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveEdge(t, cfg, g, o, ln)
+}
+
+// serveEdge serves g through a listen.Server on ln; the caller closes g.
+func serveEdge(t testing.TB, cfg *config.Config, g *gateway.Gateway, o listen.Options, ln net.Listener) *edge {
+	t.Helper()
+	s, err := listen.New(cfg, g.Handler(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
