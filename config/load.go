@@ -99,6 +99,7 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 				c.Plugins[i].Path = filepath.Join(filepath.Dir(file), p.Path)
 			}
 		}
+		c.Server.TLS.resolvePaths(filepath.Dir(file))
 	}
 	c.EnsureDefaults()
 	// Report unknown fields and invalid values together, so that one

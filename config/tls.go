@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -235,6 +236,25 @@ func (c *Config) validateEdge(bad func(field, format string, args ...any)) {
 
 func (e *FieldError) prefixed(prefix string) (field, format, msg string) {
 	return prefix + "." + e.Field, "%s", e.Msg
+}
+
+// resolvePaths makes the file paths relative to the config file's
+// directory, as plugin paths are.
+func (t *TLS) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i := range t.Certificates {
+		abs(&t.Certificates[i].CertFile)
+		abs(&t.Certificates[i].KeyFile)
+	}
+	abs(&t.ClientCAFile)
+	if t.ACME != nil {
+		abs(&t.ACME.CARootFile)
+		abs(&t.ACME.StoragePath)
+	}
 }
 
 // LoadCertificate reads one certificate/key pair and checks that it can

@@ -26,7 +26,7 @@ import (
 // wantConfigs are the example configurations that must exist: one per
 // shard kind, and one with a plugin in each SDK language. Every other
 // *.yaml in configs/ is checked too.
-var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml"}
+var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "tls.yaml", "acme.yaml"}
 
 // notYetValid lists example configurations that use fields the config
 // package does not have yet, with the reason. Each must still exist and
