@@ -83,6 +83,7 @@ type extras struct {
 	products, miss string // YAML lines under those routes
 	top            string // top-level YAML
 	tlsCA          string // reach the shards' TLS ports, trusting this CA
+	server         string // YAML lines under server (TLS: tls.go)
 }
 
 // keyPluginExtras make the products route's key hook a WASM plugin.
@@ -266,6 +267,7 @@ type stack struct {
 	shardPids  []int
 	slowPid    int
 	token      string
+	tls        tlsStack // tls.go
 }
 
 func (s *stack) stop() {
@@ -277,7 +279,7 @@ func (s *stack) stop() {
 // edgeYAML is the config of an edgecache instance of the benchmark.
 func (s *stack) edgeYAML(listen, admin string, disableL1 bool, x extras) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "server:\n  listen: %s\nadmin:\n  listen: %s\nlog:\n  level: warn\n  format: json\n", listen, admin)
+	fmt.Fprintf(&b, "server:\n  listen: %s\n%sadmin:\n  listen: %s\nlog:\n  level: warn\n  format: json\n", listen, x.server, admin)
 	indent := func(y string) {
 		for _, l := range strings.Split(strings.TrimRight(y, "\n"), "\n") {
 			if l != "" {
@@ -421,7 +423,11 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 	_, nport, _ := strings.Cut(s.nginxAddr, ":")
 	_, oport, _ := strings.Cut(s.originAddr, ":")
 	nconf := filepath.Join(ndir, "nginx.conf")
-	if err := render("templates/nginx.conf.tmpl", nconf, map[string]any{"Dir": ndir, "Workers": v.workers, "Port": nport, "OriginPort": oport}); err != nil {
+	tlsData, err := s.prepareTLS(ctx, v) // tls.go: the TLS edgecache and nginx's TLS port
+	if err != nil {
+		return nil, err
+	}
+	if err := render("templates/nginx.conf.tmpl", nconf, mergeData(map[string]any{"Dir": ndir, "Workers": v.workers, "Port": nport, "OriginPort": oport}, tlsData)); err != nil {
 		return nil, err
 	}
 	p, err := start(dir, "nginx", v.serverCPUs, nil, "nginx", "-p", ndir, "-c", nconf, "-e", filepath.Join(ndir, "error.log"))
@@ -537,7 +543,10 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 	// tenant's load disturbed (other above 5%), keeping the least
 	// disturbed attempt.
 	measureOnce := func(workload, system, addr string, pids []int, w wrkRun) (row, error) {
-		w.URL = "http://" + addr + w.URL
+		if w.Scheme == "" {
+			w.Scheme = "http"
+		}
+		w.URL = w.Scheme + "://" + addr + w.URL
 		w.CPUs, w.Duration = v.wrkCPUs, o.warmup
 		if w.Threads == 0 {
 			w.Threads = v.threads
@@ -709,6 +718,13 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 	}
 	vr.missRequests = vr.find(wlMiss, "edgecache").res.Requests
 	vr.missOrigin = originCount{Requests: after.Requests - before.Requests, Distinct: after.Distinct - before.Distinct}
+	if s.edge["edgecache-tls"] != "" { // tls.go
+		for _, r := range tlsRows(s, keysEnv, scripts) {
+			if err := measure(r.workload, r.system, r.addr, r.pids, r.w); err != nil {
+				return nil, err
+			}
+		}
+	}
 	printVariant(out, o, vr)
 	return vr, nil
 }
@@ -1018,6 +1034,7 @@ func goals(out io.Writer, o benchOpts, all map[string]*variantResult, cold *cold
 		}(); ok {
 			check(name+": L2 hit (no L1) >= 0.7x nginx", r >= 0.7, fmt.Sprintf("%.2fx", r))
 		}
+		tlsGoals(name, vr, check) // tls.go
 		if vr.missOrigin.Distinct > 0 {
 			one := vr.missOrigin.Requests == int64(vr.missOrigin.Distinct)
 			check(name+": miss path sends one origin request per key", one,

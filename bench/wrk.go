@@ -32,6 +32,9 @@ type wrkRun struct {
 	CPUs        string   // taskset for wrk ("" none)
 	Env         []string // for the Lua script
 	TimeoutSecs int
+	Scheme      string // "http" (default) or "https"
+	H2          bool   // h2load (HTTP/2, -m Streams per connection) instead of wrk
+	Streams     int
 }
 
 func (w wrkRun) argv() []string {
@@ -51,13 +54,20 @@ func (w wrkRun) run(ctx context.Context) (wrkResult, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.Duration+30*time.Second)
 	defer cancel()
 	argv := w.argv()
+	if w.H2 {
+		argv = w.h2loadArgv() // tls.go
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(cmd.Environ(), w.Env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return wrkResult{}, string(out), fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
 	}
-	r, err := parseWrk(string(out))
+	parse := parseWrk
+	if w.H2 {
+		parse = parseH2load
+	}
+	r, err := parse(string(out))
 	if ps := cmd.ProcessState; ps != nil {
 		r.CPU = ps.UserTime() + ps.SystemTime()
 	}

@@ -39,6 +39,16 @@ type Server struct {
 	// connection loop (internal/h1), which hands everything else to
 	// net/http anyway. An escape hatch, not a tuning knob.
 	DisableFastPath bool `koanf:"disable_fast_path"`
+	// TLS, HTTP/2, HTTP/3, PROXY protocol and the redirect listener
+	// (config/tls.go, internal/listen).
+	TLS ServerTLS `koanf:"tls"`
+	// HTTP3 also serves HTTP/3 (QUIC) on UDP at the same port as Listen.
+	HTTP3 bool `koanf:"http3"`
+	// H2C serves HTTP/2 without TLS (prior knowledge), for load balancers.
+	H2C            bool          `koanf:"h2c"`
+	HTTP2          HTTP2         `koanf:"http2"`
+	ProxyProtocol  ProxyProtocol `koanf:"proxy_protocol"`
+	RedirectListen string        `koanf:"redirect_listen"`
 }
 
 // Route maps requests (by host and path prefix) to an origin.

@@ -62,6 +62,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&c.Embedded.MaxBytes, DefaultEmbeddedMaxBytes)
 	c.ensureShardAuthDefaults()
 	c.ensureObservabilityDefaults()
+	c.ensureEdgeDefaults()
 	c.ensureLimitsDefaults()
 	c.ensureOriginsDefaults()
 	c.ensureForwardingDefaults()

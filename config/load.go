@@ -55,6 +55,7 @@ func (s Source) Load() (*Config, error) {
 		}
 	}
 	tree := k.Raw()
+	applyPort(tree, s)
 	if err := applyEnv(tree, s.Environ); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -102,6 +103,7 @@ func decode(k *koanf.Koanf, file string) (*Config, error) {
 	}
 	if file != "" {
 		c.resolveAuthPaths(filepath.Dir(file))
+		c.Server.TLS.resolvePaths(filepath.Dir(file))
 	}
 	c.EnsureDefaults()
 	// Report unknown fields and invalid values together, so that one
@@ -201,4 +203,25 @@ func readableDecodeError(line string) string {
 		return "unknown field(s): " + m[2]
 	}
 	return where + ": unknown field(s): " + m[2]
+}
+
+// applyPort listens on 0.0.0.0:$PORT when PORT is set and no file sets
+// server.listen (the embedded default's address is a default, not a
+// choice). EDGECACHE_SERVER_LISTEN and --listen, applied after, still win.
+func applyPort(tree map[string]any, s Source) {
+	var port string
+	for _, kv := range s.Environ {
+		if v, ok := strings.CutPrefix(kv, PortEnv+"="); ok {
+			port = v
+		}
+	}
+	if port == "" {
+		return
+	}
+	if s.File != "" {
+		if srv, ok := tree["server"].(map[string]any); ok && srv["listen"] != nil {
+			return
+		}
+	}
+	setPath(tree, []string{"server", "listen"}, "0.0.0.0:"+port)
 }

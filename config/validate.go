@@ -187,6 +187,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateShardAuth(bad)
 	c.validateObservability(bad)
+	c.validateEdge(bad)
 	c.validateLimits(bad)
 	c.validateOrigins(bad)
 	c.validateForwarding(bad)

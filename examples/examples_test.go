@@ -26,7 +26,7 @@ import (
 // wantConfigs are the example configurations that must exist: one per
 // shard kind, and one with a plugin in each SDK language. Every other
 // *.yaml in configs/ is checked too.
-var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "elasticache.yaml", "memorystore.yaml", "upstash.yaml", "pools.yaml", "shield.yaml"}
+var wantConfigs = []string{"embedded.yaml", "three-shards.yaml", "sentinel.yaml", "cluster.yaml", "plugins.yaml", "elasticache.yaml", "memorystore.yaml", "upstash.yaml", "pools.yaml", "shield.yaml", "tls.yaml", "acme.yaml"}
 
 func exampleConfigs(t *testing.T) []string {
 	t.Helper()

@@ -68,6 +68,9 @@ type Gateway struct {
 	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
 	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
 
+	// certs lists the TLS certificates served, for the status (edge.go).
+	certs atomic.Pointer[func() any]
+
 	source    config.Source
 	reloadMu  sync.Mutex // serializes Reload and Close
 	lastErr   error      // the last rejected reload, nil after a good one

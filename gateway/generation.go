@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,22 +171,12 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		return g, nil
 	}
 	v := cfg.Valkey
-	opts := shardmap.Options{
-		L1BytesPerConn: v.L1BytesPerConn, DisableL1: v.DisableL1, L1TTL: v.L1TTL,
-		DialTimeout: v.DialTimeout, CommandTimeout: v.CommandTimeout,
-		BreakerFailures: v.BreakerFailures, BreakerCooldown: v.BreakerCooldown,
-		MaxFlushDelay: v.MaxFlushDelay,
-		AuthRefresh:   v.AuthRefreshInterval, ClusterRefresh: v.ClusterRefreshInterval, Log: log,
-	}
+	opts := shardmap.OptionsOf(v, log)
 	shards := make([]*shardmap.Shard, len(cfg.Shards))
 	weights := make([]int, len(cfg.Shards))
 	var dialed []*shardmap.Shard
 	for i, sc := range cfg.Shards {
-		spec := shardmap.Spec{Name: sc.Name, Addr: sc.Addr, Cluster: strings.Join(sc.Cluster, ","), ReadReplicas: sc.ReadReplicas}
-		if sc.Sentinel != nil {
-			spec.Sentinel, spec.Master = strings.Join(sc.Sentinel.Addrs, ","), sc.Sentinel.Master
-		}
-		shardAuth(&spec, sc)
+		spec := shardmap.SpecOf(sc)
 		weights[i] = sc.Weight
 		if prev != nil && prev.shards != nil {
 			shards[i] = prev.shards.Find(spec, opts) // unchanged: keep the client and its L1
@@ -524,27 +513,4 @@ func (g *Generation) PluginNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// shardAuth copies a shard's TLS and credential settings (defaults filled
-// in by config) into its spec. Only file and variable names go in: the
-// secrets are read by shardmap when it connects.
-func shardAuth(spec *shardmap.Spec, sc config.Shard) {
-	spec.TLS = shardTLS(sc.TLS)
-	spec.Auth = shardmap.Auth{Username: sc.Username, PasswordFile: sc.PasswordFile, PasswordEnv: sc.PasswordEnv, PasswordCommand: sc.PasswordCommand, CommandTTL: sc.PasswordCommandTTL}
-	if sn := sc.Sentinel; sn != nil {
-		spec.SentinelTLS = shardTLS(sn.TLS)
-		spec.SentinelAuth = shardmap.Auth{Username: sn.Username, PasswordFile: sn.PasswordFile, PasswordEnv: sn.PasswordEnv}
-	}
-}
-
-func shardTLS(t *config.TLS) shardmap.TLS {
-	if !t.On() {
-		return shardmap.TLS{}
-	}
-	v := uint16(tls.VersionTLS12)
-	if t.MinVersion == "1.3" {
-		v = tls.VersionTLS13
-	}
-	return shardmap.TLS{Enabled: true, CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, MinVersion: v, Insecure: t.InsecureSkipVerify}
 }

@@ -36,6 +36,8 @@ type Status struct {
 	// HitRatio is the last minutes in intervals of a few seconds, oldest
 	// first.
 	HitRatio []HistoryPoint `json:"hit_ratio"`
+	// Certificates are the TLS certificates served, with their expiry.
+	Certificates any `json:"certificates,omitempty"`
 }
 
 // ShardStatus is one shard of the serving generation.
@@ -141,6 +143,7 @@ func (g *Gateway) Status() Status {
 		st.LastReload.Error = err.Error()
 		st.LastReload.ErrorAt = &at
 	}
+	st.Certificates = g.certificates()
 	return st
 }
 

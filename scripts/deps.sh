@@ -11,7 +11,8 @@ fi
 if ! command -v valkey-cli >/dev/null && ! command -v redis-cli >/dev/null; then
   need+=(redis-tools)
 fi
-command -v curl >/dev/null || need+=(curl) # the walkthrough (make demo) and its test
+command -v curl >/dev/null || need+=(curl) # the walkthrough (make demo) and its test; internal/listen's --http1.1/--http2 tests
+command -v h2load >/dev/null || need+=(nghttp2-client) # bench: the HTTP/2 rows (h2load)
 command -v systemd-analyze >/dev/null || need+=(systemd) # verifies deploy/edgecache.service
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -182,6 +182,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer g.Close()
+	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
+	if err != nil {
+		log.Error("cannot start the traffic listener", "err", err)
+		return 1
+	}
+	defer closeEdge()
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		log.Error("cannot listen", "err", err)
@@ -218,7 +224,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer func() { stop(); <-adminDone }()
 	reload := func(trigger string) {
 		log.Info("reloading configuration", "trigger", trigger)
-		_ = g.ReloadSource() // errors are logged and kept for the admin status
+		// Errors are logged and kept for the admin status.
+		if g.ReloadSource() == nil {
+			reloadEdge(edge, g, log)
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -236,7 +245,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Traffic first: the listener is open already, and each file watch
 	// below takes a millisecond or so to set up.
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, ln) }()
+	go func() { served <- edge.Serve(ctx, ln, g.Serve) }()
 	if src.File != "" {
 		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
 			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)
