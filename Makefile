@@ -41,6 +41,8 @@ deps-plugins:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	# Allocation pins mean nothing under -race (sync.Pool drops at random).
+	$(GO) test -count=1 -run 'Allocs' ./gateway/ ./shardmap/ ./internal/h1/ ./policies/ ./wasm/
 
 ## test-faults: only the fault tests (shard killed, frozen, partitioned with
 ## toxiproxy, origin down and slow, gateway restarted; also part of make test).

@@ -3,6 +3,8 @@ package examples
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"github.com/edgecache/edgecache/internal/testutil"
 
 	"io"
@@ -87,12 +89,16 @@ func TestConfigsServe(t *testing.T) {
 			ts := httptest.NewServer(o)
 			defer ts.Close()
 			pointAt(t, doc, ts.URL, f)
+			client := pointTLS(t, doc, f)
 			path := filepath.Join(t.TempDir(), filepath.Base(f))
 			writeYAML(t, path, doc)
 
-			base := serve(t, path)
+			base := serve(t, path, client)
+			host := firstRouteHost(doc)
 			for i, want := range []string{"edgecache; fwd=uri-miss; stored", "edgecache; hit; "} {
-				resp, err := http.Get(base + "/products/1")
+				req, _ := http.NewRequest(http.MethodGet, base+"/products/1", nil)
+				req.Host = host
+				resp, err := client.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -107,7 +113,7 @@ func TestConfigsServe(t *testing.T) {
 				t.Errorf("origin served %d requests, want 1", n)
 			}
 			for _, c := range extraChecks[filepath.Base(f)] {
-				resp, err := http.Get(base + c.path)
+				resp, err := client.Get(base + c.path)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -247,7 +253,7 @@ const serveTimeout = 2 * time.Minute
 
 // serve runs `edgecache serve --config path` in-process on free loopback
 // ports until the test ends, and returns the traffic base URL.
-func serve(t *testing.T, path string) string {
+func serve(t *testing.T, path string, client *http.Client) string {
 	t.Helper()
 	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -272,10 +278,13 @@ func serve(t *testing.T, path string) string {
 		}
 	})
 	base := "http://" + listen
+	if client.Transport != nil {
+		base = "https://" + listen
+	}
 	// Generous: compiling the plugins of plugins.yaml (a Go guest among
 	// them) takes seconds, and many more under the race detector.
 	for deadline := time.Now().Add(serveTimeout); ; {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
+		if resp, err := client.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return base
@@ -309,4 +318,60 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// pointTLS makes an example's TLS listener servable in the test: its
+// certificate files absolute, the HTTPS redirect on a free port, and (for
+// ACME, which internal/listen serves end to end against pebble) the
+// example certificate in place of issuance. It returns the client to
+// reach it: over HTTPS trusting that certificate when the example
+// terminates TLS, plain HTTP otherwise.
+func pointTLS(t *testing.T, doc map[string]any, file string) *http.Client {
+	t.Helper()
+	srv, _ := doc["server"].(map[string]any)
+	tlsc, _ := srv["tls"].(map[string]any)
+	if tlsc == nil {
+		return &http.Client{}
+	}
+	exampleCert, err := filepath.Abs(filepath.Join("configs", "tls", "example.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tlsc["acme"]; ok {
+		delete(tlsc, "acme")
+		tlsc["certificates"] = []any{map[string]any{"cert_file": "tls/example.crt", "key_file": "tls/example.key"}}
+	}
+	for _, c := range list(tlsc["certificates"]) {
+		c := c.(map[string]any)
+		for _, k := range []string{"cert_file", "key_file"} {
+			if p, _ := c[k].(string); p != "" && !filepath.IsAbs(p) {
+				abs, err := filepath.Abs(filepath.Join(filepath.Dir(file), p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c[k] = abs
+			}
+		}
+	}
+	if srv["redirect_listen"] != nil {
+		srv["redirect_listen"] = testutil.FreeAddr(t)
+	}
+	pem, err := os.ReadFile(exampleCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", exampleCert)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// firstRouteHost is the host of the example's first route ("" for any).
+func firstRouteHost(doc map[string]any) string {
+	for _, r := range list(doc["routes"]) {
+		h, _ := r.(map[string]any)["host"].(string)
+		return h
+	}
+	return ""
 }

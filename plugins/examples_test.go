@@ -202,7 +202,7 @@ func TestRustPathTTL(t *testing.T) {
 		{"table beats origin", "/static/x.css", 200, http.Header{"Cache-Control": {"max-age=5"}}, policies.Decision{Store: true, TTL: 24 * time.Hour, Tags: []string{"ttl-rule:/static/"}}},
 		{"no rule: built-in", "/other", 200, http.Header{}, policies.Decision{Store: true, TTL: 2 * time.Minute}},
 		{"private: built-in", "/static/me", 200, http.Header{"Cache-Control": {"private"}}, policies.Decision{Reason: policies.ReasonPrivate}},
-		{"500: built-in", "/static/x", 500, http.Header{}, policies.Decision{Reason: policies.ReasonStatus}},
+		{"500: built-in", "/static/x", 500, http.Header{}, policies.Decision{Reason: policies.ReasonNoFreshness}}, // not heuristically cacheable (RFC 9110 §15.1)
 	}
 	now := time.Now()
 	for _, tc := range cases {

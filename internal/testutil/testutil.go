@@ -27,9 +27,9 @@ func Missing(tb testing.TB, format string, args ...any) {
 	tb.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if InCI() {
-		tb.Fatal(msg)
+		tb.Fatalf("%s", msg)
 	}
-	tb.Skip(msg)
+	tb.Skipf("%s", msg)
 }
 
 // Tool returns the path of the first of names found on PATH, or ends the
