@@ -210,7 +210,9 @@ func BenchmarkServeHit(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				c.Write(raw)
+				if _, err := c.Write(raw); err != nil {
+					b.Fatal(err)
+				}
 				if _, err := io.ReadFull(br, buf); err != nil {
 					b.Fatal(err)
 				}

@@ -82,7 +82,9 @@ func newFaultOrigin(t testing.TB, cacheControl string) *faultOrigin {
 			cc = "no-store" // always fetched: in flight at the origin
 		}
 		w.Header().Set("Cache-Control", cc)
-		io.WriteString(w, "body of "+r.URL.Path)
+		// The client may hang up on purpose; a failed write shows as a
+		// wrong body at the client, which the tests check.
+		_, _ = io.WriteString(w, "body of "+r.URL.Path)
 	}))
 	t.Cleanup(o.Close)
 	return o

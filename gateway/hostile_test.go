@@ -74,7 +74,7 @@ func newEchoOrigin(t testing.TB) *echoOrigin {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		io.WriteString(w, b.String())
+		_, _ = io.WriteString(w, b.String()) // a failed write shows as a wrong body at the client
 	}))
 	t.Cleanup(o.Close)
 	return o
@@ -629,7 +629,9 @@ func TestMalformedRequests4xx(t *testing.T) {
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-		io.WriteString(conn, req)
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
 		b, err := io.ReadAll(conn) // EOF: the gateway closed the connection after one response
 		if n := strings.Count(string(b), "HTTP/1.1 "); n != 1 || err != nil {
 			t.Fatalf("%d responses (read: %v):\n%s", n, err, b)

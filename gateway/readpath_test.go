@@ -341,7 +341,8 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	if r.err != nil || r.code != 200 {
 		t.Fatalf("in-flight request: %d %v", r.code, r.err)
 	}
-	if _, err := client.Get(base + "/after"); err == nil {
+	if resp, err := client.Get(base + "/after"); err == nil {
+		resp.Body.Close()
 		t.Fatal("gateway still accepts after shutdown")
 	}
 }

@@ -369,7 +369,13 @@ func TestCDNLoop(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- g.Serve(ctx, ln) }()
-		defer func() { cancel(); <-done; g.Close() }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			g.Close()
+		}()
 		r := rawDo(t, ln.Addr().String(), get1("/loop"))
 		if r.status != http.StatusLoopDetected {
 			t.Fatalf("a loop through the gateway answered %d %q", r.status, r.body)

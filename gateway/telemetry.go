@@ -268,9 +268,10 @@ func serverAttrs(r *http.Request) []attribute.KeyValue {
 	if ua := r.UserAgent(); ua != "" {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
-	if r.ProtoMajor == 1 {
+	switch r.ProtoMajor {
+	case 1:
 		attrs = append(attrs, semconv.NetworkProtocolVersion("1."+strconv.Itoa(r.ProtoMinor)))
-	} else if r.ProtoMajor == 2 {
+	case 2:
 		attrs = append(attrs, semconv.NetworkProtocolVersion("2"))
 	}
 	return attrs

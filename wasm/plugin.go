@@ -190,22 +190,22 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Pl
 	if o.MemoEntries > 0 && p.has[hook.KeyHook] {
 		p.memo = newMemo(o.MemoEntries)
 	}
-	p.pool.init(o.PoolSize)
-	p.pool.startWatchdog(p) // init hooks run under the watchdog too
+	p.init(o.PoolSize)
+	p.startWatchdog(p) // init hooks run under the watchdog too
 	// One instance proves that the module instantiates and that its init
 	// hook accepts the config; the filler creates the others (RATIONALE.md,
 	// "Startup").
 	in, err := p.newInstance(ctx)
 	if err != nil {
-		p.pool.stop()
+		p.stop()
 		return fail(err)
 	}
 	p.idle <- in
 	if err := h.add(p); err != nil {
-		p.pool.stop()
+		p.stop()
 		return fail(err)
 	}
-	p.pool.startFiller(p)
+	p.startFiller(p)
 	p.kick()
 	return p, nil
 }
@@ -264,12 +264,12 @@ func (p *Plugin) Close(ctx context.Context) error {
 	// see closed.
 	p.callMu.Lock()
 	defer p.callMu.Unlock()
-	p.pool.stop()
+	p.stop()
 	p.host.remove(p)
 	err := p.rt.Close(ctx) // closes every instance
-	p.pool.mu.Lock()
-	clear(p.pool.live)
-	p.pool.mu.Unlock()
+	p.mu.Lock()
+	clear(p.live)
+	p.mu.Unlock()
 	return err
 }
 
@@ -311,8 +311,8 @@ func (p *Plugin) Stats() hook.PluginStats {
 	} else {
 		s.MemoDisabled = true
 	}
-	s.Instances = p.pool.liveCount()
-	s.MemoryBytes = p.pool.memoryBytes()
+	s.Instances = p.liveCount()
+	s.MemoryBytes = p.memoryBytes()
 	s.Instantiated = p.stats.instantiated.Load()
 	s.Recycled = p.stats.recycled.Load()
 	return s

@@ -287,7 +287,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, plain func(context.
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		s.shutdown(servers, sc.ShutdownTimeout)
+		// The failed server's error is the one Serve reports; a failure
+		// to stop the others is logged, not lost, and not mixed into it.
+		if serr := s.shutdown(servers, sc.ShutdownTimeout); serr != nil {
+			s.log.Error("stopping the other servers after one failed", "err", serr)
+		}
 		return err
 	case <-ctx.Done():
 	}
