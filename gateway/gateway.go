@@ -104,7 +104,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		g.transport = g.obs.wrapTransport(g.transport, o.Tracing.Provider)
 	}
 	g.host = o.Plugins
-	gen, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, g.pluginCall, nil)
+	gen, err := g.build(cfg, nil, o.Source.String())
 	if err != nil {
 		if g.host != nil {
 			_ = g.host.Close(context.Background())
@@ -112,7 +112,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.obs.instrument(gen)
-	gen.Source, gen.Created = o.Source.String(), time.Now()
 	g.source = o.Source
 	g.gen.Store(gen)
 
@@ -194,14 +193,13 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 		return errors.New("gateway: closed")
 	}
 	old := g.gen.Load()
-	next, err := build(g.nextID.Add(1), cfg, g.transport, g.log, g.host, g.pluginCall, old)
+	next, err := g.build(cfg, old, source)
 	g.obs.m.Reload(err)
 	if err != nil {
 		g.lastErr, g.lastErrAt = err, time.Now()
 		g.log.Error("reload rejected; the current configuration keeps serving", "source", source, "err", err)
 		return err
 	}
-	next.Source, next.Created = source, time.Now()
 	g.obs.instrument(next)
 	g.gen.Store(next)
 	g.lastErr = nil

@@ -80,13 +80,16 @@ type route struct {
 	allowedOrigins map[string]bool         // hosts a miss plugin may send the request to (miss.go)
 }
 
-// build turns a validated config into a generation. Shards that prev also
-// has, with the same address and options, are reused with their clients
-// (and L1); new ones are dialed. If the key placement changed, the store
-// reads the previous owner of a key on a miss during the rebalance window.
-func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog.Logger, host hook.Loader, onCall pluginCallFunc, prev *Generation) (*Generation, error) {
-	g := &Generation{ID: id, Config: cfg}
-	plugins, ids, err := loadPlugins(host, cfg.Plugins, onCall, prev)
+// build turns a validated config into the next generation, published
+// by the caller. Plugins and pools that did not change are shared with
+// prev; so are shards with the same address and options, with their
+// clients (and L1); new ones are dialed. If the key placement changed,
+// the store reads the previous owner of a key on a miss during the
+// rebalance window. A generation is complete when build returns: nothing
+// sets a field of it afterwards.
+func (gw *Gateway) build(cfg *config.Config, prev *Generation, source string) (*Generation, error) {
+	g := &Generation{ID: gw.nextID.Add(1), Config: cfg, Source: source, Created: time.Now()}
+	plugins, ids, err := loadPlugins(gw.host, cfg.Plugins, gw.pluginCall, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -107,47 +110,10 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 	}()
 	fwd := newForwarding(&cfg.Forwarding)
 	for i, rc := range cfg.Routes {
-		u, err := url.Parse(rc.Origin)
+		rt, err := g.newRoute(i, rc, gw.transport, gw.log, fwd)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: routes[%d].origin: %w", i, err)
+			return nil, err
 		}
-		name := rc.Name
-		if name == "" {
-			name = fmt.Sprintf("route%d", i)
-		}
-		rt := &route{
-			name:          name,
-			host:          strings.ToLower(rc.Host),
-			prefix:        rc.PathPrefix,
-			origin:        u,
-			originTimeout: rc.OriginTimeout,
-			maxBody:       rc.MaxBodyBytes,
-
-			swr:                 rc.StaleWhileRevalidate,
-			sie:                 rc.StaleIfError,
-			keep:                max(rc.Keep, 0),
-			ignoreClientNoCache: !rc.HonorClientNoCache,
-			varyNormalize:       map[string]bool{},
-			lockWait:            rc.LockWait,
-			originHost:          rc.OriginHost,
-			fwd:                 fwd,
-			privacy:             policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
-		}
-		rt.usePool(g.pools, rc.Origin, transport)
-		builtin := RoutePolicies(rc)
-		rt.key, rt.ttl, rt.miss = builtin.Key, builtin.TTL, builtin.Miss
-		rt.methods, rt.allow = routeMethods(rc.Methods)
-		if err := rt.applyPlugins(rc.Plugins, plugins); err != nil {
-			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
-		}
-		for _, h := range rc.VaryNormalize {
-			rt.varyNormalize[http.CanonicalHeaderKey(h)] = true
-		}
-		for _, h := range rc.TagHeaders {
-			rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
-		}
-		rt.allowedOrigins = allowedOrigins(rt.origin, rc.Plugins, cfg.Plugins) // a pool: its placeholder URL
-		rt.proxy = newProxy(rt, log)
 		g.routes = append(g.routes, rt)
 	}
 	sort.SliceStable(g.routes, func(i, j int) bool {
@@ -157,50 +123,71 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		}
 		return len(a.prefix) > len(b.prefix)
 	})
-
 	if len(cfg.Shards) == 0 {
-		ms := newMemStore(nil)
-		if prev != nil && prev.mem != nil {
-			ms = memStore{prev.mem, prev.memTags} // keep the contents across reloads
-			ms.m.SetMaxBytes(cfg.Embedded.MaxBytes)
-		} else {
-			ms.m = memstore.New(cfg.Embedded.MaxBytes)
-		}
-		g.mem, g.memTags, g.store = ms.m, ms.tags, ms
-		ok = true
-		return g, nil
-	}
-	v := cfg.Valkey
-	opts := shardmap.OptionsOf(v, log)
-	shards := make([]*shardmap.Shard, len(cfg.Shards))
-	weights := make([]int, len(cfg.Shards))
-	var dialed []*shardmap.Shard
-	for i, sc := range cfg.Shards {
-		spec := shardmap.SpecOf(sc)
-		weights[i] = sc.Weight
-		if prev != nil && prev.shards != nil {
-			shards[i] = prev.shards.Find(spec, opts) // unchanged: keep the client and its L1
-		}
-		if shards[i] == nil {
-			shards[i] = shardmap.Dial(spec, opts)
-			dialed = append(dialed, shards[i])
-			if prev != nil && !shards[i].Connected() {
-				// A shard added by a reload must answer: an unreachable
-				// address is more likely a typo than an outage.
-				err := fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer: %s", i, sc.Name, spec.Kind(), spec.Target(), shards[i].Err())
-				for _, s := range dialed {
-					s.Close()
-				}
-				return nil, err
-			}
-		}
-	}
-	set, err := shardmap.NewSet(shards, weights)
-	if err != nil {
-		for _, s := range dialed {
-			s.Close()
-		}
+		g.useEmbedded(prev)
+	} else if err := g.useShards(prev, gw.log); err != nil {
 		return nil, err
+	}
+	ok = true
+	return g, nil
+}
+
+// newRoute resolves routes[i] of g's config.
+func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTripper, log *slog.Logger, fwd *forwarding) (*route, error) {
+	u, err := url.Parse(rc.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: routes[%d].origin: %w", i, err)
+	}
+	name := rc.Name
+	if name == "" {
+		name = fmt.Sprintf("route%d", i)
+	}
+	rt := &route{
+		name: name, host: strings.ToLower(rc.Host), prefix: rc.PathPrefix, origin: u,
+		originTimeout: rc.OriginTimeout, maxBody: rc.MaxBodyBytes,
+		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, keep: max(rc.Keep, 0),
+		ignoreClientNoCache: !rc.HonorClientNoCache, varyNormalize: map[string]bool{},
+		lockWait: rc.LockWait, originHost: rc.OriginHost, fwd: fwd,
+		privacy: policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
+	}
+	rt.usePool(g.pools, rc.Origin, transport)
+	builtin := RoutePolicies(rc)
+	rt.key, rt.ttl, rt.miss = builtin.Key, builtin.TTL, builtin.Miss
+	rt.methods, rt.allow = routeMethods(rc.Methods)
+	if err := rt.applyPlugins(rc.Plugins, g.plugins); err != nil {
+		return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
+	}
+	for _, h := range rc.VaryNormalize {
+		rt.varyNormalize[http.CanonicalHeaderKey(h)] = true
+	}
+	for _, h := range rc.TagHeaders {
+		rt.tagHeaders = append(rt.tagHeaders, http.CanonicalHeaderKey(h))
+	}
+	rt.allowedOrigins = allowedOrigins(rt.origin, rc.Plugins, g.Config.Plugins) // a pool: its placeholder URL
+	rt.proxy = newProxy(rt, log)
+	return rt, nil
+}
+
+// useEmbedded makes the in-process store g's L2, keeping prev's contents.
+func (g *Generation) useEmbedded(prev *Generation) {
+	ms := newMemStore(nil)
+	if prev != nil && prev.mem != nil {
+		ms = memStore{prev.mem, prev.memTags} // keep the contents across reloads
+		ms.m.SetMaxBytes(g.Config.Embedded.MaxBytes)
+	} else {
+		ms.m = memstore.New(g.Config.Embedded.MaxBytes)
+	}
+	g.mem, g.memTags, g.store = ms.m, ms.tags, ms
+}
+
+// useShards makes the configured shards g's L2: prev's unchanged shards
+// with their clients, new ones dialed, the fallback store, and the
+// rebalance window when placement changed.
+func (g *Generation) useShards(prev *Generation, log *slog.Logger) error {
+	v := g.Config.Valkey
+	set, err := dialShards(g.Config.Shards, shardmap.OptionsOf(v, log), prev)
+	if err != nil {
+		return err
 	}
 	g.shards = set
 	if v.FallbackTTL > 0 {
@@ -222,8 +209,43 @@ func build(id uint64, cfg *config.Config, transport http.RoundTripper, log *slog
 		}
 	}
 	g.store = ss
-	ok = true
-	return g, nil
+	return nil
+}
+
+// dialShards returns the shard set of cfgs: prev's shards where unchanged
+// (the same client and L1), new ones dialed. A shard added by a reload
+// must answer: an unreachable address is more likely a typo than an
+// outage.
+func dialShards(cfgs []config.Shard, opts shardmap.Options, prev *Generation) (*shardmap.Set, error) {
+	shards := make([]*shardmap.Shard, len(cfgs))
+	weights := make([]int, len(cfgs))
+	var dialed []*shardmap.Shard
+	fail := func(err error) (*shardmap.Set, error) {
+		for _, s := range dialed {
+			s.Close()
+		}
+		return nil, err
+	}
+	for i, sc := range cfgs {
+		spec := shardmap.SpecOf(sc)
+		weights[i] = sc.Weight
+		if prev != nil && prev.shards != nil {
+			shards[i] = prev.shards.Find(spec, opts)
+		}
+		if shards[i] != nil {
+			continue
+		}
+		shards[i] = shardmap.Dial(spec, opts)
+		dialed = append(dialed, shards[i])
+		if prev != nil && !shards[i].Connected() {
+			return fail(fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer: %s", i, sc.Name, spec.Kind(), spec.Target(), shards[i].Err()))
+		}
+	}
+	set, err := shardmap.NewSet(shards, weights)
+	if err != nil {
+		return fail(err)
+	}
+	return set, nil
 }
 
 // loadPlugins compiles (or takes from the compilation cache) and
@@ -399,7 +421,7 @@ func (g *Gateway) Explain(r *http.Request, resp *policies.Response, now time.Tim
 		return Explanation{}, fmt.Errorf("gateway: no route for %s%s", r.Host, r.URL.Path)
 	}
 	var st reqState
-	st.fill(r)
+	st.request(r)
 	e := Explanation{Route: rt.name, Key: string(rt.key.AppendKey(nil, &st.preq)), Miss: rt.miss.OnMiss(&st.preq)}
 	if resp != nil {
 		e.Decision = rt.ttl.Decide(&st.preq, resp, now)

@@ -18,13 +18,20 @@ import (
 // Ownership: taken at the start of handle, returned when handle returns;
 // nothing may keep a reference to it (or to its Request) past that.
 type reqState struct {
+	gen  *Generation // read once per request
+	rt   *route
+	now  time.Time
 	preq policies.Request
 	key  []byte
 	rec  record
 	dir  directives
 
-	// The Vary marker found at the primary key, if any.
-	marker *view
+	// What the lookup found (lookup).
+	marker *view  // the Vary marker at the primary key, if any
+	found  *view  // the entry, nil if none
+	stored string // the key it is (or would be) stored under
+	tier   tier   // where it came from
+	err    error  // the lookup's error: errMiss, or the shard's
 
 	lookupCtx detached
 }
@@ -41,78 +48,27 @@ func (d *detached) Value(key any) any           { return d.parent.Value(key) }
 
 var statePool = sync.Pool{New: func() any { return &reqState{key: make([]byte, 0, 256)} }}
 
-// handle is the read path for every request on the traffic listener.
+// handle is the read path for every request on the traffic listener, in
+// the order of DESIGN.md: route, key, owner and lookup, serve, or fill.
 func (g *Gateway) handle(c echo.Context) error {
-	r := c.Request()
-	w := c.Response()
+	r, w := c.Request(), c.Response()
 	st := statePool.Get().(*reqState)
 	defer statePool.Put(st)
-	st.rec, st.marker = record{}, nil
+	st.gen, st.rt, st.rec, st.marker, st.found = g.gen.Load(), nil, record{}, nil, nil
 	defer g.observe(r, &st.rec)
 
-	gen := g.gen.Load()
-	if !screen(w, r, &gen.Config.Limits, &st.rec) { // limits.go
-		return nil
-	}
-	rt := gen.match(r.Host, r.URL.Path)
-	if rt == nil {
-		st.rec.outcome, st.rec.status = outNoRoute, http.StatusNotFound
-		return echo.NewHTTPError(http.StatusNotFound, "edgecache: no route for this host and path")
-	}
-	st.rec.route = rt
-	if !allowedOn(w, r, rt, &st.rec) { // limits.go
-		return nil
-	}
-	if rt.fwd.loops(r) { // forward.go
-		st.rec.outcome, st.rec.status = outError, http.StatusLoopDetected
-		h := w.Header()
-		h["Content-Type"] = textPlain
-		w.WriteHeader(http.StatusLoopDetected)
-		_, _ = w.Write(loopBody)
-		return nil
+	if ok, err := g.route(w, r, st); !ok { // 1. route (limits.go, forward.go)
+		return err
 	}
 	if !cacheableRequest(r) {
-		g.pass(w, r, gen, rt, st)
+		g.pass(w, r, st) // proxy.go
 		return nil
 	}
-	st.fill(r)
-	st.dir = parseDirectives(r.Header, rt.ignoreClientNoCache)
-	st.key = rt.key.AppendKey(st.key[:0], &st.preq)
-	if rt.plugins != nil {
-		hookEvent(r.Context(), rt, evKeyHook)
-	}
-	primary := g.keys.intern(st.key)
-	st.rec.key = primary
-
-	now := time.Now()
-	// A lookup is bounded by the shard's command timeout, not by the
-	// client: waiting on the request's Done would start the fast path's
-	// hang-up watch on every L2 read (internal/h1).
-	st.lookupCtx.parent = r.Context()
-	v, key, t, err := g.lookup(&st.lookupCtx, gen, rt, st, primary, now)
-	st.lookupCtx.parent = nil
-	if v != nil && v.contentCoding != "" && !policies.AcceptsContentCoding(r.Header["Accept-Encoding"], v.contentCoding) {
-		// Stored without Vary: Accept-Encoding (or under a variant it
-		// should not be): never serve a coding the client did not accept.
-		g.pass(w, r, gen, rt, st)
+	primary := g.cacheKey(r, st) // 2. key
+	st.now = time.Now()
+	g.lookup(r, st, primary)    // 3, 4. owner and lookup
+	if g.serveFound(w, r, st) { // 5. serve
 		return nil
-	}
-	if v != nil {
-		switch g.usable(v, st, now.UnixMilli()) {
-		case useFresh:
-			st.rec.outcome, st.rec.tier = outHit, t
-			serveView(w, r, v, hitStatus(t), now, &st.rec)
-			return nil
-		case useStale:
-			st.rec.outcome, st.rec.tier = outStale, t
-			serveView(w, r, v, csStale, now, &st.rec)
-			return nil
-		case useStaleRefresh:
-			st.rec.outcome, st.rec.tier = outStale, t
-			g.refreshInBackground(gen, rt, r, st, primary, key, v)
-			serveView(w, r, v, csStaleRevalidate, now, &st.rec)
-			return nil
-		}
 	}
 	if st.dir.onlyIfCached {
 		st.rec.outcome, st.rec.status = outError, http.StatusGatewayTimeout
@@ -122,34 +78,111 @@ func (g *Gateway) handle(c echo.Context) error {
 		w.WriteHeader(http.StatusGatewayTimeout)
 		return nil
 	}
-	st.rec.tier = t // where a stale entry served by stale-if-error came from
-	return g.miss(w, r, gen, rt, st, primary, key, v, err)
+	st.rec.tier = st.tier   // where a stale entry served by stale-if-error came from
+	return g.miss(w, r, st) // 6. fill (miss.go)
+}
+
+// route selects the request's route and screens the request against the
+// limits, the route's methods and loops; false means it has been answered
+// (or err is echo's to render).
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) (bool, error) {
+	if !screen(w, r, &st.gen.Config.Limits, &st.rec) { // limits.go
+		return false, nil
+	}
+	rt := st.gen.match(r.Host, r.URL.Path)
+	if rt == nil {
+		st.rec.outcome, st.rec.status = outNoRoute, http.StatusNotFound
+		return false, echo.NewHTTPError(http.StatusNotFound, "edgecache: no route for this host and path")
+	}
+	st.rt, st.rec.route = rt, rt
+	if !allowedOn(w, r, rt, &st.rec) { // limits.go
+		return false, nil
+	}
+	if rt.fwd.loops(r) { // forward.go
+		st.rec.outcome, st.rec.status = outError, http.StatusLoopDetected
+		w.Header()["Content-Type"] = textPlain
+		w.WriteHeader(http.StatusLoopDetected)
+		_, _ = w.Write(loopBody)
+		return false, nil
+	}
+	return true, nil
 }
 
 var loopBody = []byte("edgecache: loop detected (CDN-Loop)\n")
 
-// lookup reads the entry for the request: the primary key, and through a
-// Vary marker the variant. It returns the entry (nil if none), the key it
-// is (or would be) stored under, and where it came from.
-func (g *Gateway) lookup(ctx context.Context, gen *Generation, rt *route, st *reqState, primary string, now time.Time) (*view, string, tier, error) {
-	raw, t, err := g.read(ctx, gen, primary, now)
+// cacheKey names the request's entry with the route's Key policy and
+// interns it, so that a hot key costs no allocation.
+func (g *Gateway) cacheKey(r *http.Request, st *reqState) string {
+	st.request(r)
+	st.dir = parseDirectives(r.Header, st.rt.ignoreClientNoCache)
+	st.key = st.rt.key.AppendKey(st.key[:0], &st.preq)
+	if st.rt.plugins != nil {
+		hookEvent(r.Context(), st.rt, evKeyHook)
+	}
+	primary := g.keys.intern(st.key)
+	st.rec.key = primary
+	return primary
+}
+
+// lookup reads the entry for the request into st: the primary key, and
+// through a Vary marker the variant. A lookup is bounded by the shard's
+// command timeout, not by the client: waiting on the request's Done would
+// start the fast path's hang-up watch on every L2 read (internal/h1).
+func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
+	st.lookupCtx.parent = r.Context()
+	defer func() { st.lookupCtx.parent = nil }()
+	ctx, gen := &st.lookupCtx, st.gen
+	st.stored = primary
+	raw, t, err := g.read(ctx, gen, primary, st.now)
+	st.tier, st.err = t, err
 	if err != nil {
-		return nil, primary, t, err
+		return
 	}
 	l1Off := gen.Config.Valkey.DisableL1
 	v := g.views.get(primary, raw, t.local(), l1Off)
 	if v == nil || v.varyID == "" {
-		return v, primary, t, nil
+		st.found = v
+		return
 	}
 	st.marker = v
 	coding := policies.PreferredCoding(st.preq.Header["Accept-Encoding"])
-	st.key = rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
-	key := g.keys.intern(st.key)
-	raw, t, err = g.read(ctx, gen, key, now)
-	if err != nil {
-		return nil, key, t, err
+	st.key = st.rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
+	st.stored = g.keys.intern(st.key)
+	raw, st.tier, st.err = g.read(ctx, gen, st.stored, st.now)
+	if st.err == nil {
+		st.found = g.views.get(st.stored, raw, st.tier.local(), l1Off)
 	}
-	return g.views.get(key, raw, t.local(), l1Off), key, t, nil
+}
+
+// serveFound answers from the entry the lookup found when it may
+// (usable); false sends the request to the fill. An entry in a coding the
+// client did not accept is never served: the request is passed.
+func (g *Gateway) serveFound(w http.ResponseWriter, r *http.Request, st *reqState) bool {
+	v := st.found
+	if v == nil {
+		return false
+	}
+	if v.contentCoding != "" && !policies.AcceptsContentCoding(r.Header["Accept-Encoding"], v.contentCoding) {
+		// Stored without Vary: Accept-Encoding (or under a variant it
+		// should not be).
+		g.pass(w, r, st)
+		return true
+	}
+	switch g.usable(v, st, st.now.UnixMilli()) {
+	case useFresh:
+		st.rec.outcome, st.rec.tier = outHit, st.tier
+		serveView(w, r, st, v, hitStatus(st.tier))
+	case useStale:
+		st.rec.outcome, st.rec.tier = outStale, st.tier
+		serveView(w, r, st, v, csStale)
+	case useStaleRefresh:
+		st.rec.outcome, st.rec.tier = outStale, st.tier
+		g.refreshInBackground(r, st, v) // fill.go
+		serveView(w, r, st, v, csStaleRevalidate)
+	default:
+		return false
+	}
+	return true
 }
 
 // read gets key's entry through the L1, or straight from its shard when
@@ -265,61 +298,8 @@ func cacheableRequest(r *http.Request) bool {
 	return true
 }
 
-// invalidation is what a successful unsafe request removes from the cache.
-type invalidation struct {
-	gen    *Generation
-	rt     *route
-	req    policies.Request
-	key    string
-	recent *recentKeys
-}
-
-type invalidationKey struct{}
-
-// pass proxies a request the cache does not answer. An unsafe method
-// (anything but GET, HEAD, OPTIONS, TRACE) invalidates the entry of its
-// URL, and of same-host Location and Content-Location, when the origin
-// answers with a non-error status (RFC 9111 §4.4); deleting them in
-// Valkey drops them from every gateway's L1 too.
-func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, gen *Generation, rt *route, st *reqState) {
-	st.rec.outcome = outBypass
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
-		st.fill(r)
-		key := string(rt.key.AppendKey(nil, &st.preq))
-		preq := st.preq
-		preq.Header = nil
-		r = r.WithContext(context.WithValue(r.Context(), invalidationKey{}, &invalidation{gen: gen, rt: rt, req: preq, key: key, recent: &g.recent}))
-	}
-	sw := statusWriter{ResponseWriter: w}
-	rt.proxy.ServeHTTP(&sw, r)
-	st.rec.status = sw.status
-}
-
-// statusWriter remembers the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (st *reqState) fill(r *http.Request) {
+// request fills in the request view the policies read.
+func (st *reqState) request(r *http.Request) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -334,12 +314,13 @@ func (st *reqState) fill(r *http.Request) {
 	}
 }
 
-// serveView writes a stored entry: headers assigned from pre-built values,
+// serveView writes a stored entry as of st.now: headers assigned from pre-built values,
 // one write of the body, no flush. A conditional request that the entry
 // satisfies gets 304.
-func serveView(w http.ResponseWriter, r *http.Request, v *view, cacheStatus []string, now time.Time, rec *record) {
+func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
 	h := w.Header()
-	age := ageValue(time.Duration(v.age(now.UnixMilli())) * time.Millisecond)
+	rec := &st.rec
+	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)
 	if notModified(r, v.status, v.etag, v.lastMod) {
 		writeNotModified(w, v.header, age, cacheStatus)
 		rec.status = http.StatusNotModified
