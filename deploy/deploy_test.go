@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"github.com/edgecache/edgecache/internal/testutil"
 	"go/ast"
-	"go/parser"
 	"go/token"
 	"io"
 	"net"
@@ -1112,22 +1111,7 @@ func TestPromRefs(t *testing.T) {
 // constants of internal/metrics, once that package exists.
 func TestMetricsDeclared(t *testing.T) {
 	dir := filepath.Join("..", "internal", "metrics")
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	var parsed []*ast.File
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed = append(parsed, af)
-	}
+	_, parsed := testutil.ParseDir(t, dir)
 	if len(parsed) == 0 {
 		t.Fatal("no internal/metrics package: the dashboard's metrics cannot be checked")
 	}

@@ -2,11 +2,9 @@ package gateway_test
 
 import (
 	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/edgecache/edgecache/internal/testutil"
 )
 
 // TestFunctionShape keeps the composition package readable: no function
@@ -16,20 +14,9 @@ import (
 // named, as the fill was.
 func TestFunctionShape(t *testing.T) {
 	const maxLines, maxParams = 60, 5
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
+	fset, files := testutil.ParseDir(t, ".")
 	checked := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, af := range files {
 		for _, d := range af.Decls {
 			fd, ok := d.(*ast.FuncDecl)
 			if !ok || fd.Body == nil {

@@ -6,9 +6,13 @@ package testutil
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,4 +102,28 @@ var processLifetime = []goleak.Option{
 // here, not in production. opts ignore more, for a package that must.
 func VerifyNoLeaks(m *testing.M, opts ...goleak.Option) {
 	goleak.VerifyTestMain(m, append(processLifetime, opts...)...)
+}
+
+// ParseDir parses the non-test Go files of dir, for tests that read the
+// project's own source (the shape of gateway/, the metric names of
+// internal/metrics).
+func ParseDir(tb testing.TB, dir string) (*token.FileSet, []*ast.File) {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var parsed []*ast.File
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		parsed = append(parsed, af)
+	}
+	return fset, parsed
 }
