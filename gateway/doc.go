@@ -23,6 +23,18 @@
 //     the entry is SET with PX.
 //  6. Respond with Age and Cache-Status (RFC 9211, cache name "edgecache").
 //
+// # Where each step lives
+//
+// handler.go is steps 1 to 5 in order (handle: route, cacheKey, lookup,
+// serveFound, miss). A miss is a fill (fill.go): one value per key that
+// the singleflight leader runs — run (recheck, the cross-gateway lock),
+// fetch (fetch.go: the origin request, the body within its bounds), store
+// (decide, storeKey, write) — and whose result miss.go writes to the
+// leader and to every waiter. proxy.go is the pass-through proxy and the
+// invalidation of unsafe methods. generation.go builds what a config
+// means (routes, plugins, pools, the store); gateway.go publishes and
+// retires generations.
+//
 // # Invariants
 //
 // The bytes returned by a lookup are a view into the L1 (or the embedded
