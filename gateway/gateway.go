@@ -75,7 +75,6 @@ type Gateway struct {
 	reloadMu  sync.Mutex // serializes Reload and Close
 	lastErr   error      // the last rejected reload, nil after a good one
 	lastErrAt time.Time
-	pending   map[*Generation]*time.Timer // retirements waiting for a rebalance window
 	closed    bool
 }
 
@@ -203,7 +202,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 	g.obs.instrument(next)
 	g.gen.Store(next)
 	g.lastErr = nil
-	g.retire(old, next)
+	old.retire(next) // the shards next reads in its rebalance window stay open until it ends
 	g.log.Info("configuration reloaded", "generation", next.ID, "source", source)
 	return nil
 }
@@ -233,43 +232,14 @@ func (g *Gateway) LastReloadError() (time.Time, error) {
 	return g.lastErrAt, g.lastErr
 }
 
-// retire releases what old holds that next does not. Shards that next
-// reads during its rebalance window retire when the window ends.
-func (g *Gateway) retire(old, next *Generation) {
-	old.closePlugins(next) // now, but not those next reuses: calls in flight finish first
-	if wait, ok := old.retireAfter(next); ok {
-		if g.pending == nil {
-			g.pending = map[*Generation]*time.Timer{}
-		}
-		g.pending[old] = time.AfterFunc(wait, func() {
-			g.reloadMu.Lock()
-			defer g.reloadMu.Unlock()
-			if _, ok := g.pending[old]; ok {
-				delete(g.pending, old)
-				keep := []*Generation{g.gen.Load()}
-				for other := range g.pending { // still read by a later window
-					keep = append(keep, other)
-				}
-				old.retire(keep...)
-			}
-		})
-		return
-	}
-	old.retire(next)
-}
-
-// Close releases the current generation's clients and any retirement
-// still pending. Call it after Serve has returned.
+// Close releases the current generation's clients, with those of
+// previous generations that its rebalance window still reads. Call it
+// after Serve has returned.
 func (g *Gateway) Close() {
 	g.obs.close()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	g.closed = true
-	for old, t := range g.pending {
-		t.Stop()
-		old.retire()
-	}
-	g.pending = nil
 	if gen := g.gen.Load(); gen != nil {
 		gen.retire()
 	}

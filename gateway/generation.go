@@ -180,14 +180,20 @@ func (g *Generation) useEmbedded(prev *Generation) {
 	g.mem, g.memTags, g.store = ms.m, ms.tags, ms
 }
 
-// useShards makes the configured shards g's L2: prev's unchanged shards
-// with their clients, new ones dialed, the fallback store, and the
-// rebalance window when placement changed.
+// useShards makes the configured shards g's L2 and keeps the fallback
+// store. shardmap builds the set from prev's: unchanged shards keep their
+// clients and L1, new ones are dialed, and a change of placement opens
+// the rebalance window.
 func (g *Generation) useShards(prev *Generation, log *slog.Logger) error {
 	v := g.Config.Valkey
-	set, err := dialShards(g.Config.Shards, shardmap.OptionsOf(v, log), prev)
+	var from *shardmap.Set
+	if prev != nil {
+		from = prev.shards
+	}
+	set, err := shardmap.Build(g.Config.Shards, shardmap.OptionsOf(v, log), from,
+		shardmap.BuildOptions{Reload: prev != nil, Window: v.RebalanceWindow, Life: entryLife})
 	if err != nil {
-		return err
+		return fmt.Errorf("gateway: %w", err)
 	}
 	g.shards = set
 	if v.FallbackTTL > 0 {
@@ -199,53 +205,8 @@ func (g *Generation) useShards(prev *Generation, log *slog.Logger) error {
 			g.fb.memStore = newMemStore(memstore.New(v.FallbackBytes))
 		}
 	}
-	ss := shardStore{shards: set, fb: g.fb}
-	if prev != nil && prev.shards != nil && v.RebalanceWindow > 0 {
-		if !sameMap(prev.shards, set) {
-			ss.prev = prev.shards
-			ss.prevUntil = time.Now().Add(v.RebalanceWindow).UnixNano()
-		} else if ps, ok := prev.store.(shardStore); ok {
-			ss.prev, ss.prevUntil = ps.prev, ps.prevUntil // same placement: the window goes on
-		}
-	}
-	g.store = ss
+	g.store = shardStore{shards: set, fb: g.fb}
 	return nil
-}
-
-// dialShards returns the shard set of cfgs: prev's shards where unchanged
-// (the same client and L1), new ones dialed. A shard added by a reload
-// must answer: an unreachable address is more likely a typo than an
-// outage.
-func dialShards(cfgs []config.Shard, opts shardmap.Options, prev *Generation) (*shardmap.Set, error) {
-	shards := make([]*shardmap.Shard, len(cfgs))
-	weights := make([]int, len(cfgs))
-	var dialed []*shardmap.Shard
-	fail := func(err error) (*shardmap.Set, error) {
-		for _, s := range dialed {
-			s.Close()
-		}
-		return nil, err
-	}
-	for i, sc := range cfgs {
-		spec := shardmap.SpecOf(sc)
-		weights[i] = sc.Weight
-		if prev != nil && prev.shards != nil {
-			shards[i] = prev.shards.Find(spec, opts)
-		}
-		if shards[i] != nil {
-			continue
-		}
-		shards[i] = shardmap.Dial(spec, opts)
-		dialed = append(dialed, shards[i])
-		if prev != nil && !shards[i].Connected() {
-			return fail(fmt.Errorf("gateway: shards[%d] (%s, %s %s) does not answer: %s", i, sc.Name, spec.Kind(), spec.Target(), shards[i].Err()))
-		}
-	}
-	set, err := shardmap.NewSet(shards, weights)
-	if err != nil {
-		return fail(err)
-	}
-	return set, nil
 }
 
 // loadPlugins compiles (or takes from the compilation cache) and
@@ -444,20 +405,6 @@ func (g *Generation) closePlugins(keep ...*Generation) {
 	}
 }
 
-// sameMap reports whether a and b place every key on the same shard.
-func sameMap(a, b *shardmap.Set) bool {
-	as, bs := a.Shards(), b.Shards()
-	if len(as) != len(bs) {
-		return false
-	}
-	for i := range as {
-		if as[i] != bs[i] || a.Map().Members()[i] != b.Map().Members()[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // match returns the route for host and path, or nil.
 func (g *Generation) match(host, path string) *route {
 	host = hostOnly(host)
@@ -475,28 +422,17 @@ func (g *Generation) match(host, path string) *route {
 // Shards returns the generation's shard set, or nil for the embedded store.
 func (g *Generation) Shards() *shardmap.Set { return g.shards }
 
-// retireAfter reports how long g's shards must stay open because next
-// reads them during its rebalance window.
-func (g *Generation) retireAfter(next *Generation) (time.Duration, bool) {
-	if g.shards == nil || next == nil {
-		return 0, false
-	}
-	if ss, ok := next.store.(shardStore); ok && ss.prev == g.shards {
-		return time.Until(time.Unix(0, ss.prevUntil)), true
-	}
-	return 0, false
-}
-
-// retire releases what g holds that none of keep holds too (no keep:
-// everything). Shards close once their in-flight calls finish.
+// retire releases what g holds that keep does not hold too (no keep:
+// everything). g's shard set gives up its references: a shard closes when
+// no set holds it any more, once its in-flight calls finish, and the
+// shards that keep's set reads during its rebalance window are held by
+// that set until the window ends.
 func (g *Generation) retire(keep ...*Generation) {
 	memKept, fbKept := false, false
-	var sets []*shardmap.Set
 	for _, k := range keep {
 		if k != nil {
 			memKept = memKept || k.mem == g.mem
 			fbKept = fbKept || g.fb != nil && k.fb != nil && k.fb.m == g.fb.m
-			sets = append(sets, k.shards)
 		}
 	}
 	if g.mem != nil && !memKept {
@@ -506,7 +442,7 @@ func (g *Generation) retire(keep ...*Generation) {
 		g.fb.m.Close()
 	}
 	if g.shards != nil {
-		g.shards.Retire(sets...)
+		g.shards.Release()
 	}
 	g.closePlugins(keep...) // an unchanged plugin is shared with the next generation
 	g.pools.closeExcept(keep...)

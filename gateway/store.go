@@ -66,15 +66,12 @@ func msBytes(t time.Time) []byte {
 	return b[:]
 }
 
-// shardStore is the Valkey shards of a generation. During a rebalance
-// window (prev set, now before prevUntil) a key missing on its owner is
-// read from its previous owner and copied over, so that a shard-map change
-// does not send every moved key to the origin at once.
+// shardStore adapts the Valkey shards of a generation to store. Where a
+// key lives, during a rebalance window too, is the shard set's business
+// (shardmap.Set.Get, Owners, Reach); shardStore adds the fallback.
 type shardStore struct {
-	shards    *shardmap.Set
-	prev      *shardmap.Set
-	prevUntil int64     // unix ns
-	fb        *fallback // nil: off
+	shards *shardmap.Set
+	fb     *fallback // nil: off
 }
 
 // fallback is the gateway's own memory standing in for shards that fail.
@@ -101,16 +98,7 @@ func (f *fallback) get(key string) ([]byte, bool) {
 }
 
 func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte, tier, error) {
-	owner := s.shards.Pick(key)
-	val, l1, err := owner.Get(ctx, key, now)
-	if err == shardmap.ErrNotFound && s.prev != nil && now.UnixNano() < s.prevUntil {
-		if old := s.prev.Pick(key); old != owner {
-			if v, _, perr := old.Get(ctx, key, now); perr == nil {
-				copyOver(ctx, owner, key, v, now)
-				return v, tierL2, nil
-			}
-		}
-	}
+	val, l1, err := s.shards.Get(ctx, key, now)
 	if err != nil {
 		if err == shardmap.ErrNotFound {
 			return nil, 0, errMiss
@@ -177,19 +165,6 @@ func (s shardStore) extend(ctx context.Context, key string, ttl time.Duration) e
 	return err
 }
 
-// owners returns the shard that owns key and, during the rebalance window,
-// its previous owner if that differs: a purge or an invalidation must
-// reach both, or the next miss would copy the entry back.
-func (s shardStore) owners(key string) []*shardmap.Shard {
-	owner := s.shards.Pick(key)
-	if s.prev != nil && time.Now().UnixNano() < s.prevUntil {
-		if old := s.prev.Pick(key); old != owner {
-			return []*shardmap.Shard{owner, old}
-		}
-	}
-	return []*shardmap.Shard{owner}
-}
-
 // del, softPurge and purgeTag reach the fallback too, whether or not the
 // shards answer: an entry purged while its shard is up must not come back
 // from the fallback in its next outage.
@@ -198,9 +173,12 @@ func (s shardStore) del(ctx context.Context, keys ...string) error {
 		_ = s.fb.del(ctx, keys...)
 	}
 	var errs []error
+	now := time.Now()
 	for _, k := range keys {
-		for _, sh := range s.owners(k) {
-			errs = append(errs, sh.Del(ctx, k))
+		owner, prev := s.shards.Owners(k, now) // prev: the owner before a rebalance, in its window
+		errs = append(errs, owner.Del(ctx, k))
+		if prev != nil {
+			errs = append(errs, prev.Del(ctx, k))
 		}
 	}
 	return errors.Join(errs...)
@@ -212,16 +190,20 @@ func (s shardStore) softPurge(ctx context.Context, key string, staleAt time.Time
 		found, _ = s.fb.softPurge(ctx, key, staleAt)
 	}
 	var errs []error
-	for _, sh := range s.owners(key) {
-		ok, err := sh.SoftPurge(ctx, key, entry.FreshUntilOffset, msBytes(staleAt))
-		found = found || ok
-		errs = append(errs, err)
+	owner, prev := s.shards.Owners(key, time.Now())
+	for _, sh := range []*shardmap.Shard{owner, prev} {
+		if sh != nil {
+			ok, err := sh.SoftPurge(ctx, key, entry.FreshUntilOffset, msBytes(staleAt))
+			found = found || ok
+			errs = append(errs, err)
+		}
 	}
 	return found, errors.Join(errs...)
 }
 
-// purgeTag asks every shard: a tag's entries live wherever their keys
-// hash, and each shard indexes its own.
+// purgeTag asks every shard a key may be read from (during a rebalance
+// window, the shards that left too): a tag's entries live wherever their
+// keys hash, and each shard indexes its own.
 func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error) {
 	var (
 		wg   sync.WaitGroup
@@ -232,15 +214,7 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 	if s.fb != nil {
 		n, _ = s.fb.purgeTag(ctx, tag, soft, staleAt)
 	}
-	shards := s.shards.Shards()
-	if s.prev != nil && time.Now().UnixNano() < s.prevUntil {
-		for _, sh := range s.prev.Shards() { // a shard removed by the last change still serves the window
-			if !s.shards.Has(sh) {
-				shards = append(append([]*shardmap.Shard(nil), shards...), sh)
-			}
-		}
-	}
-	for _, sh := range shards {
+	for _, sh := range s.shards.Reach(time.Now()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,17 +236,15 @@ func (s shardStore) tryLock(ctx context.Context, key string, ttl time.Duration) 
 
 func (s shardStore) owner(key string) string { return s.shards.Pick(key).Name }
 
-// copyOver stores an entry read from a key's previous owner on its new
-// owner, for the rest of the entry's life.
-func copyOver(ctx context.Context, owner *shardmap.Shard, key string, val []byte, now time.Time) {
+// entryLife is how long an entry read from a key's previous owner during
+// a rebalance window is copied to its new owner for: the rest of its
+// life, stale windows included (shardmap.BuildOptions.Life).
+func entryLife(val []byte, now time.Time) time.Duration {
 	m, err := entry.Peek(val)
 	if err != nil {
-		return
+		return 0
 	}
-	until := time.UnixMilli(m.FreshUntil).Add(max(m.StaleWhileRevalidate, m.StaleIfError))
-	if ttl := until.Sub(now); ttl > 0 {
-		_ = owner.Set(ctx, key, bytes.Clone(val), ttl)
-	}
+	return time.UnixMilli(m.FreshUntil).Add(max(m.StaleWhileRevalidate, m.StaleIfError)).Sub(now)
 }
 
 // memStore is the embedded store, with its tag index kept in process.

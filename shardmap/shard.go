@@ -106,7 +106,8 @@ type Shard struct {
 	gets getBatcher // lookups without the L1
 
 	inflight atomic.Int64 // calls in progress
-	retired  atomic.Bool  // no generation uses the shard any more
+	refs     atomic.Int32 // sets holding the shard (refs.go)
+	retired  atomic.Bool  // no set holds the shard any more
 
 	lastErr atomic.Pointer[string] // why the last connect or command failed; nil after a success
 	l1Off   atomic.Pointer[string] // why the shard runs without L1; nil with L1
@@ -360,11 +361,11 @@ func (s *Shard) release() {
 	}
 }
 
-// Retire marks the shard as no longer used by any generation: it closes
-// once its in-flight calls have finished (at once if there are none). A
-// call that starts after Retire fails with ErrDown, and the gateway goes to
-// the origin.
-func (s *Shard) Retire() {
+// retire marks the shard as no longer held by any set: it closes once
+// its in-flight calls have finished (at once if there are none). A call
+// that starts after retire fails with ErrDown, and the gateway goes to the
+// origin.
+func (s *Shard) retire() {
 	s.retired.Store(true)
 	if s.inflight.Load() == 0 {
 		s.Close()
