@@ -379,3 +379,74 @@ func TestPurgeDuringRebalanceWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedShardClosesAfterWindow: a shard removed by a reload that
+// moves keys stays connected while the new generation may read it (its
+// rebalance window), and closes when the window ends — or at Close, if
+// that comes first. Nothing but the shard set's references decides it.
+func TestRemovedShardClosesAfterWindow(t *testing.T) {
+	s := valkeytest.Start(t, 2)
+	origin := newTestOrigin(t)
+	doc := func(window string, shards ...string) *config.Config {
+		cfg, err := config.Parse([]byte(strings.Replace(shardYAML(origin.URL, shards...), "valkey:\n", "valkey:\n  rebalance_window: "+window+"\n", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	connected := func(srv *valkeytest.Server) int { // now, without waiting
+		out, err := srv.Do("CLIENT", "LIST")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(strings.Split(strings.TrimSpace(out), "\n")) - 1
+	}
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		close  bool // Close the gateway during the window
+	}{
+		{"window ends", 1500 * time.Millisecond, false},
+		{"closed during the window", time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := gateway.New(doc(tc.window.String(), "s0="+s[0].Addr, "s1="+s[1].Addr), gateway.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed := false
+			defer func() {
+				if !closed {
+					g.Close()
+				}
+			}()
+			if err := g.Reload(doc(tc.window.String(), "s1="+s[1].Addr), "remove s0"); err != nil {
+				t.Fatal(err)
+			}
+			reloaded := time.Now()
+			time.Sleep(200 * time.Millisecond) // a retired shard would close at once
+			if n := connected(s[0]); n == 0 {
+				t.Fatal("the removed shard closed inside the rebalance window")
+			}
+			if tc.close {
+				g.Close()
+				closed = true
+			}
+			if n := otherClients(t, s[0]); n != 0 {
+				deadline := time.Now().Add(tc.window + 5*time.Second) // the loaded box's margin
+				for n != 0 && time.Now().Before(deadline) {
+					n = otherClients(t, s[0])
+				}
+				if n != 0 {
+					t.Fatalf("removed shard still has %d connections %v after the reload", n, time.Since(reloaded))
+				}
+			}
+			if el := time.Since(reloaded); !tc.close && el < tc.window-50*time.Millisecond {
+				t.Fatalf("removed shard closed %v after the reload, before its %v window ended", el, tc.window)
+			}
+			if n := connected(s[1]); !tc.close && n == 0 {
+				t.Fatal("the kept shard closed with the window")
+			}
+		})
+	}
+}

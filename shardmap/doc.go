@@ -28,6 +28,23 @@
 //     (about 16 ns for a 60-byte key) and one load, whatever the number of
 //     members.
 //
+// # Sets, reloads and rebalancing
+//
+// A Set is a Map with the Shards it places keys on: one generation's
+// topology. Build makes the next Set from the previous one, reusing every
+// shard whose Spec and Options did not change, with its connections and
+// L1. Shards are held by reference count, as caddy's UsagePool counts the
+// users of a pooled value: each Set holds one reference to each of its
+// shards, Release gives them up, and a shard closes once none is left and
+// its in-flight calls have finished.
+//
+// When placement changed, the new Set reads the previous owner of a key
+// its owner misses for BuildOptions.Window and copies the value over
+// (Get); Owners and Reach give deletes and tag purges the previous owners
+// too. The new Set holds a reference to each of the previous Set's shards
+// for that window, so a removed shard stays open while it is read and
+// closes when the window ends.
+//
 // # Why rendezvous over a bucket table
 //
 // Rendezvous hashing moves the minimum: when one member joins N others, the
