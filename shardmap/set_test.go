@@ -311,3 +311,29 @@ func TestFailedBuildHoldsNothing(t *testing.T) {
 		t.Fatalf("after the failed build: refs %d, connected %v; want 1, true", a.Refs(), a.Connected())
 	}
 }
+
+// TestSetGetHitAllocatesNothing pins a hit through Set.Get at 0
+// allocations, with a rebalance window open (a hit never looks at it).
+func TestSetGetHitAllocatesNothing(t *testing.T) {
+	srv := valkeytest.Start(t, 2)
+	o := Options{L1TTL: time.Minute, DialTimeout: time.Second, CommandTimeout: time.Second, BreakerFailures: 5, BreakerCooldown: time.Second}
+	one := mustBuild(t, shardCfgs("a="+srv[0].Addr), o, nil, BuildOptions{})
+	two := mustBuild(t, shardCfgs("a="+srv[0].Addr, "b="+srv[1].Addr), o, one, BuildOptions{Reload: true, Window: time.Minute})
+	ctx := context.Background()
+	for _, key := range []string{"k1", "k2", "k3", "k4"} {
+		if err := two.Pick(key).Set(ctx, key, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		var l1 bool
+		for deadline := now.Add(5 * time.Second); !l1 && time.Now().Before(deadline); {
+			_, l1, _ = two.Get(ctx, key, now) // the first read fills the L1
+		}
+		if !l1 {
+			t.Fatalf("%s: no L1 hit", key)
+		}
+		if n := testing.AllocsPerRun(200, func() { _, _, _ = two.Get(ctx, key, now) }); n != 0 {
+			t.Errorf("%s on %s: an L1 hit through Set.Get allocates %v times", key, two.Pick(key).Name, n)
+		}
+	}
+}
