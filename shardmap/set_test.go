@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,6 +336,81 @@ func TestSetGetHitAllocatesNothing(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(200, func() { _, _, _ = two.Get(ctx, key, now) }); n != 0 {
 			t.Errorf("%s on %s: an L1 hit through Set.Get allocates %v times", key, two.Pick(key).Name, n)
+		}
+	}
+}
+
+// TestReloadsUnderReads builds and releases sets (shards added, removed,
+// moved, windows opened and carried on) while readers use whichever set
+// is current; afterwards every shard of every set has closed and no count
+// went below zero (drop panics then).
+func TestReloadsUnderReads(t *testing.T) {
+	srv := valkeytest.Start(t, 3)
+	maps := [][]config.Shard{
+		shardCfgs("a=" + srv[0].Addr),
+		shardCfgs("a="+srv[0].Addr, "b="+srv[1].Addr),
+		shardCfgs("a="+srv[0].Addr, "b="+srv[1].Addr), // same placement: the window goes on
+		shardCfgs("b=" + srv[1].Addr),
+		shardCfgs("b="+srv[2].Addr, "c="+srv[0].Addr),
+	}
+	var cur atomic.Pointer[Set]
+	first, err := Build(maps[0], batchOptions(), nil, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Store(first)
+	all := map[*Shard]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad atomic.Pointer[string]
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _, err := cur.Load().Get(context.Background(), fmt.Sprintf("k%d-%d", w, i%50), time.Now())
+				if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDown) && !errors.Is(err, ErrOpen) {
+					msg := err.Error()
+					bad.Store(&msg)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second) // bounded on a loaded box
+	for round := 0; round < 20 && time.Now().Before(deadline); round++ {
+		old := cur.Load()
+		for _, sh := range old.Shards() {
+			all[sh] = true
+		}
+		next, err := Build(maps[(round+1)%len(maps)], batchOptions(), old, BuildOptions{Reload: true, Window: 30 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Store(next)
+		old.Release()
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	last := cur.Load()
+	for _, sh := range last.Shards() {
+		all[sh] = true
+	}
+	last.Release()
+	if p := bad.Load(); p != nil {
+		t.Fatalf("a reader got %s", *p)
+	}
+	for sh := range all {
+		if !waitClosed(t, sh) || sh.Refs() != 0 {
+			t.Fatalf("shard %s: connected %v, refs %d after every set was released", sh.Name, sh.Connected(), sh.Refs())
+		}
+	}
+	for _, s := range srv {
+		if n := gatewayClients(t, s); n != 0 {
+			t.Fatalf("%s: %d connections left", s.Addr, n)
 		}
 	}
 }
