@@ -72,8 +72,9 @@ type route struct {
 	tagHeaders          []string
 	lockWait            time.Duration // <= 0: no cross-gateway lock
 
-	methods uint8    // methodBit of each accepted method; 0: every known method
-	allow   []string // the Allow header of the route's 405
+	methods      uint8    // methodBit of each accepted method, with methodsListed; 0: every method
+	otherMethods []string // the extension methods of the route's list
+	allow        []string // the Allow header of the route's 405
 
 	fwd            *forwarding             // the generation's forwarding section (forward.go)
 	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
@@ -153,7 +154,7 @@ func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTrippe
 	rt.usePool(g.pools, rc.Origin, transport)
 	builtin := RoutePolicies(rc)
 	rt.key, rt.ttl, rt.miss = builtin.Key, builtin.TTL, builtin.Miss
-	rt.methods, rt.allow = routeMethods(rc.Methods)
+	rt.methods, rt.otherMethods, rt.allow = routeMethods(rc.Methods)
 	if err := rt.applyPlugins(rc.Plugins, g.plugins); err != nil {
 		return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
 	}

@@ -17,16 +17,14 @@ import (
 // changed (RFC 9111 §4.4).
 
 // pass proxies a request the cache does not answer. An unsafe method
-// (anything but GET, HEAD, OPTIONS, TRACE) invalidates the entry of its
-// URL, and of same-host Location and Content-Location, when the origin
-// answers with a non-error status; deleting them in Valkey drops them
-// from every gateway's L1 too.
+// (any but the safe ones of safeMethod, extension methods included)
+// invalidates the entry of its URL, and of same-host Location and
+// Content-Location, when the origin answers with a non-error status;
+// deleting them in Valkey drops them from every gateway's L1 too.
 func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, st *reqState) {
 	st.rec.outcome = outBypass
 	proxy := st.rt.proxy
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
+	if !safeMethod(r.Method) {
 		st.request(r)
 		inv := &invalidation{g: g, gen: st.gen, rt: st.rt, req: st.preq, key: string(st.rt.key.AppendKey(nil, &st.preq))}
 		inv.req.Header = nil
@@ -35,6 +33,19 @@ func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, st *reqState) {
 	sw := statusWriter{ResponseWriter: w}
 	proxy.ServeHTTP(&sw, r)
 	st.rec.status = sw.status
+}
+
+// safeMethod reports whether m is safe (RFC 9110 §9.2.1): GET, HEAD,
+// OPTIONS, TRACE and the safe extension methods registered with IANA
+// (PROPFIND, REPORT, SEARCH, QUERY). Any other method, an unknown one
+// included, may change what it targets: its success invalidates.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		"PROPFIND", "REPORT", "SEARCH", "QUERY":
+		return true
+	}
+	return false
 }
 
 // invalidation is what a successful unsafe request removes from the cache.
