@@ -179,6 +179,9 @@ func (fl *fill) fetched(resp *http.Response) *fetched {
 	hdr := make(http.Header, len(resp.Header))
 	entry.Filter(hdr, resp.Header)
 	stripInternal(hdr)
+	if name := fl.rt.targetedField; name != "" && !policies.TargetedForwarded(name) {
+		delete(hdr, name) // edgecache's own: not for clients (targeted.go)
+	}
 	upstream := hdr[hdrCacheStatus]
 	delete(hdr, hdrCacheStatus)
 	return &fetched{

@@ -127,7 +127,8 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 	fl.write(ctx, f, storeKey, &entry.Entry{
 		Status: f.status, StoredAt: now, FreshUntil: now.Add(dec.TTL), InitialAge: f.initialAge,
 		StaleWhileRevalidate: dec.StaleWhileRevalidate, StaleIfError: dec.StaleIfError,
-		ETag: f.etag, LastModified: f.lastMod, Header: f.header, Tags: tags, Body: f.body,
+		ETag: f.etag, LastModified: f.lastMod, Tags: tags, Body: f.body,
+		Header: fl.rt.entryHeader(f.header, fl.decideHeader(f, originHeader)), // targeted.go
 	}, retain)
 }
 
@@ -137,10 +138,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 // why, when there is a why to tell).
 func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (policies.Decision, bool) {
 	rt, preq := fl.rt, &fl.req.preq
-	decideHeader := originHeader
-	if f.fwdStatus == http.StatusNotModified {
-		decideHeader = f.header
-	}
+	decideHeader := fl.decideHeader(f, originHeader)
 	resp := &policies.Response{Status: f.status, Header: decideHeader}
 	dec := rt.ttl.Decide(preq, resp, now)
 	if rt.plugins != nil {
@@ -166,7 +164,7 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 	case fl.shardErr && !fl.gen.store.hasFallback():
 		return dec, false // the shard failed the lookup; don't wait on it again
 	}
-	cc := policies.ParseCacheControl(decideHeader["Cache-Control"])
+	cc := rt.directives(decideHeader) // targeted.go
 	if !cc.HasSWR && !cc.MustRevalidate && !cc.ProxyRevalidate {
 		dec.StaleWhileRevalidate = rt.swr
 	}
@@ -174,6 +172,22 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 		dec.StaleIfError = rt.sie
 	}
 	return dec, true
+}
+
+// decideHeader is the header the storage decision reads: the origin's,
+// or for a 304 the stored one updated with the 304's (RFC 9111 §4.3.4),
+// with the 304's own targeted field, which the stored one no longer has.
+func (fl *fill) decideHeader(f *fetched, originHeader http.Header) http.Header {
+	if f.fwdStatus != http.StatusNotModified {
+		return originHeader
+	}
+	name := fl.rt.targetedField
+	if v := originHeader[name]; name != "" && len(v) > 0 {
+		h := f.header.Clone()
+		h[name] = v
+		return h
+	}
+	return f.header
 }
 
 // storeKey is the key f is stored under: the fill's, a variant's under

@@ -66,6 +66,7 @@ type route struct {
 	retryAfter []string          // Retry-After of a 503 when the pool refuses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
+	targetedField       string        // the route's own targeted cache-control field (canonical), or ""
 	keep                time.Duration
 	ignoreClientNoCache bool
 	varyNormalize       map[string]bool
@@ -146,7 +147,7 @@ func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTrippe
 	rt := &route{
 		name: name, host: strings.ToLower(rc.Host), prefix: rc.PathPrefix, origin: u,
 		originTimeout: rc.OriginTimeout, maxBody: rc.MaxBodyBytes,
-		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, keep: max(rc.Keep, 0),
+		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, targetedField: http.CanonicalHeaderKey(rc.Caching.TargetedField), keep: max(rc.Keep, 0),
 		ignoreClientNoCache: !rc.HonorClientNoCache, varyNormalize: map[string]bool{},
 		lockWait: rc.LockWait, originHost: rc.OriginHost, fwd: fwd,
 		privacy: policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},

@@ -11,7 +11,6 @@ import (
 
 	"github.com/edgecache/edgecache/internal/entry"
 	"github.com/edgecache/edgecache/internal/h1"
-	"github.com/edgecache/edgecache/policies"
 )
 
 // memoShards spreads the memos' locks.
@@ -73,8 +72,9 @@ type view struct {
 	lastMod    string
 	tags       []string
 
-	// From the stored Cache-Control: whether the entry may be served stale
-	// at all, and whether every use must be revalidated.
+	// From the stored Cache-Control, or the targeted field that decided
+	// (targeted.go): whether the entry may be served stale at all, and
+	// whether every use must be revalidated.
 	mustRevalidate bool
 	noCache        bool
 	// contentCoding is the stored Content-Encoding ("" for none): a
@@ -214,9 +214,7 @@ func decodeView(raw []byte) *view {
 		v.varyNames = h["Vary"]
 		return v
 	}
-	cc := policies.ParseCacheControl(h["Cache-Control"])
-	v.mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
-	v.noCache = cc.NoCache
+	v.noCache, v.mustRevalidate = revalidation(h) // targeted.go
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
 		v.contentCoding = strings.Join(ce, ",")
 	}

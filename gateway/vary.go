@@ -112,4 +112,7 @@ func newMarker(names []string, now time.Time) (val []byte, id string) {
 
 // stripInternal removes internal headers an origin must not smuggle into
 // the cache.
-func stripInternal(h http.Header) { delete(h, hdrVaryMarker) }
+func stripInternal(h http.Header) {
+	delete(h, hdrVaryMarker)
+	delete(h, hdrRevalidate)
+}

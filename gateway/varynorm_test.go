@@ -50,7 +50,7 @@ func TestVaryNormalization(t *testing.T) {
 		{"FR,EN;q=0.50", "a , b", true},
 		{"en;q=0.5, fr;q=1", " a,b ", true},
 		{"fr, en;q=0.5, de;q=0", "a,b", true}, // q=0: refused, as if absent
-		{"en, fr;q=0.5", "a,b", false},         // another preference
+		{"en, fr;q=0.5", "a,b", false},        // another preference
 		{"fr", "a,b", false},
 		{"fr, en;q=0.5", "b,a", false}, // an unknown field's order may matter
 	} {
