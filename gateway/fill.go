@@ -34,6 +34,7 @@ type fill struct {
 	stale    *view  // the stored entry that could not be used as is
 	act      policies.MissAction
 	shardErr bool // the shard failed the lookup: store into the fallback, if any
+	auth     bool // the request has Authorization: its own fill, straight to the origin
 }
 
 // newFill is the fill of the request in st.
@@ -41,7 +42,7 @@ func newFill(g *Gateway, r *http.Request, st *reqState, act policies.MissAction)
 	return &fill{
 		g: g, gen: st.gen, rt: st.rt, req: fromRequest(r, st.preq),
 		primary: st.rec.key, key: st.stored, marker: st.marker, stale: st.found,
-		act: act, shardErr: isShardErr(st.err),
+		act: act, shardErr: isShardErr(st.err), auth: st.auth,
 	}
 }
 
@@ -49,7 +50,7 @@ func newFill(g *Gateway, r *http.Request, st *reqState, act policies.MissAction)
 // leader, or another gateway, may have stored it meanwhile), take the
 // cross-gateway lock (bounded wait), then fetch.
 func (fl *fill) run() (*fetched, error) {
-	if !fl.shardErr && !fl.act.Bypass && fl.stale == nil {
+	if !fl.shardErr && !fl.act.Bypass && fl.stale == nil && !fl.auth {
 		if f := fl.g.recheck(fl.req.ctx, fl.gen, fl.key, false); f != nil {
 			return f, nil
 		}

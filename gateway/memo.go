@@ -77,6 +77,9 @@ type view struct {
 	// whether every use must be revalidated.
 	mustRevalidate bool
 	noCache        bool
+	// withAuth: the entry may answer a request with Authorization (RFC
+	// 9111 §3.5: public, s-maxage or must-revalidate).
+	withAuth bool
 	// contentCoding is the stored Content-Encoding ("" for none): a
 	// request that does not accept it is not served this entry.
 	contentCoding string
@@ -214,7 +217,7 @@ func decodeView(raw []byte) *view {
 		v.varyNames = h["Vary"]
 		return v
 	}
-	v.noCache, v.mustRevalidate = revalidation(h) // targeted.go
+	v.noCache, v.mustRevalidate, v.withAuth = reuse(h) // targeted.go
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
 		v.contentCoding = strings.Join(ce, ",")
 	}

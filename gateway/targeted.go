@@ -57,6 +57,9 @@ func (rt *route) entryHeader(stored, decided http.Header) http.Header {
 	if cc.ProxyRevalidate {
 		dirs = append(dirs, "proxy-revalidate")
 	}
+	if cc.Public || cc.HasSMaxAge {
+		dirs = append(dirs, "public") // reusable for requests with Authorization (see reuse)
+	}
 	h := stored.Clone()
 	h[hdrRevalidate] = revalidateNone
 	if len(dirs) > 0 {
@@ -65,10 +68,13 @@ func (rt *route) entryHeader(stored, decided http.Header) http.Header {
 	return h
 }
 
-// revalidation is what a stored entry's header says about its reuse: from
+// reuse is what a stored entry's header says about its reuse, from
 // hdrRevalidate when a targeted field decided (the field is removed from
-// h), else from Cache-Control.
-func revalidation(h http.Header) (noCache, mustRevalidate bool) {
+// h), else from Cache-Control: whether every use is revalidated
+// (no-cache), whether it may never be served stale (must-revalidate,
+// proxy-revalidate), and whether it may answer a request with
+// Authorization (public, s-maxage or must-revalidate: RFC 9111 §3.5).
+func reuse(h http.Header) (noCache, mustRevalidate, withAuth bool) {
 	v, ok := h[hdrRevalidate]
 	if ok {
 		delete(h, hdrRevalidate)
@@ -76,5 +82,6 @@ func revalidation(h http.Header) (noCache, mustRevalidate bool) {
 		v = h["Cache-Control"]
 	}
 	cc := policies.ParseCacheControl(v)
-	return cc.NoCache, cc.MustRevalidate || cc.ProxyRevalidate
+	mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
+	return cc.NoCache, mustRevalidate, cc.MustRevalidate || cc.Public || cc.HasSMaxAge
 }
