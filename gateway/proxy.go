@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/edgecache/edgecache/policies"
 )
@@ -26,7 +27,7 @@ func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, st *reqState) {
 	proxy := st.rt.proxy
 	if !safeMethod(r.Method) {
 		st.request(r)
-		inv := &invalidation{g: g, gen: st.gen, rt: st.rt, req: st.preq, key: string(st.rt.key.AppendKey(nil, &st.preq))}
+		inv := &invalidation{g: g, gen: st.gen, rt: st.rt, req: st.preq, key: string(st.rt.key.AppendKey(nil, &st.preq)), client: r}
 		inv.req.Header = nil
 		proxy = inv.proxy(proxy)
 	}
@@ -55,6 +56,9 @@ type invalidation struct {
 	rt  *route
 	req policies.Request
 	key string
+	// client is the request, for a POST's response stored for GETs
+	// (post.go); used only while the proxy serves it.
+	client *http.Request
 }
 
 // proxy returns a copy of the route's proxy that runs the invalidation
@@ -66,6 +70,9 @@ func (inv *invalidation) proxy(base *httputil.ReverseProxy) *httputil.ReversePro
 		if resp.StatusCode < 400 {
 			if err := inv.run(resp.Request.Context(), resp.Header); err != nil {
 				inv.g.log.WarnContext(resp.Request.Context(), "invalidation failed", "err", err)
+			}
+			if inv.client.Method == http.MethodPost && inv.postStorable(resp, time.Now()) {
+				inv.capture(resp) // post.go
 			}
 		}
 		return base.ModifyResponse(resp)
