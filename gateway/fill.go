@@ -33,8 +33,9 @@ type fill struct {
 	marker   *view  // the Vary marker at primary, if any
 	stale    *view  // the stored entry that could not be used as is
 	act      policies.MissAction
-	shardErr bool // the shard failed the lookup: store into the fallback, if any
-	auth     bool // the request has Authorization: its own fill, straight to the origin
+	shardErr bool     // the shard failed the lookup: store into the fallback, if any
+	auth     bool     // the request has Authorization: its own fill, straight to the origin
+	hints    []string // the Link fields of the origin's 103 (hints.go)
 }
 
 // newFill is the fill of the request in st.
@@ -129,7 +130,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 		Status: f.status, StoredAt: now, FreshUntil: now.Add(dec.TTL), InitialAge: f.initialAge,
 		StaleWhileRevalidate: dec.StaleWhileRevalidate, StaleIfError: dec.StaleIfError,
 		ETag: f.etag, LastModified: f.lastMod, Tags: tags, Body: f.body,
-		Header: fl.rt.entryHeader(f.header, fl.decideHeader(f, originHeader)), // targeted.go
+		Header: fl.rt.entryHeader(f.header, fl.decideHeader(f, originHeader), f.hints), // targeted.go
 	}, retain)
 }
 

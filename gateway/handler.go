@@ -320,6 +320,7 @@ func (st *reqState) request(r *http.Request) {
 // one write of the body, no flush. A conditional request that the entry
 // satisfies gets 304.
 func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
+	earlyHints(w, r, v) // hints.go
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)

@@ -80,6 +80,9 @@ type view struct {
 	// withAuth: the entry may answer a request with Authorization (RFC
 	// 9111 §3.5: public, s-maxage or must-revalidate).
 	withAuth bool
+	// hints are the Link fields sent as 103 Early Hints before the entry
+	// (hints.go); nil for none.
+	hints []string
 	// contentCoding is the stored Content-Encoding ("" for none): a
 	// request that does not accept it is not served this entry.
 	contentCoding string
@@ -218,6 +221,10 @@ func decodeView(raw []byte) *view {
 		return v
 	}
 	v.noCache, v.mustRevalidate, v.withAuth = reuse(h) // targeted.go
+	if hints := h[hdrEarlyHints]; len(hints) > 0 {
+		v.hints = hints // hints.go
+		delete(h, hdrEarlyHints)
+	}
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
 		v.contentCoding = strings.Join(ce, ",")
 	}

@@ -22,6 +22,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, st *reqState) err
 		return nil
 	}
 	fl := newFill(g, r, st, act)
+	fl.req.interim = relayInterim(w, r) // hints.go: the leader's client gets the origin's 1xx
 	if fl.shardErr {
 		st.rec.shard = st.gen.store.owner(fl.key)
 	}

@@ -31,7 +31,7 @@ func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, st *reqState) {
 		inv.req.Header = nil
 		proxy = inv.proxy(proxy)
 	}
-	sw := statusWriter{ResponseWriter: w}
+	sw := statusWriter{ResponseWriter: w, req: r}
 	proxy.ServeHTTP(&sw, r)
 	st.rec.status = sw.status
 }
@@ -104,10 +104,17 @@ func (inv *invalidation) run(ctx context.Context, h http.Header) error {
 // statusWriter remembers the status written through it.
 type statusWriter struct {
 	http.ResponseWriter
+	req    *http.Request
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An interim response the proxy relays (its fields are in the
+		// header map, and the proxy clears them after): not the status.
+		writeInterim(w.ResponseWriter, w.req, code, nil) // hints.go
+		return
+	}
 	if w.status == 0 {
 		w.status = code
 	}

@@ -40,12 +40,12 @@ func (rt *route) directives(h http.Header) policies.CacheControl {
 }
 
 // entryHeader is the header an entry is stored with: stored as fetched,
-// unless a targeted field decided, then with hdrRevalidate added (on a
-// copy: the fetched header is also the leader's answer).
-func (rt *route) entryHeader(stored, decided http.Header) http.Header {
+// with hdrRevalidate when a targeted field decided, and the Early Hints
+// (hints.go) — on a copy: the fetched header is also the leader's answer.
+func (rt *route) entryHeader(stored, decided http.Header, hints []string) http.Header {
 	cc, targeted := policies.Directives(decided, rt.targetedField)
 	if !targeted {
-		return stored
+		return withHints(stored, false, hints)
 	}
 	var dirs []string
 	if cc.NoCache {
@@ -65,7 +65,7 @@ func (rt *route) entryHeader(stored, decided http.Header) http.Header {
 	if len(dirs) > 0 {
 		h[hdrRevalidate] = []string{strings.Join(dirs, ", ")}
 	}
-	return h
+	return withHints(h, true, hints)
 }
 
 // reuse is what a stored entry's header says about its reuse, from

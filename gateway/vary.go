@@ -115,4 +115,5 @@ func newMarker(names []string, now time.Time) (val []byte, id string) {
 func stripInternal(h http.Header) {
 	delete(h, hdrVaryMarker)
 	delete(h, hdrRevalidate)
+	delete(h, hdrEarlyHints)
 }
