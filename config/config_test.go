@@ -189,3 +189,28 @@ func TestEnvPath(t *testing.T) {
 		}
 	}
 }
+
+func TestRouteMethodsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		methods []string
+		ok      bool
+	}{
+		{[]string{"GET", "POST"}, true},
+		{[]string{"PROPFIND", "M-SEARCH", "X_Y"}, true},
+		{[]string{"TRACE"}, false},
+		{[]string{"CONNECT"}, false},
+		{[]string{"GET POST"}, false},
+		{[]string{""}, false},
+		{[]string{"GET/"}, false},
+	} {
+		c := &Config{Routes: []Route{{Name: "r", Origin: "http://127.0.0.1:1", Methods: tc.methods}}}
+		c.EnsureDefaults()
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Fatalf("methods %q: err %v, want ok=%v", tc.methods, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "routes[0].methods[0]") {
+			t.Fatalf("methods %q: error does not name the field: %v", tc.methods, err)
+		}
+	}
+}

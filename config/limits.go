@@ -1,5 +1,10 @@
 package config
 
+import (
+	"slices"
+	"strings"
+)
+
 // Limits bound what a client may send; requests beyond them get a 4xx.
 type Limits struct {
 	// MaxURIBytes bounds the request target (414 URI Too Long).
@@ -44,16 +49,39 @@ func (c *Config) validateLimits(bad func(field, format string, args ...any)) {
 	}
 }
 
-// KnownMethods are the request methods the gateway serves; any other is
-// answered 405 before routing, and a route's methods list picks from these.
+// KnownMethods are the request methods of RFC 9110 that the gateway serves,
+// listed in the Allow of a 405 on a route without a methods list.
+// Extension methods (RFC 9110 §16.1: WebDAV's PROPFIND, UPnP's M-SEARCH)
+// are served too: they go to the origin uncached.
 var KnownMethods = []string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}
 
+// RefusedMethods are answered 405 on every route: CONNECT because the
+// gateway is not a tunnel, TRACE because it reflects the request's
+// credentials back to a script (cross-site tracing); nginx refuses both.
+var RefusedMethods = []string{"CONNECT", "TRACE"}
+
 // KnownMethod reports whether m is one of KnownMethods.
-func KnownMethod(m string) bool {
-	for _, k := range KnownMethods {
-		if m == k {
-			return true
+func KnownMethod(m string) bool { return slices.Contains(KnownMethods, m) }
+
+// ValidMethod reports whether m may name a method of a route: an RFC 9110
+// token (§9.1, case-sensitive) that is not one of RefusedMethods.
+func ValidMethod(m string) bool {
+	if m == "" || slices.Contains(RefusedMethods, m) {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isTokenChar(m[i]) {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// isTokenChar reports whether c is a tchar (RFC 9110 §5.6.2).
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -57,8 +57,8 @@ func (c *Config) Validate() error {
 			bad(f+".origin", "must not carry a query or fragment, got %q", r.Origin)
 		}
 		for j, m := range r.Methods {
-			if !KnownMethod(m) {
-				bad(fmt.Sprintf("%s.methods[%d]", f, j), "want one of %s (methods are case-sensitive), got %q", strings.Join(KnownMethods, ", "), m)
+			if !ValidMethod(m) {
+				bad(fmt.Sprintf("%s.methods[%d]", f, j), "want a method token such as %s (case-sensitive; not %s), got %q", strings.Join(KnownMethods, ", "), strings.Join(RefusedMethods, " or "), m)
 			}
 		}
 		if r.DefaultTTL < 0 {

@@ -58,6 +58,8 @@ type fetched struct {
 	// one user's page (policies.Private): only the request that made the
 	// fetch gets it; waiters fetch on their own.
 	private bool
+	// hints are the Link fields of the origin's 103 Early Hints (hints.go).
+	hints []string
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -69,6 +71,9 @@ type fetchReq struct {
 	header http.Header
 	preq   policies.Request
 	peer   string // the client's address (RemoteAddr)
+	// interim relays the origin's 1xx responses to the client (a fill's
+	// leader only; hints.go).
+	interim func(code int, h http.Header)
 }
 
 func fromRequest(r *http.Request, preq policies.Request) *fetchReq {
@@ -107,7 +112,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 // uncached.
 func (fl *fill) fetch() (*fetched, error) {
 	ctx, cancel := fl.fetchContext()
-	out, err := fl.originRequest(ctx)
+	out, err := fl.originRequest(fl.interimTrace(ctx)) // hints.go
 	if err != nil {
 		cancel()
 		return nil, err
@@ -179,12 +184,15 @@ func (fl *fill) fetched(resp *http.Response) *fetched {
 	hdr := make(http.Header, len(resp.Header))
 	entry.Filter(hdr, resp.Header)
 	stripInternal(hdr)
+	if name := fl.rt.targetedField; name != "" && !policies.TargetedForwarded(name) {
+		delete(hdr, name) // edgecache's own: not for clients (targeted.go)
+	}
 	upstream := hdr[hdrCacheStatus]
 	delete(hdr, hdrCacheStatus)
 	return &fetched{
 		status: resp.StatusCode, header: hdr, initialAge: policies.ResponseAge(resp.Header),
 		setCookie: resp.Header["Set-Cookie"], etag: hdr.Get("Etag"), lastMod: hdr.Get("Last-Modified"),
-		replaces: fl.stale != nil, upstream: upstream,
+		replaces: fl.stale != nil, upstream: upstream, hints: fl.hints,
 	}
 }
 

@@ -33,7 +33,9 @@ type fill struct {
 	marker   *view  // the Vary marker at primary, if any
 	stale    *view  // the stored entry that could not be used as is
 	act      policies.MissAction
-	shardErr bool // the shard failed the lookup: store into the fallback, if any
+	shardErr bool     // the shard failed the lookup: store into the fallback, if any
+	auth     bool     // the request has Authorization: its own fill, straight to the origin
+	hints    []string // the Link fields of the origin's 103 (hints.go)
 }
 
 // newFill is the fill of the request in st.
@@ -41,7 +43,7 @@ func newFill(g *Gateway, r *http.Request, st *reqState, act policies.MissAction)
 	return &fill{
 		g: g, gen: st.gen, rt: st.rt, req: fromRequest(r, st.preq),
 		primary: st.rec.key, key: st.stored, marker: st.marker, stale: st.found,
-		act: act, shardErr: isShardErr(st.err),
+		act: act, shardErr: isShardErr(st.err), auth: st.auth,
 	}
 }
 
@@ -49,7 +51,7 @@ func newFill(g *Gateway, r *http.Request, st *reqState, act policies.MissAction)
 // leader, or another gateway, may have stored it meanwhile), take the
 // cross-gateway lock (bounded wait), then fetch.
 func (fl *fill) run() (*fetched, error) {
-	if !fl.shardErr && !fl.act.Bypass && fl.stale == nil {
+	if !fl.shardErr && !fl.act.Bypass && fl.stale == nil && !fl.auth {
 		if f := fl.g.recheck(fl.req.ctx, fl.gen, fl.key, false); f != nil {
 			return f, nil
 		}
@@ -127,7 +129,8 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 	fl.write(ctx, f, storeKey, &entry.Entry{
 		Status: f.status, StoredAt: now, FreshUntil: now.Add(dec.TTL), InitialAge: f.initialAge,
 		StaleWhileRevalidate: dec.StaleWhileRevalidate, StaleIfError: dec.StaleIfError,
-		ETag: f.etag, LastModified: f.lastMod, Header: f.header, Tags: tags, Body: f.body,
+		ETag: f.etag, LastModified: f.lastMod, Tags: tags, Body: f.body,
+		Header: fl.rt.entryHeader(f.header, fl.decideHeader(f, originHeader), f.hints), // targeted.go
 	}, retain)
 }
 
@@ -137,10 +140,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 // why, when there is a why to tell).
 func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (policies.Decision, bool) {
 	rt, preq := fl.rt, &fl.req.preq
-	decideHeader := originHeader
-	if f.fwdStatus == http.StatusNotModified {
-		decideHeader = f.header
-	}
+	decideHeader := fl.decideHeader(f, originHeader)
 	resp := &policies.Response{Status: f.status, Header: decideHeader}
 	dec := rt.ttl.Decide(preq, resp, now)
 	if rt.plugins != nil {
@@ -166,7 +166,7 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 	case fl.shardErr && !fl.gen.store.hasFallback():
 		return dec, false // the shard failed the lookup; don't wait on it again
 	}
-	cc := policies.ParseCacheControl(decideHeader["Cache-Control"])
+	cc := rt.directives(decideHeader) // targeted.go
 	if !cc.HasSWR && !cc.MustRevalidate && !cc.ProxyRevalidate {
 		dec.StaleWhileRevalidate = rt.swr
 	}
@@ -174,6 +174,22 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 		dec.StaleIfError = rt.sie
 	}
 	return dec, true
+}
+
+// decideHeader is the header the storage decision reads: the origin's,
+// or for a 304 the stored one updated with the 304's (RFC 9111 §4.3.4),
+// with the 304's own targeted field, which the stored one no longer has.
+func (fl *fill) decideHeader(f *fetched, originHeader http.Header) http.Header {
+	if f.fwdStatus != http.StatusNotModified {
+		return originHeader
+	}
+	name := fl.rt.targetedField
+	if v := originHeader[name]; name != "" && len(v) > 0 {
+		h := f.header.Clone()
+		h[name] = v
+		return h
+	}
+	return f.header
 }
 
 // storeKey is the key f is stored under: the fill's, a variant's under

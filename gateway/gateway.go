@@ -61,12 +61,13 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
-	obs       *observer   // metrics, spans, access log (telemetry.go)
-	admin     *admin      // the admin API (admin.go)
-	host      hook.Loader // WASM plugins of every generation; may be nil
-	recent    recentKeys  // keys invalidated here, read past the L1 for a moment
-	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
-	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
+	traffic   http.Handler // echo, and the extension methods it has no route for (methods.go)
+	obs       *observer    // metrics, spans, access log (telemetry.go)
+	admin     *admin       // the admin API (admin.go)
+	host      hook.Loader  // WASM plugins of every generation; may be nil
+	recent    recentKeys   // keys invalidated here, read past the L1 for a moment
+	filled    recentKeys   // keys stored here a moment ago: an L1 miss for them is asked of the shard
+	fillBuf   fillBudget   // bytes buffered by fills in flight (fillbuf.go)
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]
@@ -122,13 +123,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	e.Any("/*", h)
 	e.Any("/", h)
 	g.echo = e
+	g.traffic = extensionMethods{echo: e, h: h}
 	g.admin = newAdmin(g, o.AdminToken)
 	g.obs.start(g)
 	return g, nil
 }
 
 // Handler returns the traffic handler.
-func (g *Gateway) Handler() http.Handler { return g.echo }
+func (g *Gateway) Handler() http.Handler { return g.traffic }
 
 // Generation returns the generation serving now.
 func (g *Gateway) Generation() *Generation { return g.gen.Load() }
@@ -140,7 +142,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	sc := g.gen.Load().Config.Server
 	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 	std := &http.Server{
-		Handler:           g.echo,
+		Handler:           g.traffic,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes(&g.gen.Load().Config.Limits), // limits.go

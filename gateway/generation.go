@@ -66,14 +66,16 @@ type route struct {
 	retryAfter []string          // Retry-After of a 503 when the pool refuses
 
 	swr, sie            time.Duration // stale windows when the origin sends none
+	targetedField       string        // the route's own targeted cache-control field (canonical), or ""
 	keep                time.Duration
 	ignoreClientNoCache bool
 	varyNormalize       map[string]bool
 	tagHeaders          []string
 	lockWait            time.Duration // <= 0: no cross-gateway lock
 
-	methods uint8    // methodBit of each accepted method; 0: every known method
-	allow   []string // the Allow header of the route's 405
+	methods      uint8    // methodBit of each accepted method, with methodsListed; 0: every method
+	otherMethods []string // the extension methods of the route's list
+	allow        []string // the Allow header of the route's 405
 
 	fwd            *forwarding             // the generation's forwarding section (forward.go)
 	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
@@ -145,7 +147,7 @@ func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTrippe
 	rt := &route{
 		name: name, host: strings.ToLower(rc.Host), prefix: rc.PathPrefix, origin: u,
 		originTimeout: rc.OriginTimeout, maxBody: rc.MaxBodyBytes,
-		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, keep: max(rc.Keep, 0),
+		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, targetedField: http.CanonicalHeaderKey(rc.Caching.TargetedField), keep: max(rc.Keep, 0),
 		ignoreClientNoCache: !rc.HonorClientNoCache, varyNormalize: map[string]bool{},
 		lockWait: rc.LockWait, originHost: rc.OriginHost, fwd: fwd,
 		privacy: policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
@@ -153,7 +155,7 @@ func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTrippe
 	rt.usePool(g.pools, rc.Origin, transport)
 	builtin := RoutePolicies(rc)
 	rt.key, rt.ttl, rt.miss = builtin.Key, builtin.TTL, builtin.Miss
-	rt.methods, rt.allow = routeMethods(rc.Methods)
+	rt.methods, rt.otherMethods, rt.allow = routeMethods(rc.Methods)
 	if err := rt.applyPlugins(rc.Plugins, g.plugins); err != nil {
 		return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
 	}

@@ -25,6 +25,7 @@ type reqState struct {
 	key  []byte
 	rec  record
 	dir  directives
+	auth bool // the request has Authorization: served only entries with withAuth, never coalesced
 
 	// What the lookup found (lookup).
 	marker *view  // the Vary marker at the primary key, if any
@@ -64,6 +65,7 @@ func (g *Gateway) handle(c echo.Context) error {
 		g.pass(w, r, st) // proxy.go
 		return nil
 	}
+	_, st.auth = r.Header["Authorization"]
 	primary := g.cacheKey(r, st) // 2. key
 	st.now = time.Now()
 	g.lookup(r, st, primary)    // 3, 4. owner and lookup
@@ -160,6 +162,10 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 func (g *Gateway) serveFound(w http.ResponseWriter, r *http.Request, st *reqState) bool {
 	v := st.found
 	if v == nil {
+		return false
+	}
+	if st.auth && !v.withAuth {
+		st.found = nil // not for this request (RFC 9111 §3.5): the origin answers it
 		return false
 	}
 	if v.contentCoding != "" && !policies.AcceptsContentCoding(r.Header["Accept-Encoding"], v.contentCoding) {
@@ -281,15 +287,11 @@ func parseDirectives(h http.Header, ignoreNoCache bool) directives {
 	return d
 }
 
-// cacheableRequest reports whether the cache may answer r. Requests with
-// Authorization are never answered from a shared cache here (RFC 9111
-// §3.5 allows it only for responses marked public, which a stored entry
-// does not record); Range requests go to the origin whole.
+// cacheableRequest reports whether the cache may answer r; Range
+// requests go to the origin whole. A request with Authorization may be
+// answered by an entry that says so (view.withAuth).
 func cacheableRequest(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if _, ok := r.Header["Authorization"]; ok {
 		return false
 	}
 	if _, ok := r.Header["Range"]; ok {
@@ -318,6 +320,7 @@ func (st *reqState) request(r *http.Request) {
 // one write of the body, no flush. A conditional request that the entry
 // satisfies gets 304.
 func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
+	earlyHints(w, r, v) // hints.go
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)

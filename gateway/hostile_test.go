@@ -546,31 +546,6 @@ func TestSetCookieNeverStored(t *testing.T) {
 	})
 }
 
-func TestAuthorizationBypasses(t *testing.T) {
-	o, addr, _ := hostileGateway(t, 1, nil)
-	auth := "Authorization: Bearer alice\r\n"
-	rawDo(t, addr, get1("/private")) // a public entry exists
-	n := o.count()
-	r := rawDo(t, addr, get1("/private", auth))
-	if r.header.Get("Cache-Status") != "edgecache; fwd=bypass" || o.count() != n+1 {
-		t.Fatalf("an authorized request was answered from the cache: %q", r.header.Get("Cache-Status"))
-	}
-	if o.last().Header.Get("Authorization") != "Bearer alice" {
-		t.Fatal("the origin did not get the credentials")
-	}
-	// An authorized fill stores nothing for anonymous clients.
-	rawDo(t, addr, get1("/alice-only", auth))
-	if r := rawDo(t, addr, get1("/alice-only")); r.header.Get("Cache-Status") != stored {
-		t.Fatalf("the anonymous request after an authorized one: %q", r.header.Get("Cache-Status"))
-	}
-	// The header's presence decides, whatever its case or value.
-	for _, h := range []string{"authorization: x\r\n", "AUTHORIZATION: \r\n"} {
-		if r := rawDo(t, addr, get1("/private", h)); r.header.Get("Cache-Status") != "edgecache; fwd=bypass" {
-			t.Errorf("%q: %q", h, r.header.Get("Cache-Status"))
-		}
-	}
-}
-
 func TestMalformedRequests4xx(t *testing.T) {
 	o, addr, _ := hostileGateway(t, 0, nil)
 	for _, tc := range []struct{ name, req string }{

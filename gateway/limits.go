@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/edgecache/edgecache/config"
@@ -66,18 +67,25 @@ func methodBit(m string) uint8 {
 	return 0
 }
 
-// routeMethods turns a route's methods list (validated) into its bit set
-// and Allow header. GET brings HEAD, as in nginx's limit_except: a HEAD is
-// a GET without the body. An empty list accepts every known method.
-func routeMethods(list []string) (uint8, []string) {
+// methodsListed marks a route's method set as restricted to its list.
+const methodsListed uint8 = 1 << 7
+
+// routeMethods turns a route's methods list (validated) into its bit set,
+// its extension methods and its Allow header. GET brings HEAD, as in
+// nginx's limit_except: a HEAD is a GET without the body. An empty list
+// accepts every method but config.RefusedMethods.
+func routeMethods(list []string) (set uint8, other, allow []string) {
 	if len(list) == 0 {
-		return 0, allowedMethods
+		return 0, nil, allowedMethods
 	}
-	var set uint8
+	set = methodsListed
 	for _, m := range list {
 		set |= methodBit(m)
 		if m == http.MethodGet {
 			set |= methodBit(http.MethodHead)
+		}
+		if methodBit(m) == 0 && !slices.Contains(other, m) {
+			other = append(other, m)
 		}
 	}
 	var names []string
@@ -86,13 +94,13 @@ func routeMethods(list []string) (uint8, []string) {
 			names = append(names, m)
 		}
 	}
-	return set, []string{strings.Join(names, ", ")}
+	return set, other, []string{strings.Join(append(names, other...), ", ")}
 }
 
 // allowedOn reports whether rt accepts r's method; if not, it has written
 // the 405 with rt's Allow and noted it in rec.
 func allowedOn(w http.ResponseWriter, r *http.Request, rt *route, rec *record) bool {
-	if rt.methods == 0 || rt.methods&methodBit(r.Method) != 0 {
+	if b := methodBit(r.Method); rt.methods == 0 || rt.methods&b != 0 || b == 0 && slices.Contains(rt.otherMethods, r.Method) {
 		return true
 	}
 	rec.outcome, rec.status = outError, http.StatusMethodNotAllowed
@@ -148,7 +156,7 @@ func rejectBody(code int) []byte {
 
 // check returns the status r is rejected with, or 0.
 func check(r *http.Request, lim *config.Limits) int {
-	if methodBit(r.Method) == 0 {
+	if methodBit(r.Method) == 0 && slices.Contains(config.RefusedMethods, r.Method) {
 		return http.StatusMethodNotAllowed
 	}
 	if lim.MaxURIBytes > 0 && len(r.RequestURI) > lim.MaxURIBytes {

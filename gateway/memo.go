@@ -11,7 +11,6 @@ import (
 
 	"github.com/edgecache/edgecache/internal/entry"
 	"github.com/edgecache/edgecache/internal/h1"
-	"github.com/edgecache/edgecache/policies"
 )
 
 // memoShards spreads the memos' locks.
@@ -73,10 +72,17 @@ type view struct {
 	lastMod    string
 	tags       []string
 
-	// From the stored Cache-Control: whether the entry may be served stale
-	// at all, and whether every use must be revalidated.
+	// From the stored Cache-Control, or the targeted field that decided
+	// (targeted.go): whether the entry may be served stale at all, and
+	// whether every use must be revalidated.
 	mustRevalidate bool
 	noCache        bool
+	// withAuth: the entry may answer a request with Authorization (RFC
+	// 9111 §3.5: public, s-maxage or must-revalidate).
+	withAuth bool
+	// hints are the Link fields sent as 103 Early Hints before the entry
+	// (hints.go); nil for none.
+	hints []string
 	// contentCoding is the stored Content-Encoding ("" for none): a
 	// request that does not accept it is not served this entry.
 	contentCoding string
@@ -214,9 +220,11 @@ func decodeView(raw []byte) *view {
 		v.varyNames = h["Vary"]
 		return v
 	}
-	cc := policies.ParseCacheControl(h["Cache-Control"])
-	v.mustRevalidate = cc.MustRevalidate || cc.ProxyRevalidate
-	v.noCache = cc.NoCache
+	v.noCache, v.mustRevalidate, v.withAuth = reuse(h) // targeted.go
+	if hints := h[hdrEarlyHints]; len(hints) > 0 {
+		v.hints = hints // hints.go
+		delete(h, hdrEarlyHints)
+	}
 	if ce := h["Content-Encoding"]; len(ce) > 0 {
 		v.contentCoding = strings.Join(ce, ",")
 	}

@@ -22,17 +22,12 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, st *reqState) err
 		return nil
 	}
 	fl := newFill(g, r, st, act)
+	fl.req.interim = relayInterim(w, r) // hints.go: the leader's client gets the origin's 1xx
 	if fl.shardErr {
 		st.rec.shard = st.gen.store.owner(fl.key)
 	}
 	a := answer{fwd: forwardedAs(act, st)}
-	res, err, shared := g.sf.Do(fl.key, func() (any, error) {
-		a.leader = true
-		return fl.run()
-	})
-	if shared && !a.leader {
-		g.coalesced()
-	}
+	res, err := g.coalesce(fl, &a)
 	if err != nil {
 		g.originFailed(w, r, st, a.fwd, err)
 		return nil
@@ -43,6 +38,24 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, st *reqState) err
 	}
 	g.respond(w, r, st, &a, fl.shardErr)
 	return nil
+}
+
+// coalesce runs fl once for every request of its key (singleflight). A
+// request with Authorization runs its own: what the origin answers one
+// user is not another's, unless it is stored (RFC 9111 §3.5).
+func (g *Gateway) coalesce(fl *fill, a *answer) (any, error) {
+	if fl.auth {
+		a.leader = true
+		return fl.run()
+	}
+	res, err, shared := g.sf.Do(fl.key, func() (any, error) {
+		a.leader = true
+		return fl.run()
+	})
+	if shared && !a.leader {
+		g.coalesced()
+	}
+	return res, err
 }
 
 // missAction asks the route's Miss policy what to do. A plugin may send a

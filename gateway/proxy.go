@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/edgecache/edgecache/policies"
 )
@@ -17,24 +18,35 @@ import (
 // changed (RFC 9111 §4.4).
 
 // pass proxies a request the cache does not answer. An unsafe method
-// (anything but GET, HEAD, OPTIONS, TRACE) invalidates the entry of its
-// URL, and of same-host Location and Content-Location, when the origin
-// answers with a non-error status; deleting them in Valkey drops them
-// from every gateway's L1 too.
+// (any but the safe ones of safeMethod, extension methods included)
+// invalidates the entry of its URL, and of same-host Location and
+// Content-Location, when the origin answers with a non-error status;
+// deleting them in Valkey drops them from every gateway's L1 too.
 func (g *Gateway) pass(w http.ResponseWriter, r *http.Request, st *reqState) {
 	st.rec.outcome = outBypass
 	proxy := st.rt.proxy
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
+	if !safeMethod(r.Method) {
 		st.request(r)
-		inv := &invalidation{g: g, gen: st.gen, rt: st.rt, req: st.preq, key: string(st.rt.key.AppendKey(nil, &st.preq))}
+		inv := &invalidation{g: g, gen: st.gen, rt: st.rt, req: st.preq, key: string(st.rt.key.AppendKey(nil, &st.preq)), client: r}
 		inv.req.Header = nil
 		proxy = inv.proxy(proxy)
 	}
-	sw := statusWriter{ResponseWriter: w}
+	sw := statusWriter{ResponseWriter: w, req: r}
 	proxy.ServeHTTP(&sw, r)
 	st.rec.status = sw.status
+}
+
+// safeMethod reports whether m is safe (RFC 9110 §9.2.1): GET, HEAD,
+// OPTIONS, TRACE and the safe extension methods registered with IANA
+// (PROPFIND, REPORT, SEARCH, QUERY). Any other method, an unknown one
+// included, may change what it targets: its success invalidates.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		"PROPFIND", "REPORT", "SEARCH", "QUERY":
+		return true
+	}
+	return false
 }
 
 // invalidation is what a successful unsafe request removes from the cache.
@@ -44,6 +56,9 @@ type invalidation struct {
 	rt  *route
 	req policies.Request
 	key string
+	// client is the request, for a POST's response stored for GETs
+	// (post.go); used only while the proxy serves it.
+	client *http.Request
 }
 
 // proxy returns a copy of the route's proxy that runs the invalidation
@@ -55,6 +70,9 @@ func (inv *invalidation) proxy(base *httputil.ReverseProxy) *httputil.ReversePro
 		if resp.StatusCode < 400 {
 			if err := inv.run(resp.Request.Context(), resp.Header); err != nil {
 				inv.g.log.WarnContext(resp.Request.Context(), "invalidation failed", "err", err)
+			}
+			if inv.client.Method == http.MethodPost && inv.postStorable(resp, time.Now()) {
+				inv.capture(resp) // post.go
 			}
 		}
 		return base.ModifyResponse(resp)
@@ -86,10 +104,17 @@ func (inv *invalidation) run(ctx context.Context, h http.Header) error {
 // statusWriter remembers the status written through it.
 type statusWriter struct {
 	http.ResponseWriter
+	req    *http.Request
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An interim response the proxy relays (its fields are in the
+		// header map, and the proxy clears them after): not the status.
+		writeInterim(w.ResponseWriter, w.req, code, nil) // hints.go
+		return
+	}
 	if w.status == 0 {
 		w.status = code
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/internal/entry"
+	"github.com/edgecache/edgecache/policies"
 )
 
 // Vary
@@ -69,8 +70,10 @@ func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Hea
 
 // appendNormalized appends the value of header name that selects a
 // variant: headers in the route's vary_normalize list reduced to their
-// first member, lower-cased; others joined as sent, with whitespace
-// trimmed.
+// first member, lower-cased; Accept-Language as its weighted language set
+// (order among equal weights, case and whitespace ignored, q=0 dropped);
+// any other as a list with the whitespace around its members removed
+// (policies.AppendVaryValue).
 func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte {
 	if rt.varyNormalize[name] {
 		if len(vals) == 0 {
@@ -80,13 +83,7 @@ func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte
 		first, _, _ = strings.Cut(first, ";")
 		return append(dst, strings.ToLower(strings.TrimSpace(first))...)
 	}
-	for i, v := range vals {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, strings.TrimSpace(v)...)
-	}
-	return dst
+	return policies.AppendVaryValue(dst, name, vals)
 }
 
 // variesOnCoding reports whether names lists Accept-Encoding.
@@ -115,4 +112,8 @@ func newMarker(names []string, now time.Time) (val []byte, id string) {
 
 // stripInternal removes internal headers an origin must not smuggle into
 // the cache.
-func stripInternal(h http.Header) { delete(h, hdrVaryMarker) }
+func stripInternal(h http.Header) {
+	delete(h, hdrVaryMarker)
+	delete(h, hdrRevalidate)
+	delete(h, hdrEarlyHints)
+}

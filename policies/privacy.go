@@ -43,8 +43,10 @@ type PrivacyOptions struct {
 //     is not stored, as Cloudflare's Cache Deception Armor does. A path
 //     without a known extension is not judged.
 //
-// Authorization needs no rule here: RFC 9111 §3.5 is DefaultTTL's, and
-// the gateway does not answer such requests from the cache at all.
+// Authorization needs no rule here: RFC 9111 §3.5 is DefaultTTL's (and
+// the plugin adapter's guard), and the gateway answers a request with
+// Authorization only from an entry marked public, s-maxage or
+// must-revalidate.
 // resp.Header is the origin's, unfiltered.
 func Private(r *Request, resp *Response, o PrivacyOptions, now time.Time) string {
 	if !o.StoreSetCookie && len(resp.Header["Set-Cookie"]) > 0 {

@@ -136,12 +136,20 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 	return d
 }
 
-// directives returns the response directives this cache follows: the
-// first usable targeted field (TargetedField, then CDN-Cache-Control;
-// RFC 9213 §2.2), else Cache-Control. targeted says a targeted field won.
+// directives returns the response directives this cache follows (see
+// Directives).
 func (p DefaultTTL) directives(h http.Header) (cc CacheControl, targeted bool) {
-	if p.TargetedField != "" {
-		if v := h[p.TargetedField]; len(v) > 0 {
+	return Directives(h, p.TargetedField)
+}
+
+// Directives returns the response directives this cache follows: the
+// first usable targeted field (field, if not empty, then
+// CDN-Cache-Control; RFC 9213 §2.2), else Cache-Control. targeted says a
+// targeted field won; then Cache-Control and Expires do not apply to this
+// cache. field must be in canonical form.
+func Directives(h http.Header, field string) (cc CacheControl, targeted bool) {
+	if field != "" {
+		if v := h[field]; len(v) > 0 {
 			if cc, ok := ParseTargeted(v); ok {
 				return cc, true
 			}
