@@ -154,7 +154,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		format = cfg.Log.Format
 	}
 	log = telemetry.NewLogger(stderr, format, cfg.Log.Level)
-	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry, "")
+	tracing, err := telemetry.NewTracing(ctx, exportOf(cfg.Telemetry), "")
 	if err != nil {
 		log.Error("cannot start tracing", "err", err)
 		return 1
@@ -289,4 +289,12 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// exportOf is the telemetry section as internal/telemetry takes it.
+func exportOf(c config.Telemetry) telemetry.Export {
+	return telemetry.Export{
+		Endpoint: c.OTLPEndpoint, Protocol: c.OTLPProtocol, Headers: c.OTLPHeaders,
+		SampleRatio: c.SampleRatio, ServiceName: c.ServiceName, ResourceAttributes: c.ResourceAttributes,
+	}
 }
