@@ -144,7 +144,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes(&g.gen.Load().Config.Limits), // limits.go
 		ErrorLog:          errLog,
-		ConnContext:       connContext, // request ids (telemetry.go)
+		ConnContext:       connContext, // request ids (observe.go)
 	}
 	var srv interface {
 		Serve(net.Listener) error
