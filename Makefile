@@ -42,7 +42,7 @@ test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	# Allocation pins mean nothing under -race (sync.Pool drops at random).
-	$(GO) test -count=1 -run 'Allocs|AllocatesNothing' ./gateway/ ./shardmap/ ./internal/h1/ ./internal/entry/ ./policies/ ./wasm/
+	$(GO) test -count=1 -run 'Allocs|AllocatesNothing' ./gateway/ ./shardmap/ ./internal/h1/ ./internal/entry/ ./policies/ ./wasm/ ./internal/observe/
 
 ## test-faults: only the fault tests (shard killed, frozen, partitioned with
 ## toxiproxy, origin down and slow, gateway restarted; also part of make test).

@@ -35,6 +35,13 @@
 // means (routes, plugins, pools, the store); gateway.go publishes and
 // retires generations.
 //
+// What is not the read path lives elsewhere: observe.go hands each
+// request's record to internal/observe (counters, spans, access log) and
+// gives a generation its route counters and shard hooks; the admin API
+// and status page are internal/admin, which sees the gateway only through
+// View (view.go), and the CLI mounts it on the admin listener. readyz.go
+// is the traffic listener's readiness probe.
+//
 // # Invariants
 //
 // The bytes returned by a lookup are a view into the L1 (or the embedded

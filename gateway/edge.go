@@ -6,7 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // served (internal/listen's Certificates), read at each status request.
 func (g *Gateway) SetCertificates(f func() any) { g.certs.Store(&f) }
 
-func (g *Gateway) certificates() any {
+// Certificates returns the TLS certificates served (see SetCertificates).
+func (g *Gateway) Certificates() any {
 	if f := g.certs.Load(); f != nil {
 		return (*f)()
 	}
@@ -15,4 +16,4 @@ func (g *Gateway) certificates() any {
 
 // Registry is the registry of the gateway's metrics, served on the admin
 // listener; the traffic listener adds its TLS metrics to it.
-func (g *Gateway) Registry() *prometheus.Registry { return g.obs.m.Registry }
+func (g *Gateway) Registry() *prometheus.Registry { return g.obs.Metrics().Registry }

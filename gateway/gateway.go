@@ -16,6 +16,7 @@ import (
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/internal/observe"
 	"github.com/edgecache/edgecache/internal/telemetry"
 )
 
@@ -41,9 +42,6 @@ type Options struct {
 	Source config.Source
 	// Tracing exports spans (nil or not Enabled: no tracing, at no cost).
 	Tracing *telemetry.Tracing
-	// AdminToken is the bearer token of the admin API (see AdminToken);
-	// empty: a random one that nobody knows, so the admin API is closed.
-	AdminToken string
 	// Plugins loads the configured WASM plugins (a *wasm.Host; the gateway
 	// does not depend on the WASM runtime). The gateway owns it and closes
 	// it on Close. nil: a configuration with plugins is rejected.
@@ -61,13 +59,14 @@ type Gateway struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	echo      *echo.Echo
-	traffic   http.Handler // echo, and the extension methods it has no route for (methods.go)
-	obs       *observer    // metrics, spans, access log (telemetry.go)
-	admin     *admin       // the admin API (admin.go)
-	host      hook.Loader  // WASM plugins of every generation; may be nil
-	recent    recentKeys   // keys invalidated here, read past the L1 for a moment
-	filled    recentKeys   // keys stored here a moment ago: an L1 miss for them is asked of the shard
-	fillBuf   fillBudget   // bytes buffered by fills in flight (fillbuf.go)
+	traffic   http.Handler                                      // echo, and the extension methods it has no route for (methods.go)
+	obs       *observe.Observer                                 // metrics, spans, access log (observe.go)
+	routes    atomic.Pointer[map[*route]*observe.RouteCounters] // counters of the instrumented routes
+	started   time.Time
+	host      hook.Loader // WASM plugins of every generation; may be nil
+	recent    recentKeys  // keys invalidated here, read past the L1 for a moment
+	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
+	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]
@@ -92,7 +91,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	g.log = telemetry.WrapLogger(g.log) // request_id and trace_id on request-scoped lines
-	g.obs = newObserver(o, g.log)
+	g.obs = observe.New(o.Tracing, g.log)
+	g.obs.SetOwner(g.owner)
+	g.started = time.Now()
 	if g.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024
@@ -100,9 +101,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		t.ResponseHeaderTimeout = 0 // bounded per route by the origin timeout
 		g.transport = t
 	}
-	if o.Tracing != nil {
-		g.transport = g.obs.wrapTransport(g.transport, o.Tracing.Provider)
-	}
+	g.transport = g.obs.WrapTransport(g.transport) // client spans, when tracing is on
 	g.host = o.Plugins
 	gen, err := g.build(cfg, nil, o.Source.String())
 	if err != nil {
@@ -111,7 +110,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		}
 		return nil, err
 	}
-	g.obs.instrument(gen)
+	g.instrument(gen)
 	g.source = o.Source
 	g.gen.Store(gen)
 
@@ -119,13 +118,12 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", g.readyz)
-	h := g.obs.wrap(g.handle) // tracing, when on
+	h := g.obs.Wrap(g.handle) // tracing, when on
 	e.Any("/*", h)
 	e.Any("/", h)
 	g.echo = e
 	g.traffic = extensionMethods{echo: e, h: h}
-	g.admin = newAdmin(g, o.AdminToken)
-	g.obs.start(g)
+	g.obs.Metrics().WatchState(g.metricsState)
 	return g, nil
 }
 
@@ -147,7 +145,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes(&g.gen.Load().Config.Limits), // limits.go
 		ErrorLog:          errLog,
-		ConnContext:       connContext, // request ids (telemetry.go)
+		ConnContext:       connContext, // request ids (observe.go)
 	}
 	var srv interface {
 		Serve(net.Listener) error
@@ -195,13 +193,13 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 	}
 	old := g.gen.Load()
 	next, err := g.build(cfg, old, source)
-	g.obs.m.Reload(err)
+	g.obs.Metrics().Reload(err)
 	if err != nil {
 		g.lastErr, g.lastErrAt = err, time.Now()
 		g.log.Error("reload rejected; the current configuration keeps serving", "source", source, "err", err)
 		return err
 	}
-	g.obs.instrument(next)
+	g.instrument(next)
 	g.gen.Store(next)
 	g.lastErr = nil
 	old.retire(next) // the shards next reads in its rebalance window stay open until it ends
@@ -216,7 +214,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 func (g *Gateway) ReloadSource() error {
 	cfg, err := g.source.Load()
 	if err != nil {
-		g.obs.m.Reload(err)
+		g.obs.Metrics().Reload(err)
 		g.reloadMu.Lock()
 		g.lastErr, g.lastErrAt = err, time.Now()
 		g.reloadMu.Unlock()
@@ -238,7 +236,6 @@ func (g *Gateway) LastReloadError() (time.Time, error) {
 // previous generations that its rebalance window still reads. Call it
 // after Serve has returned.
 func (g *Gateway) Close() {
-	g.obs.close()
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	g.closed = true
@@ -253,5 +250,5 @@ func (g *Gateway) Close() {
 // pluginCall records one guest call's duration in
 // edgecache_plugin_call_duration_seconds.
 func (g *Gateway) pluginCall(plugin string, h hook.ID, d time.Duration) {
-	g.obs.m.PluginCall(plugin, h.String(), d)
+	g.obs.Metrics().PluginCall(plugin, h.String(), d)
 }

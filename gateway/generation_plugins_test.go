@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/admin"
 )
 
 // TestPluginPoolsFullAfterReload: at startup a plugin's pool fills in the
@@ -96,7 +97,7 @@ func TestUnchangedPluginsReusedAcrossReload(t *testing.T) {
 	}
 	created := func() map[string]uint64 {
 		out := map[string]uint64{}
-		for _, p := range g.Status().Plugins {
+		for _, p := range admin.StatusOf(g).Plugins {
 			out[p.Name] = p.InstancesCreated
 		}
 		return out

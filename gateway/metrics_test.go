@@ -1,9 +1,7 @@
 package gateway_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,36 +17,19 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/admin"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 	"github.com/edgecache/edgecache/wasm"
 )
 
 const testToken = "test-admin-token-0123456789"
 
-// startAdmin serves g's admin API on a loopback listener.
-func startAdmin(t testing.TB, g *gateway.Gateway) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.ServeAdmin(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve admin: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // scrape reads the admin listener's /metrics with the token and parses
 // the Prometheus text format.
-func scrape(t testing.TB, admin string) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, api string) map[string]*dto.MetricFamily {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, admin+"/metrics", nil)
+	req, _ := http.NewRequest(http.MethodGet, api+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -171,8 +152,8 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	origin := newTestOrigin(t)
 	cfg := testConfig(origin.URL, servers)
-	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken})
-	admin := startAdmin(t, g)
+	g, base := startGatewayWith(t, cfg, gateway.Options{})
+	api := startAdmin(t, g)
 
 	var c tally
 	// /a until an L1 hit, /b until an L2 hit.
@@ -214,7 +195,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	}
 	stores := origin.count("/a") - 1 + origin.count("/b") + fetches // the POST stores nothing
 
-	fams := scrape(t, admin)
+	fams := scrape(t, api)
 	req := func(method, code, cache string) map[string]string {
 		return map[string]string{"route": "test", "method": method, "code": code, "cache": cache}
 	}
@@ -265,13 +246,13 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	if err := g.Reload(bad, "test"); err == nil {
 		t.Fatal("reload with an unreachable shard: want an error")
 	}
-	fams = scrape(t, admin)
+	fams = scrape(t, api)
 	wantValue(t, fams, "edgecache_reloads_total", map[string]string{"result": "error"}, 1)
 	wantValue(t, fams, "edgecache_config_last_reload_successful", nil, 0)
 	if err := g.Reload(testConfig(origin.URL, servers), "test"); err != nil {
 		t.Fatal(err)
 	}
-	fams = scrape(t, admin)
+	fams = scrape(t, api)
 	wantValue(t, fams, "edgecache_reloads_total", map[string]string{"result": "ok"}, 1)
 	wantValue(t, fams, "edgecache_config_last_reload_successful", nil, 1)
 	wantValue(t, fams, "edgecache_generation", nil, 3) // generation 2 was the rejected one
@@ -294,8 +275,8 @@ func TestMetricsEmbeddedStore(t *testing.T) {
 	origin := newTestOrigin(t)
 	cfg := testConfig(origin.URL, nil)
 	cfg.Routes[0].Host = "only.example"
-	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken})
-	admin := startAdmin(t, g)
+	g, base := startGatewayWith(t, cfg, gateway.Options{})
+	api := startAdmin(t, g)
 
 	req, _ := http.NewRequest(http.MethodGet, base+"/x", nil)
 	req.Host = "only.example"
@@ -309,7 +290,7 @@ func TestMetricsEmbeddedStore(t *testing.T) {
 	if r := get(t, base+"/elsewhere"); r.status != http.StatusNotFound {
 		t.Fatalf("no route: %d", r.status)
 	}
-	fams := scrape(t, admin)
+	fams := scrape(t, api)
 	wantValue(t, fams, "edgecache_requests_total", map[string]string{"route": "test", "cache": "miss"}, 1)
 	wantValue(t, fams, "edgecache_requests_total", map[string]string{"route": "test", "cache": "hit"}, 1)
 	wantValue(t, fams, "edgecache_requests_total", map[string]string{"route": "none", "cache": "no-route", "code": "404"}, 1)
@@ -346,12 +327,12 @@ func TestPluginMetrics(t *testing.T) {
 	cfg := testConfig(origin.URL, nil)
 	cfg.Plugins = []config.Plugin{{Name: "looper", Path: mod, Timeout: 20 * time.Millisecond, PoolSize: 1}}
 	cfg.Routes[0].Plugins = []string{"looper"}
-	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken})
-	admin := startAdmin(t, g)
+	g, base := startGatewayWith(t, cfg, gateway.Options{})
+	api := startAdmin(t, g)
 	wantStatus(t, get(t, base+"/p"), 200, "edgecache; fwd=uri-miss; stored")
 	wantStatus(t, get(t, base+"/p"), 200, hitL1)
 
-	fams := scrape(t, admin)
+	fams := scrape(t, api)
 	faults, _ := value(fams, "edgecache_plugin_faults_total", map[string]string{"plugin": "looper", "hook": "key"})
 	calls, _ := value(fams, "edgecache_plugin_calls_total", map[string]string{"plugin": "looper", "hook": "key"})
 	if faults < 2 || calls != faults {
@@ -359,7 +340,7 @@ func TestPluginMetrics(t *testing.T) {
 	}
 	wantValue(t, fams, "edgecache_plugin_fault_kinds_total", map[string]string{"plugin": "looper", "kind": "timeout"}, faults)
 	wantValue(t, fams, "edgecache_plugin_faults_total", map[string]string{"plugin": "looper", "hook": "response"}, 0)
-	st := g.Status()
+	st := admin.StatusOf(g)
 	if len(st.Plugins) != 1 || st.Plugins[0].Name != "looper" || st.Plugins[0].Faults["key"] != uint64(faults) {
 		t.Errorf("status plugins %+v", st.Plugins)
 	}
@@ -381,8 +362,8 @@ func TestPluginDeclinesAndSuspensions(t *testing.T) {
 		{Name: "parts", Path: pluginPath(t, "wat/keyparts.wasm"), MemoEntries: -1, PoolSize: 1},
 		{Name: "looper", Path: pluginPath(t, "hostile/loop.wasm"), Timeout: 20 * time.Millisecond, PoolSize: 1},
 	}
-	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken})
-	admin := startAdmin(t, g)
+	g, base := startGatewayWith(t, cfg, gateway.Options{})
+	api := startAdmin(t, g)
 	const declines = 3
 	for i := range declines {
 		wantStatus(t, get(t, fmt.Sprintf("%s/p%d", base, i)), 200, "edgecache; fwd=uri-miss; stored")
@@ -394,7 +375,7 @@ func TestPluginDeclinesAndSuspensions(t *testing.T) {
 		}
 	}
 
-	fams := scrape(t, admin)
+	fams := scrape(t, api)
 	wantValue(t, fams, "edgecache_plugin_declined_total", map[string]string{"plugin": "parts", "hook": "key"}, declines)
 	wantValue(t, fams, "edgecache_plugin_faults_total", map[string]string{"plugin": "parts", "hook": "key"}, 0)
 	wantValue(t, fams, "edgecache_plugin_declined_total", map[string]string{"plugin": "looper", "hook": "key"}, 0)
@@ -407,8 +388,8 @@ func TestPluginDeclinesAndSuspensions(t *testing.T) {
 	if created != 1 {
 		t.Errorf("parts: %v instances created, want 1 (pool of 1, no fault)", created)
 	}
-	st := g.Status()
-	byName := map[string]gateway.PluginStatus{}
+	st := admin.StatusOf(g)
+	byName := map[string]admin.PluginStatus{}
 	for _, p := range st.Plugins {
 		byName[p.Name] = p
 	}
@@ -419,11 +400,11 @@ func TestPluginDeclinesAndSuspensions(t *testing.T) {
 		t.Errorf("status of looper %+v, want %v suspensions and %v refused calls as on /metrics", p, susp, refused)
 	}
 	// The admin API's JSON and the status page show them too.
-	code, body, _ := adminDo(t, "GET", admin+"/admin/status", testToken, "")
+	code, body, _ := testutil.Do(t, nil, "GET", api+"/admin/status", testToken, "")
 	if code != 200 || !strings.Contains(body, `"declined":{"init":0,"key":3,"miss":0,"response":0}`) || !strings.Contains(body, `"suspensions":`) {
 		t.Errorf("/admin/status: %d %s", code, body)
 	}
-	code, page, _ := adminDo(t, "GET", admin+"/admin/", testToken, "")
+	code, page, _ := testutil.Do(t, nil, "GET", api+"/admin/", testToken, "")
 	want := fmt.Sprintf(`<tr><td>parts</td><td class="num">%d</td><td class="num">%d</td>`, byName["parts"].Calls["key"], declines)
 	if code != 200 || !strings.Contains(page, "<th class=\"num\">declined</th>") || !strings.Contains(page, want) ||
 		!strings.Contains(page, fmt.Sprintf(`<span class="bad">%d</span></td><td class="num">`, byName["looper"].Suspensions)) {

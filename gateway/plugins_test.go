@@ -206,14 +206,14 @@ func TestPluginCallDurationsExported(t *testing.T) {
 	cfg := testConfig(origin.URL, nil)
 	cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(t, "examples/go-stripparams.wasm"), MemoEntries: -1}}
 	cfg.Routes[0].Plugins = []string{"strip"}
-	g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: "secret"})
+	g, base := startGatewayWith(t, cfg, gateway.Options{})
 	for i := range 3 {
 		get(t, base+"/p?utm_source="+strconv.Itoa(i))
 	}
 	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.Header.Set("Authorization", "Bearer secret")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	w := httptest.NewRecorder()
-	g.AdminHandler().ServeHTTP(w, req)
+	adminHandler(t, g).ServeHTTP(w, req)
 	line := ""
 	for _, l := range strings.Split(w.Body.String(), "\n") {
 		if strings.HasPrefix(l, `edgecache_plugin_call_duration_seconds_count{hook="key",plugin="strip"}`) {

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/admin"
 	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/origins"
 )
@@ -183,7 +184,7 @@ func startHammer(base, prefix string, workers, n int, stop <-chan struct{}) *ham
 }
 
 func serverStats(g *gateway.Gateway, pool string) []origins.ServerStats {
-	for _, p := range g.Status().Pools {
+	for _, p := range admin.StatusOf(g).Pools {
 		if p.Name == pool {
 			return p.Servers
 		}
@@ -195,8 +196,8 @@ func serverStats(g *gateway.Gateway, pool string) []origins.ServerStats {
 func TestPoolServerKilled(t *testing.T) {
 	f := newFleet("max-age=300")
 	srv := f.start(t, 3)
-	g, base := startGatewayWith(t, poolConfig(t, urls(srv), nil), gateway.Options{AdminToken: testToken})
-	admin := startAdmin(t, g)
+	g, base := startGatewayWith(t, poolConfig(t, urls(srv), nil), gateway.Options{})
+	api := startAdmin(t, g)
 	stop := make(chan struct{})
 	h := startHammer(base, "/k/", 6, 1500, stop)
 	for f.total.Load() < 300 {
@@ -226,7 +227,7 @@ func TestPoolServerKilled(t *testing.T) {
 	}
 
 	// The same in the metrics, per server.
-	fams := scrape(t, admin)
+	fams := scrape(t, api)
 	dead := map[string]string{"pool": "api", "server": srv[2].URL}
 	wantValue(t, fams, "edgecache_origin_ejected", dead, 1)
 	wantValue(t, fams, "edgecache_origin_up", dead, 1) // no active checks
@@ -250,7 +251,7 @@ func TestPoolServerKilled(t *testing.T) {
 		{"/admin/", `<code>` + srv[2].URL + `</code></td>
         <td><span class="bad">ejected</span>`},
 	} {
-		req, _ := http.NewRequest(http.MethodGet, admin+tc.path, nil)
+		req, _ := http.NewRequest(http.MethodGet, api+tc.path, nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := client.Do(req)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/admin"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
@@ -68,7 +69,7 @@ func adminGet(t *testing.T, g *gateway.Gateway, path string) string {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	w := httptest.NewRecorder()
-	g.AdminHandler().ServeHTTP(w, req)
+	adminHandler(t, g).ServeHTTP(w, req)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", path, w.Code, w.Body)
 	}
@@ -125,7 +126,7 @@ func TestTLSACLShard(t *testing.T) {
 	newGW := func() (*gateway.Gateway, string) {
 		cfg := testConfig(origin.URL, nil)
 		cfg.Shards = []config.Shard{tlsShard(srv.Addr, ca.CAFile, "gw", pwFile)}
-		return startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		return startGatewayWith(t, mustValid(t, cfg), gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	}
 	g1, base1 := newGW()
 	g2, base2 := newGW()
@@ -175,7 +176,7 @@ func TestTLSACLShard(t *testing.T) {
 			t.Fatalf("connection %s is user %q, want gw", id, u)
 		}
 	}
-	var st gateway.Status
+	var st admin.Status
 	if err := json.Unmarshal([]byte(adminGet(t, g1, "/admin/status")), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -220,13 +221,13 @@ func TestShardAuthFailures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				g, base := startGatewayWith(t, cfg, gateway.Options{AdminToken: testToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				g, base := startGatewayWith(t, cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				// Fails open: the origin answers.
 				if r := get(t, base+"/start/"+tc.name); r.status != 200 {
 					t.Fatalf("status %d with the shard failing", r.status)
 				}
 				body := adminGet(t, g, "/admin/status")
-				var st gateway.Status
+				var st admin.Status
 				if err := json.Unmarshal([]byte(body), &st); err != nil {
 					t.Fatal(err)
 				}
@@ -282,11 +283,11 @@ func TestWrongPasswordInFile(t *testing.T) {
 	cfg := testConfig(origin.URL, nil)
 	cfg.Shards = []config.Shard{tlsShard(srv.Addr, ca.CAFile, "gw", pwFile)}
 	cfg.Valkey.AuthRefreshInterval = 100 * time.Millisecond
-	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken})
+	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{})
 	wantStatus(t, get(t, base+"/w"), 200, stored)
 	writeSecret(t, pwFile, gwPass2)
-	shard := func() gateway.ShardStatus {
-		var st gateway.Status
+	shard := func() admin.ShardStatus {
+		var st admin.Status
 		if err := json.Unmarshal([]byte(adminGet(t, g, "/admin/status")), &st); err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +322,7 @@ func TestPasswordRotationUnderLoad(t *testing.T) {
 	cfg := testConfig(origin.URL, nil)
 	cfg.Shards = []config.Shard{tlsShard(srv.Addr, ca.CAFile, "", secret)}
 	cfg.Valkey.AuthRefreshInterval = 200 * time.Millisecond
-	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	const keys = 50
 	for i := range keys {
@@ -392,7 +393,7 @@ func TestShardWithoutTracking(t *testing.T) {
 	var logs syncBuffer
 	cfg := testConfig(origin.URL, nil)
 	cfg.Shards = []config.Shard{tlsShard(srv.Addr, ca.CAFile, "gw", pwFile)}
-	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	wantStatus(t, get(t, base+"/n"), 200, stored)
 	for range 3 {
@@ -401,7 +402,7 @@ func TestShardWithoutTracking(t *testing.T) {
 	if n := origin.count("/n"); n != 1 {
 		t.Fatalf("origin saw %d", n)
 	}
-	var st gateway.Status
+	var st admin.Status
 	if err := json.Unmarshal([]byte(adminGet(t, g, "/admin/status")), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -509,10 +510,10 @@ func TestMutualTLSAndPasswordCommand(t *testing.T) {
 			cfg := testConfig(origin.URL, nil)
 			cfg.Shards = []config.Shard{{Name: "s0", Addr: srv.Addr, Weight: 1, Username: "gw", PasswordCommand: "cat " + pwFile,
 				TLS: &config.TLS{CAFile: ca.CAFile, CertFile: tc.cert, KeyFile: tc.key}}}
-			g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{AdminToken: testToken})
+			g, base := startGatewayWith(t, mustValid(t, cfg), gateway.Options{})
 			path := "/mtls/" + strings.ReplaceAll(tc.name, " ", "-")
 			wantStatus(t, get(t, base+path), 200, map[bool]string{true: stored, false: "edgecache; fwd=uri-miss; stored; detail=shard-unavailable"}[tc.wantServed])
-			var st gateway.Status
+			var st admin.Status
 			if err := json.Unmarshal([]byte(adminGet(t, g, "/admin/status")), &st); err != nil {
 				t.Fatal(err)
 			}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/observe"
 	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
@@ -147,19 +148,19 @@ func TestTracing(t *testing.T) {
 				"http.route":                "/*",
 				"url.path":                  "/traced",
 				"url.scheme":                "http",
-				gateway.AttrRoute:           "test",
-				gateway.AttrOutcome:         s.outcome,
-				gateway.AttrTier:            s.tier,
+				observe.AttrRoute:           "test",
+				observe.AttrOutcome:         s.outcome,
+				observe.AttrTier:            s.tier,
 			} {
 				if a[k] != want {
 					t.Errorf("server span %s = %q, want %q", k, a[k], want)
 				}
 			}
-			if a[gateway.AttrShard] == "" || !strings.HasPrefix(a[gateway.AttrShard], "shard-") {
-				t.Errorf("server span %s = %q, want the owning shard", gateway.AttrShard, a[gateway.AttrShard])
+			if a[observe.AttrShard] == "" || !strings.HasPrefix(a[observe.AttrShard], "shard-") {
+				t.Errorf("server span %s = %q, want the owning shard", observe.AttrShard, a[observe.AttrShard])
 			}
-			if len(a[gateway.AttrKeyHash]) < 8 {
-				t.Errorf("server span %s = %q, want a hash", gateway.AttrKeyHash, a[gateway.AttrKeyHash])
+			if len(a[observe.AttrKeyHash]) < 8 {
+				t.Errorf("server span %s = %q, want a hash", observe.AttrKeyHash, a[observe.AttrKeyHash])
 			}
 			for k, v := range a {
 				if strings.Contains(v, "s3cret") || v == key {
@@ -183,7 +184,7 @@ func TestTracing(t *testing.T) {
 			}
 			for _, v := range valkeySpans {
 				va := attrs(v.Attributes)
-				if v.SpanKind != trace.SpanKindClient || va["db.system.name"] != "valkey" || va[gateway.AttrShard] == "" {
+				if v.SpanKind != trace.SpanKindClient || va["db.system.name"] != "valkey" || va[observe.AttrShard] == "" {
 					t.Errorf("valkey span %q: kind %v, attributes %v", v.Name, v.SpanKind, va)
 				}
 			}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium for the status-page test (gateway/statuspage_test.go,
+# Installs Debian's chromium for the status-page test (internal/admin/statuspage_test.go,
 # headless). Idempotent: a no-op when a chromium binary is already on PATH.
 # The test skips without chromium, except under CI=true, where it fails.
 set -euo pipefail

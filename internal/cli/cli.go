@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/admin"
 	"github.com/edgecache/edgecache/internal/telemetry"
 	"github.com/edgecache/edgecache/wasm"
 )
@@ -154,7 +155,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		format = cfg.Log.Format
 	}
 	log = telemetry.NewLogger(stderr, format, cfg.Log.Level)
-	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry, "")
+	tracing, err := telemetry.NewTracing(ctx, exportOf(cfg.Telemetry), "")
 	if err != nil {
 		log.Error("cannot start tracing", "err", err)
 		return 1
@@ -166,7 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Warn("flushing spans", "err", err)
 		}
 	}()
-	token, generated, err := gateway.AdminToken(cfg.Admin, os.Getenv)
+	token, generated, err := admin.Token(cfg.Admin, os.Getenv)
 	if err != nil {
 		log.Error("no admin token", "err", err)
 		return 1
@@ -176,12 +177,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start the plugin host", "err", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, AdminToken: token, Plugins: host})
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, Source: src, Tracing: tracing, Plugins: host})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
 	defer g.Close()
+	api := admin.New(g, token) // the admin API and status page, over the gateway's View
+	defer api.Close()
 	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
 	if err != nil {
 		log.Error("cannot start the traffic listener", "err", err)
@@ -201,7 +204,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if generated {
 		// Printed once, never logged: it exists nowhere else.
-		fmt.Fprintf(stdout, "edgecache: admin token (generated; set %s or admin.token_file to choose one): %s\n", gateway.AdminTokenEnv, token)
+		fmt.Fprintf(stdout, "edgecache: admin token (generated; set %s or admin.token_file to choose one): %s\n", admin.TokenEnv, token)
 	}
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); !isLoopback(host) {
 		log.Warn("the admin API listens beyond loopback; it is protected by its token only", "admin", aln.Addr().String())
@@ -217,7 +220,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)
-		if err := g.ServeAdmin(ctx, aln); err != nil {
+		if err := api.Serve(ctx, aln); err != nil {
 			log.Error("admin listener", "err", err)
 		}
 	}()
@@ -289,4 +292,12 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// exportOf is the telemetry section as internal/telemetry takes it.
+func exportOf(c config.Telemetry) telemetry.Export {
+	return telemetry.Export{
+		Endpoint: c.OTLPEndpoint, Protocol: c.OTLPProtocol, Headers: c.OTLPHeaders,
+		SampleRatio: c.SampleRatio, ServiceName: c.ServiceName, ResourceAttributes: c.ResourceAttributes,
+	}
 }

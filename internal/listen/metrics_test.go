@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/admin"
 	"github.com/edgecache/edgecache/internal/listen"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -61,7 +62,7 @@ edgecache_tls_handshakes_total{result="ok",version="1.3"} 2
 	if n, err := testutil.GatherAndCount(g.Registry(), "edgecache_tls_certificate_expiry_seconds"); err != nil || n != 2 {
 		t.Fatalf("expiry gauges: %d (%v), want one per name (2)", n, err)
 	}
-	b, _ := json.Marshal(g.Status())
+	b, _ := json.Marshal(admin.StatusOf(g))
 	if !strings.Contains(string(b), `"certificates":[{"names":["edge.test","*.edge.test"],"source":"file"`) || !strings.Contains(string(b), `"not_after":"`) {
 		t.Fatalf("admin status lacks the certificate: %s", b)
 	}

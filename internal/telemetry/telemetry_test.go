@@ -12,13 +12,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/internal/telemetry"
 )
 
 func TestNewTracing(t *testing.T) {
 	ctx := context.Background()
-	off, err := telemetry.NewTracing(ctx, config.Telemetry{}, "")
+	off, err := telemetry.NewTracing(ctx, telemetry.Export{}, "")
 	if err != nil || off.Enabled {
 		t.Fatalf("no endpoint: %+v %v", off, err)
 	}
@@ -28,7 +27,7 @@ func TestNewTracing(t *testing.T) {
 	for _, proto := range []string{"grpc", "http"} {
 		// Exporters connect lazily: building one against a port nobody
 		// listens on succeeds, and Shutdown returns.
-		c := config.Telemetry{OTLPEndpoint: "http://127.0.0.1:1", OTLPProtocol: proto, SampleRatio: 1, ServiceName: "edgecache-test",
+		c := telemetry.Export{Endpoint: "http://127.0.0.1:1", Protocol: proto, SampleRatio: 1, ServiceName: "edgecache-test",
 			ResourceAttributes: map[string]string{"deployment.environment.name": "test"}}
 		tr, err := telemetry.NewTracing(ctx, c, "v0")
 		if err != nil || !tr.Enabled {
@@ -38,7 +37,7 @@ func TestNewTracing(t *testing.T) {
 		_ = tr.Shutdown(sctx)
 		cancel()
 	}
-	if _, err := telemetry.NewTracing(ctx, config.Telemetry{OTLPEndpoint: "collector:4317", OTLPProtocol: "grpc"}, ""); err == nil {
+	if _, err := telemetry.NewTracing(ctx, telemetry.Export{Endpoint: "collector:4317", Protocol: "grpc"}, ""); err == nil {
 		t.Error("an endpoint without a scheme: want an error")
 	}
 }

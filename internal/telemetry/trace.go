@@ -17,8 +17,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-
-	"github.com/edgecache/edgecache/config"
 )
 
 // Tracing is a tracer provider and how to stop it.
@@ -44,13 +42,31 @@ func Off() *Tracing {
 	return &Tracing{Provider: noop.NewTracerProvider(), Propagator: Propagator}
 }
 
+// Export says where and how spans are exported: the plain values of the
+// configuration's telemetry section (the caller copies them, so that this
+// package does not depend on the config package).
+type Export struct {
+	// Endpoint is the OTLP URL; empty: no exporter (Off).
+	Endpoint string
+	// Protocol is "grpc" ("" too) or "http".
+	Protocol string
+	// Headers are sent with every export.
+	Headers map[string]string
+	// SampleRatio is the parent-based sampling ratio.
+	SampleRatio float64
+	// ServiceName is the service.name resource attribute.
+	ServiceName string
+	// ResourceAttributes are added to the resource.
+	ResourceAttributes map[string]string
+}
+
 // NewTracing builds the tracer provider that c describes: an OTLP exporter
 // (gRPC or HTTP) behind a batch span processor, parent-based sampling at
 // c.SampleRatio, and a resource with service.name, the configured
 // attributes and OTEL_RESOURCE_ATTRIBUTES. No endpoint: Off. version is the
 // service.version attribute ("" for none).
-func NewTracing(ctx context.Context, c config.Telemetry, version string) (*Tracing, error) {
-	if c.OTLPEndpoint == "" {
+func NewTracing(ctx context.Context, c Export, version string) (*Tracing, error) {
+	if c.Endpoint == "" {
 		return Off(), nil
 	}
 	exp, err := newExporter(ctx, c)
@@ -96,35 +112,35 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	return t.shutdown(ctx)
 }
 
-func newExporter(ctx context.Context, c config.Telemetry) (*otlptrace.Exporter, error) {
-	u, err := url.Parse(c.OTLPEndpoint)
+func newExporter(ctx context.Context, c Export) (*otlptrace.Exporter, error) {
+	u, err := url.Parse(c.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("telemetry: otlp_endpoint: want an http(s) URL, got %q", c.OTLPEndpoint)
+		return nil, fmt.Errorf("telemetry: otlp_endpoint: want an http(s) URL, got %q", c.Endpoint)
 	}
 	var exp *otlptrace.Exporter
-	switch c.OTLPProtocol {
+	switch c.Protocol {
 	case "http":
-		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(c.OTLPEndpoint)}
-		if len(c.OTLPHeaders) > 0 {
-			opts = append(opts, otlptracehttp.WithHeaders(c.OTLPHeaders))
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(c.Endpoint)}
+		if len(c.Headers) > 0 {
+			opts = append(opts, otlptracehttp.WithHeaders(c.Headers))
 		}
 		exp, err = otlptracehttp.New(ctx, opts...)
 	case "grpc", "":
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(c.OTLPEndpoint)}
-		if len(c.OTLPHeaders) > 0 {
-			opts = append(opts, otlptracegrpc.WithHeaders(c.OTLPHeaders))
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(c.Endpoint)}
+		if len(c.Headers) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(c.Headers))
 		}
 		exp, err = otlptracegrpc.New(ctx, opts...)
 	default:
-		return nil, fmt.Errorf("telemetry: otlp_protocol: want grpc or http, got %q", c.OTLPProtocol)
+		return nil, fmt.Errorf("telemetry: otlp_protocol: want grpc or http, got %q", c.Protocol)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: otlp exporter %s: %w", c.OTLPEndpoint, err)
+		return nil, fmt.Errorf("telemetry: otlp exporter %s: %w", c.Endpoint, err)
 	}
 	return exp, nil
 }
 
-func newResource(ctx context.Context, c config.Telemetry, version string) (*resource.Resource, error) {
+func newResource(ctx context.Context, c Export, version string) (*resource.Resource, error) {
 	attrs := []attribute.KeyValue{semconv.ServiceName(c.ServiceName)}
 	if version != "" {
 		attrs = append(attrs, semconv.ServiceVersion(version))

@@ -1,4 +1,4 @@
-package gateway
+package admin
 
 import (
 	"fmt"
@@ -13,22 +13,22 @@ func TestLoginLimiter(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	var l loginLimiter
 	const a = "192.0.2.1:5000"
-	for i := range AdminLoginBurst {
+	for i := range LoginBurst {
 		if w := l.take(a, t0); w != 0 {
 			t.Fatalf("attempt %d held for %v", i+1, w)
 		}
 	}
-	if w := l.take(a, t0); w != AdminLoginInterval {
-		t.Fatalf("past the burst: wait %v, want %v", w, AdminLoginInterval)
+	if w := l.take(a, t0); w != LoginInterval {
+		t.Fatalf("past the burst: wait %v, want %v", w, LoginInterval)
 	}
-	if w := l.take("192.0.2.1:6000", t0.Add(AdminLoginInterval/4)); w != AdminLoginInterval*3/4 {
+	if w := l.take("192.0.2.1:6000", t0.Add(LoginInterval/4)); w != LoginInterval*3/4 {
 		t.Fatalf("another port of the address, a quarter later: wait %v", w)
 	}
 	if w := l.take("192.0.2.2:5000", t0); w != 0 {
 		t.Fatalf("another address held: %v", w)
 	}
 	// One interval on, one attempt; a right token gives it back.
-	t1 := t0.Add(AdminLoginInterval)
+	t1 := t0.Add(LoginInterval)
 	if w := l.take(a, t1); w != 0 {
 		t.Fatalf("after an interval: wait %v", w)
 	}
@@ -40,7 +40,7 @@ func TestLoginLimiter(t *testing.T) {
 		t.Fatal("two attempts from one interval's refill")
 	}
 	// IPv6: one bucket per /64.
-	for i := range AdminLoginBurst {
+	for i := range LoginBurst {
 		l.take(fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1), t0)
 	}
 	if w := l.take("[2001:db8:1:2:ffff::1]:443", t0); w == 0 {
@@ -63,7 +63,7 @@ func TestLoginLimiter(t *testing.T) {
 	if n := len(m.buckets); n > adminLimitAddrs {
 		t.Errorf("%d addresses kept, bound %d", n, adminLimitAddrs)
 	}
-	if b := m.buckets[limitKey(a)]; b == nil || b.tokens >= AdminLoginBurst {
+	if b := m.buckets[limitKey(a)]; b == nil || b.tokens >= LoginBurst {
 		t.Error("an address with failures was forgotten before ones without")
 	}
 }
@@ -74,19 +74,19 @@ func TestSessions(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	var s sessions
 	v := s.start(t0)
-	if !s.valid(v, t0) || !s.valid(v, t0.Add(AdminSessionTTL-time.Second)) || s.valid(v, t0.Add(AdminSessionTTL)) {
-		t.Fatal("a session's lifetime is not AdminSessionTTL")
+	if !s.valid(v, t0) || !s.valid(v, t0.Add(SessionTTL-time.Second)) || s.valid(v, t0.Add(SessionTTL)) {
+		t.Fatal("a session's lifetime is not SessionTTL")
 	}
 	w := s.start(t0)
 	s.end(v)
 	if s.valid(v, t0) || !s.valid(w, t0) {
 		t.Fatal("end ended the wrong session")
 	}
-	for i := range AdminMaxSessions + 10 {
+	for i := range MaxSessions + 10 {
 		s.start(t0.Add(time.Duration(i+1) * time.Millisecond))
 	}
-	if n := len(s.live); n > AdminMaxSessions {
-		t.Fatalf("%d sessions kept, bound %d", n, AdminMaxSessions)
+	if n := len(s.live); n > MaxSessions {
+		t.Fatalf("%d sessions kept, bound %d", n, MaxSessions)
 	}
 	if s.valid(w, t0) {
 		t.Error("the oldest session outlived the bound")

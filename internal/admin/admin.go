@@ -1,4 +1,4 @@
-package gateway
+package admin
 
 import (
 	"context"
@@ -23,58 +23,26 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/shardmap"
 )
 
-// The admin API
-//
-// It listens apart from traffic (admin.listen, loopback by default) and
-// every endpoint requires the bearer token:
-//
-//	GET  /admin/status          JSON: generation, config source, shards, plugins, last reload, hit ratio
-//	POST /admin/purge           {"key"|"url"|"tag": "...", "soft": bool} → {"keys": n}
-//	POST /admin/reload          re-read the config source → {"generation": n} or 422 {"error": ...}
-//	GET  /admin/shardmap/plan   what reloading the config source would move
-//	POST /admin/shardmap/plan   what the posted config (YAML) would move
-//	GET  /metrics               Prometheus (scrape with authorization: credentials_file)
-//	GET  /admin/                the status page (HTML)
-//	POST /admin/login           exchange the token for a session cookie (the page's login)
-//
-// The token travels in "Authorization: Bearer TOKEN", is compared in
-// constant time (as SHA-256 digests, so that its length does not leak
-// either) and is never logged. A browser cannot send that header when it
-// navigates, so the status page alone also accepts a session cookie: the
-// page's login form (or, for a bookmark or a test, a token in the URL
-// fragment, which browsers never send to the server) posts the token to
-// /admin/login, which answers with an HttpOnly, SameSite=Strict cookie
-// that names no token: a random session id the gateway keeps (in memory,
-// for AdminSessionTTL) until the session expires or logs out, so that a
-// cookie replayed after /admin/logout opens nothing. The cookie is
-// accepted only by the GET endpoints, so a forged cross-site POST cannot
-// purge or reload.
-//
-// A client address that presents wrong tokens (on the login form, the
-// bearer login or any endpoint) is held to AdminLoginBurst failures, then
-// to one attempt per AdminLoginInterval: its attempts are answered 429
-// with Retry-After, whatever the token, so that a guess is never
-// confirmed while the address is held. Other addresses are not affected.
-
 // Admin API defaults.
 const (
-	// AdminTokenEnv is the environment variable that holds the admin
+	// TokenEnv is the environment variable that holds the admin
 	// token; it overrides admin.token_file.
-	AdminTokenEnv = "EDGECACHE_ADMIN_TOKEN"
-	// AdminSessionTTL is how long a status-page session lasts.
-	AdminSessionTTL = 15 * time.Minute
-	// AdminMaxSessions bounds the sessions kept; a login past it ends the
+	TokenEnv = "EDGECACHE_ADMIN_TOKEN"
+	// SessionTTL is how long a status-page session lasts.
+	SessionTTL = 15 * time.Minute
+	// MaxSessions bounds the sessions kept; a login past it ends the
 	// session closest to its expiry.
-	AdminMaxSessions = 1024
-	// AdminLoginBurst is how many wrong tokens a client address may
+	MaxSessions = 1024
+	// LoginBurst is how many wrong tokens a client address may
 	// present before it is held (a token bucket of this size).
-	AdminLoginBurst = 5
-	// AdminLoginInterval is how often a held address gets one more
+	LoginBurst = 5
+	// LoginInterval is how often a held address gets one more
 	// attempt (the bucket's refill).
-	AdminLoginInterval = 20 * time.Second
+	LoginInterval = 20 * time.Second
 	// adminLimitAddrs bounds the addresses the login limiter remembers.
 	adminLimitAddrs = 4096
 	// adminBodyLimit bounds a request body (a posted config).
@@ -82,22 +50,22 @@ const (
 	sessionCookie  = "edgecache_admin"
 )
 
-// AdminToken returns the admin API's bearer token: the value of
+// Token returns the admin API's bearer token: the value of
 // EDGECACHE_ADMIN_TOKEN if set (getenv), else the first line of
 // c.TokenFile if set, else a new random token (generated is true: print
 // it once, it exists nowhere else).
-func AdminToken(c config.Admin, getenv func(string) string) (token string, generated bool, err error) {
-	if t := strings.TrimSpace(getenv(AdminTokenEnv)); t != "" {
+func Token(c config.Admin, getenv func(string) string) (token string, generated bool, err error) {
+	if t := strings.TrimSpace(getenv(TokenEnv)); t != "" {
 		return t, false, nil
 	}
 	if c.TokenFile != "" {
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
-			return "", false, fmt.Errorf("gateway: admin.token_file: %w", err)
+			return "", false, fmt.Errorf("admin: admin.token_file: %w", err)
 		}
 		t, _, _ := strings.Cut(string(b), "\n")
 		if t = strings.TrimSpace(t); t == "" {
-			return "", false, fmt.Errorf("gateway: admin.token_file %s is empty", c.TokenFile)
+			return "", false, fmt.Errorf("admin: admin.token_file %s is empty", c.TokenFile)
 		}
 		return t, false, nil
 	}
@@ -110,26 +78,31 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// admin is the admin API of a gateway.
-type admin struct {
-	g        *Gateway
+// Admin is the admin API of a gateway, over its read-only view.
+type Admin struct {
+	v        gateway.View
 	tokenSum [sha256.Size]byte
 	sessions sessions
 	limit    loginLimiter
 	echo     *echo.Echo
-	started  time.Time
+	hist     *history // the status page's hit-ratio chart (history.go)
+	stop     chan struct{}
+	stopped  sync.WaitGroup
 }
 
-func newAdmin(g *Gateway, token string) *admin {
+// New returns the admin API of v, whose endpoints require token (empty:
+// a random one that nobody knows, so the admin API is closed). It starts
+// sampling the hit ratio for the status page: Close stops it.
+func New(v gateway.View, token string) *Admin {
 	if token == "" {
 		token = randomToken() // nobody knows it: the admin API is closed
 	}
-	a := &admin{g: g, tokenSum: sha256.Sum256([]byte(token)), started: time.Now()}
+	a := &Admin{v: v, tokenSum: sha256.Sum256([]byte(token)), hist: newHistory(historySize), stop: make(chan struct{})}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = adminError
 	bearer, page := a.auth(false), a.auth(true)
-	e.GET("/metrics", echo.WrapHandler(g.obs.m.Handler()), bearer)
+	e.GET("/metrics", echo.WrapHandler(v.Metrics().Handler()), bearer)
 	e.GET("/admin/status", a.status, page)
 	e.POST("/admin/purge", a.purge, bearer)
 	e.POST("/admin/reload", a.reload, bearer)
@@ -140,20 +113,21 @@ func newAdmin(g *Gateway, token string) *admin {
 	e.POST("/admin/login", a.login)
 	e.POST("/admin/logout", a.logout)
 	a.echo = e
+	a.startSampler()
 	return a
 }
 
-// AdminHandler returns the admin API's handler, to serve on a listener
-// apart from traffic (see ServeAdmin).
-func (g *Gateway) AdminHandler() http.Handler { return g.admin.echo }
+// Handler returns the admin API's handler, to serve on a listener apart
+// from traffic (see Serve).
+func (a *Admin) Handler() http.Handler { return a.echo }
 
-// ServeAdmin serves the admin API on ln until ctx is done.
-func (g *Gateway) ServeAdmin(ctx context.Context, ln net.Listener) error {
+// Serve serves the admin API on ln until ctx is done.
+func (a *Admin) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           g.admin.echo,
+		Handler:           a.echo,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(a.v.Logger().Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -194,7 +168,7 @@ var errUnauthorized = echo.NewHTTPError(http.StatusUnauthorized, "admin token re
 // wrong tokens; Retry-After says when it may try again.
 type errHeld struct{ retry time.Duration }
 
-func (e *errHeld) Error() string { return "gateway: admin: too many wrong tokens from this address" }
+func (e *errHeld) Error() string { return "admin: too many wrong tokens from this address" }
 
 // answer sets Retry-After (whole seconds, rounded up) and renders 429.
 func (e *errHeld) answer(c echo.Context) error {
@@ -206,7 +180,7 @@ func (e *errHeld) answer(c echo.Context) error {
 // counting the attempt against the client's address: nil, errUnauthorized,
 // or an *errHeld while the address is held (the token is then not
 // compared at all).
-func (a *admin) checkToken(r *http.Request, t string) error {
+func (a *Admin) checkToken(r *http.Request, t string) error {
 	now := time.Now()
 	if retry := a.limit.take(r.RemoteAddr, now); retry > 0 {
 		return &errHeld{retry: retry}
@@ -220,7 +194,7 @@ func (a *admin) checkToken(r *http.Request, t string) error {
 
 // validToken compares a presented token with the admin token in constant
 // time, whatever their lengths.
-func (a *admin) validToken(t string) bool {
+func (a *Admin) validToken(t string) bool {
 	sum := sha256.Sum256([]byte(t))
 	return t != "" && subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
 }
@@ -236,7 +210,7 @@ func bearer(r *http.Request) string {
 
 // auth requires the bearer token; with cookie, a session cookie will do
 // (GET endpoints only).
-func (a *admin) auth(cookie bool) echo.MiddlewareFunc {
+func (a *Admin) auth(cookie bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if err := a.authorize(c.Request(), cookie); err != nil {
@@ -259,7 +233,7 @@ func adminDenied(c echo.Context, err error) error {
 // authorize lets r through with the bearer token or, with cookie, a live
 // session (GET only); otherwise it returns errUnauthorized, or an *errHeld
 // when a token came from an address held for too many wrong ones.
-func (a *admin) authorize(r *http.Request, cookie bool) error {
+func (a *Admin) authorize(r *http.Request, cookie bool) error {
 	var err error = errUnauthorized
 	if t := bearer(r); t != "" {
 		if err = a.checkToken(r, t); err == nil {
@@ -276,7 +250,7 @@ func (a *admin) authorize(r *http.Request, cookie bool) error {
 
 // login exchanges the token (bearer header, or a "token" form field from
 // the page's form) for a session cookie.
-func (a *admin) login(c echo.Context) error {
+func (a *Admin) login(c echo.Context) error {
 	r := c.Request()
 	t := bearer(r)
 	form := t == ""
@@ -299,9 +273,9 @@ func (a *admin) login(c echo.Context) error {
 		return a.loginPage(c, "That token is not the admin token.")
 	}
 	now := time.Now()
-	exp := now.Add(AdminSessionTTL)
+	exp := now.Add(SessionTTL)
 	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: a.sessions.start(now), Path: "/admin", Expires: exp, MaxAge: int(AdminSessionTTL / time.Second),
+		Name: sessionCookie, Value: a.sessions.start(now), Path: "/admin", Expires: exp, MaxAge: int(SessionTTL / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	if form {
@@ -312,7 +286,7 @@ func (a *admin) login(c echo.Context) error {
 
 // logout ends the session of the cookie it is sent with, on the server
 // (the cookie is then worthless), and clears the cookie.
-func (a *admin) logout(c echo.Context) error {
+func (a *Admin) logout(c echo.Context) error {
 	if ck, err := c.Request().Cookie(sessionCookie); err == nil {
 		a.sessions.end(ck.Value)
 	}
@@ -322,7 +296,7 @@ func (a *admin) logout(c echo.Context) error {
 
 // pageAuth lets the status page through with the token or a session;
 // otherwise it answers 401 with the login page.
-func (a *admin) pageAuth(next echo.HandlerFunc) echo.HandlerFunc {
+func (a *Admin) pageAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := a.authorize(c.Request(), true)
 		if err == nil {
@@ -336,20 +310,20 @@ func (a *admin) pageAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (a *admin) status(c echo.Context) error {
-	return c.JSON(http.StatusOK, a.g.Status())
+func (a *Admin) status(c echo.Context) error {
+	return c.JSON(http.StatusOK, a.Status())
 }
 
-func (a *admin) purge(c echo.Context) error {
-	var req PurgeRequest
+func (a *Admin) purge(c echo.Context) error {
+	var req gateway.PurgeRequest
 	dec := json.NewDecoder(io.LimitReader(c.Request().Body, adminBodyLimit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "want a JSON body {\"key\"|\"url\"|\"tag\": \"...\", \"soft\": false}: "+err.Error())
 	}
-	res, err := a.g.Purge(c.Request().Context(), req)
+	res, err := a.v.Purge(c.Request().Context(), req)
 	switch {
-	case errors.Is(err, ErrBadPurge):
+	case errors.Is(err, gateway.ErrBadPurge):
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	case err != nil:
 		return echo.NewHTTPError(http.StatusBadGateway, err.Error())
@@ -360,7 +334,7 @@ func (a *admin) purge(c echo.Context) error {
 	} else if req.Tag != "" {
 		what, name = "tag", req.Tag
 	}
-	a.g.log.InfoContext(c.Request().Context(), "admin purge", what, name, "soft", req.Soft, "keys", res.Keys)
+	a.v.Logger().InfoContext(c.Request().Context(), "admin purge", what, name, "soft", req.Soft, "keys", res.Keys)
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -371,10 +345,10 @@ type reloadResult struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func (a *admin) reload(c echo.Context) error {
-	a.g.log.InfoContext(c.Request().Context(), "reloading configuration", "trigger", "admin")
-	err := a.g.ReloadSource()
-	gen := a.g.gen.Load()
+func (a *Admin) reload(c echo.Context) error {
+	a.v.Logger().InfoContext(c.Request().Context(), "reloading configuration", "trigger", "admin")
+	err := a.v.ReloadSource()
+	gen := a.v.Generation()
 	res := reloadResult{Generation: gen.ID, Source: gen.Source}
 	if err != nil {
 		res.Error = err.Error()
@@ -394,9 +368,9 @@ type planResult struct {
 // plan compares the serving shard map with the map of a posted config
 // (POST, or GET with a body), or of the config source as it reads now
 // (GET without a body: what a reload would do).
-func (a *admin) plan(c echo.Context) error {
-	gen := a.g.gen.Load()
-	if gen.shards == nil {
+func (a *Admin) plan(c echo.Context) error {
+	gen := a.v.Generation()
+	if gen.Shards() == nil {
 		return echo.NewHTTPError(http.StatusConflict, "no shard map: the embedded store is in use")
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, adminBodyLimit+1))
@@ -412,11 +386,12 @@ func (a *admin) plan(c echo.Context) error {
 		if c.Request().Method == http.MethodPost {
 			return echo.NewHTTPError(http.StatusBadRequest, "post a config (YAML) with a shards section")
 		}
-		cfg, err := a.g.source.Load()
+		src := a.v.Source()
+		cfg, err := src.Load()
 		if err != nil {
 			return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
 		}
-		shards, to = cfg.Shards, a.g.source.String()
+		shards, to = cfg.Shards, src.String()
 	} else if shards, err = config.ParseShards(body); err != nil {
 		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
 	}
@@ -431,7 +406,7 @@ func (a *admin) plan(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
 	}
-	p := shardmap.Plan(gen.shards.Map(), next)
+	p := shardmap.Plan(gen.Shards().Map(), next)
 	return c.JSON(http.StatusOK, planResult{PlanResult: p, From: fmt.Sprintf("generation %d", gen.ID), To: to, Moves: p.MovedFraction()})
 }
 
@@ -443,8 +418,8 @@ type sessions struct {
 	live map[[sha256.Size]byte]time.Time
 }
 
-// start opens a session lasting AdminSessionTTL and returns its cookie
-// value. Expired sessions are dropped; past AdminMaxSessions, the one
+// start opens a session lasting SessionTTL and returns its cookie
+// value. Expired sessions are dropped; past MaxSessions, the one
 // closest to its expiry ends.
 func (s *sessions) start(now time.Time) string {
 	v := randomToken()
@@ -458,7 +433,7 @@ func (s *sessions) start(now time.Time) string {
 			delete(s.live, id)
 		}
 	}
-	if len(s.live) >= AdminMaxSessions {
+	if len(s.live) >= MaxSessions {
 		var first [sha256.Size]byte
 		var firstExp time.Time
 		for id, exp := range s.live {
@@ -468,7 +443,7 @@ func (s *sessions) start(now time.Time) string {
 		}
 		delete(s.live, first)
 	}
-	s.live[sha256.Sum256([]byte(v))] = now.Add(AdminSessionTTL)
+	s.live[sha256.Sum256([]byte(v))] = now.Add(SessionTTL)
 	return v
 }
 
@@ -489,8 +464,8 @@ func (s *sessions) end(v string) {
 	s.mu.Unlock()
 }
 
-// loginLimiter holds client addresses to AdminLoginBurst wrong tokens,
-// then one attempt per AdminLoginInterval: a token bucket per address
+// loginLimiter holds client addresses to LoginBurst wrong tokens,
+// then one attempt per LoginInterval: a token bucket per address
 // (per /64 for IPv6, which a single client commonly holds whole). An
 // attempt takes a token before the comparison, so concurrent guesses
 // cannot overdraw it, and a right token gives it back.
@@ -500,7 +475,7 @@ type loginLimiter struct {
 }
 
 type loginBucket struct {
-	tokens float64 // attempts left, refilled at one per AdminLoginInterval
+	tokens float64 // attempts left, refilled at one per LoginInterval
 	at     time.Time
 }
 
@@ -522,7 +497,7 @@ func limitKey(remote string) netip.Prefix {
 // refill brings b up to now.
 func (b *loginBucket) refill(now time.Time) {
 	if el := now.Sub(b.at); el > 0 {
-		b.tokens = min(AdminLoginBurst, b.tokens+float64(el)/float64(AdminLoginInterval))
+		b.tokens = min(LoginBurst, b.tokens+float64(el)/float64(LoginInterval))
 	}
 	b.at = now
 }
@@ -539,12 +514,12 @@ func (l *loginLimiter) take(remote string, now time.Time) time.Duration {
 			l.buckets = make(map[netip.Prefix]*loginBucket)
 		}
 		l.sweep(now)
-		b = &loginBucket{tokens: AdminLoginBurst, at: now}
+		b = &loginBucket{tokens: LoginBurst, at: now}
 		l.buckets[key] = b
 	}
 	b.refill(now)
 	if b.tokens < 1 {
-		return time.Duration((1 - b.tokens) * float64(AdminLoginInterval))
+		return time.Duration((1 - b.tokens) * float64(LoginInterval))
 	}
 	b.tokens--
 	return 0
@@ -556,7 +531,7 @@ func (l *loginLimiter) refund(remote string, now time.Time) {
 	defer l.mu.Unlock()
 	if b := l.buckets[limitKey(remote)]; b != nil {
 		b.refill(now)
-		b.tokens = min(AdminLoginBurst, b.tokens+1)
+		b.tokens = min(LoginBurst, b.tokens+1)
 	}
 }
 
@@ -569,7 +544,7 @@ func (l *loginLimiter) sweep(now time.Time) {
 		return
 	}
 	for k, b := range l.buckets {
-		if b.refill(now); b.tokens >= AdminLoginBurst {
+		if b.refill(now); b.tokens >= LoginBurst {
 			delete(l.buckets, k)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package gateway_test
+package admin_test
 
 import (
 	"bytes"
@@ -44,7 +44,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	origin := newTestOrigin(t)
 	doc := shardYAML(origin.URL, "edge-a="+servers[0].Addr, "edge-b="+servers[1].Addr+"*2", "edge-c="+servers[2].Addr)
-	_, base, admin, _ := fileSourceGateway(t, doc, nil)
+	_, base, api, _ := fileSourceGateway(t, doc, nil)
 	for i := range 20 { // some traffic: misses, then L2 and L1 hits
 		get(t, base+"/products/"+string(rune('a'+i%5)))
 	}
@@ -71,7 +71,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		"--virtual-time-budget=3000",
 		"--window-size=1200,820", "--hide-scrollbars",
 		"--screenshot="+shot, "--dump-dom",
-		admin+"/admin/#token="+testToken)
+		api+"/admin/#token="+testToken)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // chromium forks: end them all
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
