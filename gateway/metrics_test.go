@@ -321,7 +321,7 @@ func TestPluginMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(mod); err != nil {
-		t.Skipf("no test plugin: %v", err)
+		testutil.Missing(t, "no test plugin (make test builds it): %v", err)
 	}
 	origin := newTestOrigin(t)
 	cfg := testConfig(origin.URL, nil)

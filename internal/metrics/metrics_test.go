@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgecache/edgecache/hook"
 	"github.com/edgecache/edgecache/internal/metrics"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/wasm"
 )
 
@@ -105,7 +106,7 @@ func TestShards(t *testing.T) {
 func TestStateWithRealPlugin(t *testing.T) {
 	mod, err := os.ReadFile("../../plugins/testdata/hostile/loop.wasm")
 	if err != nil {
-		t.Skipf("no test plugin: %v", err)
+		testutil.Missing(t, "no test plugin (make test builds it): %v", err)
 	}
 	ctx := context.Background()
 	h, err := wasm.NewHost(ctx, wasm.Options{})
