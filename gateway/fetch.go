@@ -95,7 +95,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 	if err != nil {
 		return nil
 	}
-	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
+	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && fresh(v, time.Now().UnixMilli()) {
 		return &fetched{hit: v, hitTier: t}
 	}
 	return nil
@@ -235,10 +235,17 @@ func staleIfError(stale *view) *fetched {
 	if stale == nil || stale.varyID != "" {
 		return nil
 	}
-	if now := time.Now().UnixMilli(); now < stale.freshUntil+stale.sie {
+	if s := stale.stored(); policies.ServeOnError(&s, time.Now().UnixMilli()) {
 		return &fetched{stale: stale}
 	}
 	return nil
+}
+
+// fresh reports whether v may answer a request without directives at now
+// (unix ms).
+func fresh(v *view, now int64) bool {
+	s := v.stored()
+	return policies.Serve(&s, &policies.Directives{}, now) == policies.UseFresh
 }
 
 func equalNames(a, b []string) bool {
@@ -251,19 +258,6 @@ func equalNames(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// parseTags reads surrogate keys from the tag headers: Surrogate-Key is
-// space-separated, Cache-Tag comma-separated; both separators are
-// accepted in either.
-func parseTags(h http.Header, names []string) []string {
-	var tags []string
-	for _, n := range names {
-		for _, v := range h[n] {
-			tags = append(tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })...)
-		}
-	}
-	return tags
 }
 
 func cloneURL(u *url.URL) *url.URL {

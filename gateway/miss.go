@@ -79,7 +79,7 @@ func forwardedAs(act policies.MissAction, st *reqState) string {
 	switch {
 	case act.Bypass:
 		return "bypass"
-	case st.found != nil && st.dir.noCache:
+	case st.found != nil && st.dir.NoCache:
 		return "request"
 	case st.found != nil:
 		return "stale"
@@ -162,7 +162,7 @@ func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answe
 	}
 	cs = withUpstream(f.upstream, cs) // a shield's entry (pools.go)
 	age := ageValue(f.initialAge)
-	if notModified(r, f.status, f.etag, f.lastMod) {
+	if notModified(r, f.status, f.header, st.now) {
 		writeNotModified(w, f.header, age, cs)
 		st.rec.status = http.StatusNotModified
 		return

@@ -313,6 +313,42 @@ func TestValidators(t *testing.T) {
 	})
 }
 
+// TestIfModifiedSinceWithoutLastModified is RFC 9110 §13.1.3: a stored
+// response without Last-Modified is compared with its Date.
+func TestIfModifiedSinceWithoutLastModified(t *testing.T) {
+	o := newScripted(t)
+	date := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	o.handle("/d", func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, 200, "dated", "Date", date.Format(http.TimeFormat), "Cache-Control", "max-age=600")
+	})
+	_, base := semanticsGateway(t, o, 1, nil)
+	if r := get(t, base+"/d"); r.status != 200 || r.header.Get("Last-Modified") != "" {
+		t.Fatalf("fill: %d %v", r.status, r.header)
+	}
+	for _, c := range []struct {
+		name   string
+		since  time.Time
+		status int
+	}{
+		{"at its Date", date, http.StatusNotModified},
+		{"after its Date", date.Add(time.Minute), http.StatusNotModified},
+		{"before its Date", date.Add(-time.Second), http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := doWith(t, "GET", base+"/d", "If-Modified-Since", c.since.Format(http.TimeFormat))
+			if r.status != c.status || !strings.HasPrefix(r.cacheStatus, "edgecache; hit") {
+				t.Fatalf("If-Modified-Since %v: %d %q, want %d from the cache", c.since, r.status, r.cacheStatus, c.status)
+			}
+			if c.status == http.StatusOK && r.body != "dated" {
+				t.Fatalf("body %q", r.body)
+			}
+		})
+	}
+	if n := o.count("/d"); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
 // 4. Stale serving.
 func TestStaleWhileRevalidate(t *testing.T) {
 	o := newScripted(t)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgecache/edgecache/internal/entry"
+	"github.com/edgecache/edgecache/policies"
 )
 
 // Vary
@@ -61,30 +62,8 @@ func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Hea
 		case n == "Accept-Encoding":
 			dst = append(dst, coding...)
 		case rt.fwd.forwards(n, h):
-			dst = rt.appendNormalized(dst, n, h[n])
+			dst = policies.AppendVariantValue(dst, h[n], rt.varyNormalize[n])
 		}
-	}
-	return dst
-}
-
-// appendNormalized appends the value of header name that selects a
-// variant: headers in the route's vary_normalize list reduced to their
-// first member, lower-cased; others joined as sent, with whitespace
-// trimmed.
-func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte {
-	if rt.varyNormalize[name] {
-		if len(vals) == 0 {
-			return dst
-		}
-		first, _, _ := strings.Cut(vals[0], ",")
-		first, _, _ = strings.Cut(first, ";")
-		return append(dst, strings.ToLower(strings.TrimSpace(first))...)
-	}
-	for i, v := range vals {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, strings.TrimSpace(v)...)
 	}
 	return dst
 }
