@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 	"github.com/edgecache/edgecache/shardmap"
 )
@@ -514,9 +515,10 @@ func TestFaultNetwork(t *testing.T) {
 func TestFaultOriginDownWarmCache(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	origin := newFaultOrigin(t, "max-age=1, stale-if-error=600")
-	_, base := startGateway(t, faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond))
+	clk := testutil.NewClock()
+	_, base := startGatewayWith(t, faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond), gateway.Options{Now: clk.Now})
 	warm(t, base, "/k/", 100)
-	time.Sleep(1100 * time.Millisecond) // every entry is stale now
+	clk.Advance(1100 * time.Millisecond) // every entry is stale now
 	l := startFaultLoad(loadClient(nil), base, "/k/", 4, 100, 7919)
 	origin.mode.Store(origin503)
 	t0 := time.Now()
@@ -583,10 +585,11 @@ func TestFaultOriginSlow(t *testing.T) {
 		cfg := faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond)
 		const originTimeout = 500 * time.Millisecond
 		cfg.Routes[0].OriginTimeout = originTimeout
-		_, base := startGateway(t, cfg)
+		clk := testutil.NewClock()
+		_, base := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
 		const keys = 20
 		warm(t, base, "/stale/", keys)
-		time.Sleep(1100 * time.Millisecond)
+		clk.Advance(1100 * time.Millisecond) // stale now
 		origin.latency.Store(int64(5 * time.Second))
 		before := origin.total.Load()
 		l := startFaultLoad(loadClient(nil), base, "/stale/", 16, keys, 7919)

@@ -95,7 +95,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 	if err != nil {
 		return nil
 	}
-	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && fresh(v, time.Now().UnixMilli()) {
+	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && fresh(v, g.timeNow().UnixMilli()) {
 		return &fetched{hit: v, hitTier: t}
 	}
 	return nil
@@ -117,13 +117,13 @@ func (fl *fill) fetch() (*fetched, error) {
 	fl.g.originDone(fl.rt, time.Since(start))
 	if err != nil {
 		cancel()
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			return f, nil
 		}
 		return nil, err
 	}
 	if resp.StatusCode >= 500 {
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			resp.Body.Close()
 			cancel()
 			return f, nil
@@ -214,7 +214,7 @@ func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *
 		resp.Body.Close()
 		cancel()
 		f.release()
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			return f, nil
 		}
 		return nil, err
@@ -231,11 +231,12 @@ func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *
 
 // staleIfError returns the stale entry to serve when the origin failed, if
 // its stale-if-error window allows.
-func staleIfError(stale *view) *fetched {
+func (fl *fill) staleIfError() *fetched {
+	stale := fl.stale
 	if stale == nil || stale.varyID != "" {
 		return nil
 	}
-	if s := stale.stored(); policies.ServeOnError(&s, time.Now().UnixMilli()) {
+	if s := stale.stored(); policies.ServeOnError(&s, fl.g.timeNow().UnixMilli()) {
 		return &fetched{stale: stale}
 	}
 	return nil

@@ -103,7 +103,7 @@ func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 // (under a Vary marker when the response varies). originHeader is the
 // origin's unfiltered header, for the policies.
 func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header) {
-	now := time.Now()
+	now := fl.g.timeNow()
 	dec, ok := fl.decide(f, originHeader, now)
 	if !ok {
 		return

@@ -20,7 +20,8 @@ import (
 type reqState struct {
 	gen  *Generation // read once per request
 	rt   *route
-	now  time.Time
+	now  time.Time // freshness is judged at now (Options.Now)
+	wall time.Time // the shards' and the L1's time (time.Now)
 	preq policies.Request
 	key  []byte
 	rec  record
@@ -65,7 +66,7 @@ func (g *Gateway) handle(c echo.Context) error {
 		return nil
 	}
 	primary := g.cacheKey(r, st) // 2. key
-	st.now = time.Now()
+	st.now, st.wall = g.clock()
 	g.lookup(r, st, primary)    // 3, 4. owner and lookup
 	if g.serveFound(w, r, st) { // 5. serve
 		return nil
@@ -133,7 +134,7 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 	defer func() { st.lookupCtx.parent = nil }()
 	ctx, gen := &st.lookupCtx, st.gen
 	st.stored = primary
-	raw, t, err := g.read(ctx, gen, primary, st.now)
+	raw, t, err := g.read(ctx, gen, primary, st.wall)
 	st.tier, st.err = t, err
 	if err != nil {
 		return
@@ -148,7 +149,7 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 	coding := policies.PreferredCoding(st.preq.Header["Accept-Encoding"])
 	st.key = st.rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
 	st.stored = g.keys.intern(st.key)
-	raw, st.tier, st.err = g.read(ctx, gen, st.stored, st.now)
+	raw, st.tier, st.err = g.read(ctx, gen, st.stored, st.wall)
 	if st.err == nil {
 		st.found = g.views.get(st.stored, raw, st.tier.local(), l1Off)
 	}

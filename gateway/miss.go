@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgecache/edgecache/policies"
 )
@@ -124,7 +123,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 		g.pass(w, r, st)
 		return
 	}
-	st.now = time.Now()
+	st.now, st.wall = g.clock()
 	switch {
 	case f.hit != nil:
 		st.rec.outcome, st.rec.tier = outHit, f.hitTier

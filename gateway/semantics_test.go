@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
@@ -92,6 +93,14 @@ func doWith(t testing.TB, method, url string, kv ...string) result {
 
 func semanticsGateway(t *testing.T, o *scripted, shards int, tweak func(*config.Route)) (*gateway.Gateway, string) {
 	t.Helper()
+	g, base, _ := clockedGateway(t, o, shards, tweak)
+	return g, base
+}
+
+// clockedGateway is semanticsGateway with its freshness clock, which the
+// test advances to make entries stale (Valkey's TTLs keep real time).
+func clockedGateway(t *testing.T, o *scripted, shards int, tweak func(*config.Route)) (*gateway.Gateway, string, *testutil.Clock) {
+	t.Helper()
 	var servers []*valkeytest.Server
 	if shards > 0 {
 		servers = valkeytest.Start(t, shards)
@@ -100,7 +109,9 @@ func semanticsGateway(t *testing.T, o *scripted, shards int, tweak func(*config.
 	if tweak != nil {
 		tweak(&cfg.Routes[0])
 	}
-	return startGateway(t, cfg)
+	clk := testutil.NewClock()
+	g, base := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
+	return g, base, clk
 }
 
 // wantCS checks a response's status, Cache-Status and body.
@@ -118,7 +129,7 @@ func TestFreshnessAndRequestDirectives(t *testing.T) {
 		reply(w, 200, "v"+strconv.Itoa(n), "Cache-Control", "max-age=60, s-maxage=1", "ETag", `"e`+strconv.Itoa(n)+`"`)
 	})
 	// The client's no-cache and max-age=0 are honoured only on opt-in.
-	_, base := semanticsGateway(t, o, 1, func(r *config.Route) { r.HonorClientNoCache = true })
+	_, base, clk := clockedGateway(t, o, 1, func(r *config.Route) { r.HonorClientNoCache = true })
 
 	wantCS(t, get(t, base+"/p"), 200, stored, "v1")
 	wantCS(t, get(t, base+"/p"), 200, hitL2, "v1")
@@ -140,7 +151,7 @@ func TestFreshnessAndRequestDirectives(t *testing.T) {
 		}
 	})
 	t.Run("s-maxage wins: stale after 1s, max-stale accepts it", func(t *testing.T) {
-		time.Sleep(1100 * time.Millisecond)
+		clk.Advance(1100 * time.Millisecond)
 		before := o.count("/p")
 		r := doWith(t, "GET", base+"/p", "Cache-Control", "max-stale=60")
 		wantCS(t, r, 200, "edgecache; hit; detail=stale", "")
@@ -178,13 +189,14 @@ func TestAgeAcrossGateways(t *testing.T) {
 	})
 	servers := valkeytest.Start(t, 2)
 	cfg := testConfig(o.URL, servers)
-	_, baseA := startGateway(t, cfg)
-	_, baseB := startGateway(t, cfg)
+	clk := testutil.NewClock() // one clock: the two gateways' hosts agree on the time
+	_, baseA := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
+	_, baseB := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
 	r := get(t, baseA+"/a")
 	if r.age != "5" {
 		t.Fatalf("miss Age %q, want the origin's 5", r.age)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	clk.Advance(2100 * time.Millisecond)
 	req, _ := http.NewRequest("GET", baseB+"/a", nil)
 	req.Host = strings.TrimPrefix(baseA, "http://")
 	resp, err := client.Do(req)
@@ -211,7 +223,7 @@ func TestNoCacheAndMustRevalidate(t *testing.T) {
 	o.handle("/mr", func(w http.ResponseWriter, r *http.Request, n int) {
 		reply(w, 200, "mr"+strconv.Itoa(n), "Cache-Control", "max-age=1, must-revalidate")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	wantCS(t, get(t, base+"/nc"), 200, stored, "body")
 	for range 2 {
 		wantCS(t, get(t, base+"/nc"), 200, "edgecache; fwd=stale; stored; fwd-status=304", "body")
@@ -220,7 +232,7 @@ func TestNoCacheAndMustRevalidate(t *testing.T) {
 		t.Fatalf("origin saw %d, want 3 (one fill, two revalidations)", n)
 	}
 	get(t, base+"/mr")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond) // stale, and still in Valkey (1s there)
 	r := doWith(t, "GET", base+"/mr", "Cache-Control", "max-stale=600")
 	if r.body != "mr2" {
 		t.Fatalf("must-revalidate entry served stale: %q %q", r.body, r.cacheStatus)
@@ -276,7 +288,7 @@ func TestValidators(t *testing.T) {
 		}
 		reply(w, 200, strings.Repeat("b", 10000), "ETag", `"big"`, "Last-Modified", lm, "Cache-Control", "max-age=1")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/e")
 	get(t, base+"/e")
 	t.Run("client conditionals answered from the cache", func(t *testing.T) {
@@ -297,7 +309,7 @@ func TestValidators(t *testing.T) {
 		}
 	})
 	t.Run("stale entry revalidated with 304, body not re-sent", func(t *testing.T) {
-		time.Sleep(1100 * time.Millisecond)
+		clk.Advance(1100 * time.Millisecond)
 		r := get(t, base+"/e")
 		if r.status != 200 || len(r.body) != 10000 || r.cacheStatus != "edgecache; fwd=stale; stored; fwd-status=304" || r.header.Get("X-Refreshed") != "2" {
 			t.Fatalf("%d %q %v", r.status, r.cacheStatus, r.header)
@@ -360,9 +372,9 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		}
 		reply(w, 200, "s"+strconv.Itoa(n), "Cache-Control", "max-age=1, stale-while-revalidate=30")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/s")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	// Many clients at once, some hanging up at once: all served stale, one refresh.
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -410,9 +422,9 @@ func TestStaleIfError(t *testing.T) {
 	o.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
 		reply(w, 500, "err", "Cache-Control", "max-age=60")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/x")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	failing.Store(true)
 	wantCS(t, get(t, base+"/x"), 200, "edgecache; hit; detail=stale-if-error", "good")
 	// The origin refusing connections is covered too.
@@ -445,9 +457,9 @@ func TestRouteDefaultStaleWindows(t *testing.T) {
 		}
 		reply(w, 200, "d", "Cache-Control", "max-age=1")
 	})
-	_, base := semanticsGateway(t, o, 0, func(r *config.Route) { r.StaleIfError = time.Minute })
+	_, base, clk := clockedGateway(t, o, 0, func(r *config.Route) { r.StaleIfError = time.Minute })
 	get(t, base+"/d")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	failing.Store(true)
 	wantCS(t, get(t, base+"/d"), 200, "edgecache; hit; detail=stale-if-error", "d")
 }
