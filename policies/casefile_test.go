@@ -11,7 +11,7 @@ import (
 // testdata/serve): blocks of "field: value" lines separated by blank
 // lines, '#' starting a comment line, each block opened by "case: name".
 // start is called for each case line, field for the lines after it; n is
-// the line number, for messages.
+// the line number, for messages. Two cases of one name fail the test.
 func readCaseFile(t *testing.T, path string, start func(n int, name string), field func(n int, field, val string)) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -19,7 +19,7 @@ func readCaseFile(t *testing.T, path string, start func(n int, name string), fie
 		t.Fatal(err)
 	}
 	defer f.Close()
-	inCase := false
+	inCase, seen := false, map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -37,7 +37,10 @@ func readCaseFile(t *testing.T, path string, start func(n int, name string), fie
 		val = strings.TrimSpace(val)
 		switch {
 		case name == "case":
-			inCase = true
+			if seen[val] {
+				t.Fatalf("%s:%d: duplicate case %q", path, n, val)
+			}
+			inCase, seen[val] = true, true
 			start(n, val)
 		case !inCase:
 			t.Fatalf("%s:%d: %q outside a case", path, n, line)

