@@ -65,7 +65,7 @@ func TestLoadBad(t *testing.T) {
 		{"duplicate shard", strings.Replace(good, "name: b", "name: a", 1), []string{`shards[1].name: duplicate shard name "a"`}},
 		{"bad duration", strings.Replace(good, "250ms", "fast", 1), []string{"command_timeout"}},
 		{"flush delay too long", strings.Replace(good, "command_timeout: 250ms", "command_timeout: 250ms\n  max_flush_delay: 50ms", 1), []string{"valkey.max_flush_delay: at most 10ms"}},
-		{"lower-case method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, post]", 1), []string{`routes[0].methods[1]: want one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE (methods are case-sensitive), got "post"`}},
+		{"lower-case method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, post]", 1), []string{`routes[0].methods[1]: want one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE or an extension method token (methods are case-sensitive; not CONNECT or TRACE), got "post"`}},
 		{"unknown method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [TRACE]", 1), []string{`routes[0].methods[0]`, `"TRACE"`}},
 		{"weight range", strings.Replace(good, "weight: 2", "weight: 5000", 1), []string{"shards[1].weight: must be between 1 and 1000"}},
 		{"bad trusted proxy", good + "\nforwarding:\n  trusted_proxies: [10.0.0.0/8, 300.1.1.1]\n", []string{"forwarding.trusted_proxies[1]: config: want a CIDR prefix or an address"}},
@@ -202,6 +202,8 @@ func TestRouteMethodsValidation(t *testing.T) {
 		{[]string{"GET POST"}, false},
 		{[]string{""}, false},
 		{[]string{"GET/"}, false},
+		{[]string{"post"}, false},
+		{[]string{"Trace"}, false},
 	} {
 		c := &Config{Routes: []Route{{Name: "r", Origin: "http://127.0.0.1:1", Methods: tc.methods}}}
 		c.EnsureDefaults()

@@ -64,10 +64,17 @@ var RefusedMethods = []string{"CONNECT", "TRACE"}
 func KnownMethod(m string) bool { return slices.Contains(KnownMethods, m) }
 
 // ValidMethod reports whether m may name a method of a route: an RFC 9110
-// token (§9.1, case-sensitive) that is not one of RefusedMethods.
+// token (§9.1, case-sensitive) that is not one of RefusedMethods, nor a
+// known or refused method in another case ("post" is a typo far more often
+// than the extension method it would be).
 func ValidMethod(m string) bool {
 	if m == "" || slices.Contains(RefusedMethods, m) {
 		return false
+	}
+	for _, k := range append(KnownMethods[:len(KnownMethods):len(KnownMethods)], RefusedMethods...) {
+		if m != k && strings.EqualFold(m, k) {
+			return false
+		}
 	}
 	for i := 0; i < len(m); i++ {
 		if !isTokenChar(m[i]) {

@@ -58,7 +58,7 @@ func (c *Config) Validate() error {
 		}
 		for j, m := range r.Methods {
 			if !ValidMethod(m) {
-				bad(fmt.Sprintf("%s.methods[%d]", f, j), "want a method token such as %s (case-sensitive; not %s), got %q", strings.Join(KnownMethods, ", "), strings.Join(RefusedMethods, " or "), m)
+				bad(fmt.Sprintf("%s.methods[%d]", f, j), "want one of %s or an extension method token (methods are case-sensitive; not %s), got %q", strings.Join(KnownMethods, ", "), strings.Join(RefusedMethods, " or "), m)
 			}
 		}
 		if r.DefaultTTL < 0 {

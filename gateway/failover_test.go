@@ -18,7 +18,7 @@ func failoverUnderLoad(t *testing.T, base string, origin *testOrigin, kill func(
 	for i := range keys { // warm
 		get(t, base+"/k/"+strconv.Itoa(i))
 	}
-	warm := origin.total.Load()
+	warm := origin.Total()
 	stop := make(chan struct{})
 	l := startLoad(t, base, 4, keys, stop)
 	time.Sleep(3 * time.Second)
@@ -28,7 +28,7 @@ func failoverUnderLoad(t *testing.T, base string, origin *testOrigin, kill func(
 	close(stop)
 	l.wg.Wait()
 	t.Logf("failover under load: %d requests ok, %d failed, %d origin requests after warm-up, slowest request %v (killed at +3s, load 12s)",
-		l.ok.Load(), l.failed.Load(), origin.total.Load()-warm, time.Duration(l.maxNanos.Load()).Round(time.Millisecond))
+		l.ok.Load(), l.failed.Load(), origin.Total()-warm, time.Duration(l.maxNanos.Load()).Round(time.Millisecond))
 	if l.failed.Load() != 0 {
 		t.Fatalf("%d failed requests; first: %s", l.failed.Load(), l.firstErr)
 	}
@@ -36,7 +36,7 @@ func failoverUnderLoad(t *testing.T, base string, origin *testOrigin, kill func(
 	// gateway's fallback (valkey.fallback_ttl, 10s: longer than the
 	// outage): each key reaches the origin about once, where without the
 	// fallback every request for a failing key did (thousands here).
-	if n := origin.total.Load() - warm; n > 2*keys {
+	if n := origin.Total() - warm; n > 2*keys {
 		t.Fatalf("%d origin requests during the failover for %d keys: the fallback did not hold them", n, keys)
 	}
 	// After the failover the cache serves again: a fresh key is stored and
@@ -110,7 +110,7 @@ func TestSentinelShardReadsFromReplica(t *testing.T) {
 		r := get(t, base+"/r")
 		return r.cacheStatus == hitL2 || r.cacheStatus == hitL1, r.cacheStatus
 	})
-	if n := origin.count("/r"); n != 1 {
+	if n := origin.Count("/r"); n != 1 {
 		t.Fatalf("origin saw %d", n)
 	}
 	info, _ := g.Replica.Do("INFO", "stats")

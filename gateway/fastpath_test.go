@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
@@ -24,10 +25,10 @@ import (
 // with one Date header, the origin's when it sent one.
 func TestFastPathMatchesNetHTTP(t *testing.T) {
 	servers := valkeytest.Start(t, 1)
-	origin := newScripted(t)
+	origin := testutil.NewOrigin(t)
 	var mu sync.Mutex
 	var sentDate string
-	origin.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+	origin.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
 		h := w.Header()
 		mu.Lock()
 		sentDate = time.Now().UTC().Format(http.TimeFormat)
@@ -36,11 +37,11 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		h["Link"] = []string{"</a.css>; rel=preload", "</b.js>; rel=preload"}
 		h["X-Odd-CASE"] = []string{"v"}
 		h.Set("ETag", `"v1"`)
-		reply(w, 200, `{"id":1}`, "Cache-Control", "max-age=60")
+		testutil.Reply(w, 200, `{"id":1}`, "Cache-Control", "max-age=60")
 	})
-	origin.handle("/nodate", func(w http.ResponseWriter, r *http.Request, n int) {
+	origin.Handle("/nodate", func(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header()["Date"] = nil // net/http sends no Date when the map holds nil
-		reply(w, 404, "gone", "Cache-Control", "max-age=60")
+		testutil.Reply(w, 404, "gone", "Cache-Control", "max-age=60")
 	})
 	fastCfg := testConfig(origin.URL, servers)
 	stdCfg := testConfig(origin.URL, servers)
@@ -126,9 +127,9 @@ func rawExchange(t *testing.T, base, raw string) *http.Response {
 // same bytes; a purge, a soft purge or a new entry is seen on the next read.
 func TestL1OffReadsWhatTheShardHolds(t *testing.T) {
 	servers := valkeytest.Start(t, 1)
-	origin := newScripted(t)
-	origin.handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, fmt.Sprintf("v%d", n), "Cache-Control", "max-age=60, stale-if-error=60")
+	origin := testutil.NewOrigin(t)
+	origin.Handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, fmt.Sprintf("v%d", n), "Cache-Control", "max-age=60, stale-if-error=60")
 	})
 	cfg := testConfig(origin.URL, servers)
 	cfg.Valkey.DisableL1 = true
@@ -263,7 +264,7 @@ func TestFastPathClosesSilentConnections(t *testing.T) {
 func TestFastPathPipelinedAfterSlowRequest(t *testing.T) {
 	const head = 300 * time.Millisecond
 	origin := newTestOrigin(t)
-	origin.latency = 3 * head // every miss outlasts a header timeout
+	origin.SetDelay(3 * head) // every miss outlasts a header timeout
 	req := func(path string, extra ...string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: shop.example\r\n" + strings.Join(extra, "") + "\r\n"
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 	"github.com/edgecache/edgecache/shardmap"
 )
@@ -31,16 +32,13 @@ import (
 // reports its failed requests against a budget of zero wherever the origin
 // can answer, and bounds what a fault may cost (latency, origin requests).
 
-// faultOrigin is an origin whose behaviour a test switches while load
-// runs: healthy, answering 503, resetting connections, or slow.
+// faultOrigin is the scripted origin (testutil.Origin, whose delay makes
+// it slow) answering every path the same way, and switched while load
+// runs: healthy, answering 503, or resetting connections.
 type faultOrigin struct {
-	*httptest.Server
-	mode    atomic.Int32 // originUp, origin503, originReset
-	latency atomic.Int64 // ns, before answering
-	total   atomic.Int64
-	cc      atomic.Value // string: Cache-Control of every response
-	mu      sync.Mutex
-	hits    map[string]int
+	*testutil.Origin
+	mode atomic.Int32 // originUp, origin503, originReset
+	cc   atomic.Value // string: Cache-Control of every response
 }
 
 const (
@@ -50,20 +48,9 @@ const (
 )
 
 func newFaultOrigin(t testing.TB, cacheControl string) *faultOrigin {
-	o := &faultOrigin{hits: map[string]int{}}
+	o := &faultOrigin{Origin: testutil.NewOrigin(t)}
 	o.cc.Store(cacheControl)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.total.Add(1)
-		o.mu.Lock()
-		o.hits[r.URL.Path]++
-		o.mu.Unlock()
-		if d := time.Duration(o.latency.Load()); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-r.Context().Done():
-				return
-			}
-		}
+	o.Default(func(w http.ResponseWriter, r *http.Request, _ int) {
 		switch o.mode.Load() {
 		case origin503:
 			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
@@ -85,15 +72,8 @@ func newFaultOrigin(t testing.TB, cacheControl string) *faultOrigin {
 		// The client may hang up on purpose; a failed write shows as a
 		// wrong body at the client, which the tests check.
 		_, _ = io.WriteString(w, "body of "+r.URL.Path)
-	}))
-	t.Cleanup(o.Close)
+	})
 	return o
-}
-
-func (o *faultOrigin) count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.hits[path]
 }
 
 // sample is one request of a fault load.
@@ -328,7 +308,7 @@ func TestFaultShardKilledAndRestarted(t *testing.T) {
 	origin := newFaultOrigin(t, "max-age=300")
 	g, base := startGateway(t, faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond))
 	warm(t, base, "/k/", 300)
-	warmed := origin.total.Load()
+	warmed := origin.Total()
 	c := loadClient(nil)
 	l := startFaultLoad(c, base, "/k/", 3, 300, 7919)
 	cold := startFaultLoad(c, base, "/cold/"+strconv.FormatInt(time.Now().UnixNano(), 36)+"/", 1, 1<<30, 1<<20)
@@ -350,7 +330,7 @@ func TestFaultShardKilledAndRestarted(t *testing.T) {
 	if down.max > time.Second {
 		t.Errorf("with the shard down a request took %v", down.max)
 	}
-	t.Logf("origin requests after warm-up: %d (the dead shard's keys, once each, then again after its empty restart)", origin.total.Load()-warmed)
+	t.Logf("origin requests after warm-up: %d (the dead shard's keys, once each, then again after its empty restart)", origin.Total()-warmed)
 	waitStoresOn(t, g, base, servers[1].Addr)
 }
 
@@ -514,9 +494,10 @@ func TestFaultNetwork(t *testing.T) {
 func TestFaultOriginDownWarmCache(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	origin := newFaultOrigin(t, "max-age=1, stale-if-error=600")
-	_, base := startGateway(t, faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond))
+	clk := testutil.NewClock()
+	_, base := startGatewayWith(t, faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond), gateway.Options{Now: clk.Now})
 	warm(t, base, "/k/", 100)
-	time.Sleep(1100 * time.Millisecond) // every entry is stale now
+	clk.Advance(1100 * time.Millisecond) // every entry is stale now
 	l := startFaultLoad(loadClient(nil), base, "/k/", 4, 100, 7919)
 	origin.mode.Store(origin503)
 	t0 := time.Now()
@@ -556,7 +537,7 @@ func TestFaultOriginSlow(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	t.Run("slow within the timeout", func(t *testing.T) {
 		origin := newFaultOrigin(t, "max-age=300")
-		origin.latency.Store(int64(300 * time.Millisecond))
+		origin.SetDelay(300 * time.Millisecond)
 		cfg := faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond)
 		cfg.Routes[0].OriginTimeout = 2 * time.Second
 		_, base := startGateway(t, cfg)
@@ -572,7 +553,7 @@ func TestFaultOriginSlow(t *testing.T) {
 		for _, s := range ss {
 			distinct[s.path] = true
 		}
-		if n := origin.total.Load(); n != int64(len(distinct)) {
+		if n := origin.Total(); n != int64(len(distinct)) {
 			t.Errorf("origin saw %d requests for %d keys under %d requests; want one per key", n, len(distinct), len(ss))
 		} else {
 			t.Logf("origin saw %d requests: one per key, for %d client requests", n, len(ss))
@@ -583,12 +564,13 @@ func TestFaultOriginSlow(t *testing.T) {
 		cfg := faultConfig(origin.URL, addrsOf(servers), 300*time.Millisecond)
 		const originTimeout = 500 * time.Millisecond
 		cfg.Routes[0].OriginTimeout = originTimeout
-		_, base := startGateway(t, cfg)
+		clk := testutil.NewClock()
+		_, base := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
 		const keys = 20
 		warm(t, base, "/stale/", keys)
-		time.Sleep(1100 * time.Millisecond)
-		origin.latency.Store(int64(5 * time.Second))
-		before := origin.total.Load()
+		clk.Advance(1100 * time.Millisecond) // stale now
+		origin.SetDelay(5 * time.Second)
+		before := origin.Total()
 		l := startFaultLoad(loadClient(nil), base, "/stale/", 16, keys, 7919)
 		t0 := time.Now()
 		const dur = 3 * time.Second
@@ -600,7 +582,7 @@ func TestFaultOriginSlow(t *testing.T) {
 			t.Errorf("%d requests waited longer than the origin timeout plus 1s", st.slow)
 		}
 		// One fetch per key per timeout window, however many clients wait.
-		n := origin.total.Load() - before
+		n := origin.Total() - before
 		bound := int64(keys) * (int64(dur/originTimeout) + 2)
 		t.Logf("origin requests: %d for %d client requests (bound %d: one per key per %v)", n, len(ss), bound, originTimeout)
 		if n > bound {
@@ -689,7 +671,7 @@ func TestFaultGatewayRestart(t *testing.T) {
 	}
 	// Requests in flight at the origin during each shutdown: /slow/ is
 	// never stored, and the origin takes 200ms.
-	origin.latency.Store(int64(200 * time.Millisecond))
+	origin.SetDelay(200 * time.Millisecond)
 	l := startFaultLoad(c, base, "/k/", 6, 200, 7919)
 	slow := startFaultLoad(c, base, "/slow/", 4, 1<<30, 1<<20)
 	t0 := time.Now()
@@ -739,13 +721,13 @@ func TestFaultShardDownFallback(t *testing.T) {
 		warm(t, base, "/k/", keys)
 		srv.Kill()
 		for range rounds {
-			before := origin.total.Load()
+			before := origin.Total()
 			for i := range keys {
 				if r := get(t, base+"/k/"+strconv.Itoa(i)); r.status != 200 || r.body != "body of /k/"+strconv.Itoa(i) {
 					t.Fatalf("shard down: %d %q (%s)", r.status, r.body, r.cacheStatus)
 				}
 			}
-			originPerRound = append(originPerRound, origin.total.Load()-before)
+			originPerRound = append(originPerRound, origin.Total()-before)
 		}
 		return originPerRound
 	}
@@ -783,9 +765,9 @@ func TestFaultShardDownFallback(t *testing.T) {
 	}
 	t.Run("expires", func(t *testing.T) {
 		time.Sleep(600 * time.Millisecond)
-		before := origin.count("/f/a")
-		if r := get(t, base+"/f/a"); r.status != 200 || origin.count("/f/a") != before+1 {
-			t.Fatalf("after the fallback TTL: %d, %d origin requests (was %d): %s", r.status, origin.count("/f/a"), before, r.cacheStatus)
+		before := origin.Count("/f/a")
+		if r := get(t, base+"/f/a"); r.status != 200 || origin.Count("/f/a") != before+1 {
+			t.Fatalf("after the fallback TTL: %d, %d origin requests (was %d): %s", r.status, origin.Count("/f/a"), before, r.cacheStatus)
 		}
 	})
 	t.Run("purged", func(t *testing.T) {

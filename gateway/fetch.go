@@ -100,7 +100,7 @@ func (g *Gateway) recheck(ctx context.Context, gen *Generation, key string, dire
 	if err != nil {
 		return nil
 	}
-	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && !v.noCache && time.Now().UnixMilli() < v.freshUntil {
+	if v := g.views.get(key, raw, t.local(), false); v != nil && v.varyID == "" && fresh(v, g.timeNow().UnixMilli()) {
 		return &fetched{hit: v, hitTier: t}
 	}
 	return nil
@@ -122,13 +122,13 @@ func (fl *fill) fetch() (*fetched, error) {
 	fl.g.originDone(fl.rt, time.Since(start))
 	if err != nil {
 		cancel()
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			return f, nil
 		}
 		return nil, err
 	}
 	if resp.StatusCode >= 500 {
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			resp.Body.Close()
 			cancel()
 			return f, nil
@@ -222,7 +222,7 @@ func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *
 		resp.Body.Close()
 		cancel()
 		f.release()
-		if f := staleIfError(fl.stale); f != nil {
+		if f := fl.staleIfError(); f != nil {
 			return f, nil
 		}
 		return nil, err
@@ -239,14 +239,22 @@ func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *
 
 // staleIfError returns the stale entry to serve when the origin failed, if
 // its stale-if-error window allows.
-func staleIfError(stale *view) *fetched {
+func (fl *fill) staleIfError() *fetched {
+	stale := fl.stale
 	if stale == nil || stale.varyID != "" {
 		return nil
 	}
-	if now := time.Now().UnixMilli(); now < stale.freshUntil+stale.sie {
+	if s := stale.stored(); policies.ServeOnError(&s, fl.g.timeNow().UnixMilli()) {
 		return &fetched{stale: stale}
 	}
 	return nil
+}
+
+// fresh reports whether v may answer a request without directives at now
+// (unix ms).
+func fresh(v *view, now int64) bool {
+	s := v.stored()
+	return policies.Serve(&s, &policies.Directives{}, now) == policies.UseFresh
 }
 
 func equalNames(a, b []string) bool {
@@ -259,19 +267,6 @@ func equalNames(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// parseTags reads surrogate keys from the tag headers: Surrogate-Key is
-// space-separated, Cache-Tag comma-separated; both separators are
-// accepted in either.
-func parseTags(h http.Header, names []string) []string {
-	var tags []string
-	for _, n := range names {
-		for _, v := range h[n] {
-			tags = append(tags, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })...)
-		}
-	}
-	return tags
 }
 
 func cloneURL(u *url.URL) *url.URL {

@@ -105,19 +105,16 @@ func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 // (under a Vary marker when the response varies). originHeader is the
 // origin's unfiltered header, for the policies.
 func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header) {
-	now := time.Now()
+	now := fl.g.timeNow()
 	dec, ok := fl.decide(f, originHeader, now)
 	if !ok {
 		return
 	}
 	tags := dec.Tags
 	if tags == nil {
-		tags = parseTags(f.header, fl.rt.tagHeaders)
+		tags = policies.ParseTags(f.header, fl.rt.tagHeaders)
 	}
-	retain := dec.TTL + max(dec.StaleWhileRevalidate, dec.StaleIfError)
-	if f.etag != "" || f.lastMod != "" {
-		retain += fl.rt.keep
-	}
+	retain := policies.Retain(&dec, f.etag != "" || f.lastMod != "", fl.rt.keep)
 	if retain <= 0 {
 		f.detail = policies.ReasonStaleOnArrival
 		return
@@ -167,13 +164,7 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 		return dec, false // the shard failed the lookup; don't wait on it again
 	}
 	cc := rt.directives(decideHeader) // targeted.go
-	if !cc.HasSWR && !cc.MustRevalidate && !cc.ProxyRevalidate {
-		dec.StaleWhileRevalidate = rt.swr
-	}
-	if !cc.HasSIE && !cc.MustRevalidate && !cc.ProxyRevalidate {
-		dec.StaleIfError = rt.sie
-	}
-	return dec, true
+	return policies.StaleDefaults(dec, &cc, rt.swr, rt.sie), true
 }
 
 // decideHeader is the header the storage decision reads: the origin's,

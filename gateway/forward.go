@@ -219,3 +219,13 @@ func (f *forwarding) rewritePass(out http.Header, in *http.Request) {
 	f.setForwarded(out, in.Header, in.RemoteAddr, scheme, in.Host)
 	out["Via"] = via
 }
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

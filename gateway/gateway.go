@@ -46,6 +46,11 @@ type Options struct {
 	// does not depend on the WASM runtime). The gateway owns it and closes
 	// it on Close. nil: a configuration with plugins is rejected.
 	Plugins hook.Loader
+	// Now is the clock freshness is judged by: when entries are stored,
+	// stale, soft-purged (default time.Now). Tests advance it to make
+	// entries stale without sleeping. Valkey's TTLs, the L1's and the
+	// shards' health keep real time.
+	Now func() time.Time
 }
 
 // Gateway serves the traffic listener. Requests read the current
@@ -63,10 +68,11 @@ type Gateway struct {
 	obs       *observe.Observer                                 // metrics, spans, access log (observe.go)
 	routes    atomic.Pointer[map[*route]*observe.RouteCounters] // counters of the instrumented routes
 	started   time.Time
-	host      hook.Loader // WASM plugins of every generation; may be nil
-	recent    recentKeys  // keys invalidated here, read past the L1 for a moment
-	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
-	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
+	host      hook.Loader      // WASM plugins of every generation; may be nil
+	recent    recentKeys       // keys invalidated here, read past the L1 for a moment
+	filled    recentKeys       // keys stored here a moment ago: an L1 miss for them is asked of the shard
+	fillBuf   fillBudget       // bytes buffered by fills in flight (fillbuf.go)
+	now       func() time.Time // Options.Now; nil: time.Now
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]
@@ -86,6 +92,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		views:     newViewMemo(DefaultViewMemoBytes),
 		transport: o.Transport,
 		log:       o.Logger,
+		now:       o.Now,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -251,4 +258,23 @@ func (g *Gateway) Close() {
 // edgecache_plugin_call_duration_seconds.
 func (g *Gateway) pluginCall(plugin string, h hook.ID, d time.Duration) {
 	g.obs.Metrics().PluginCall(plugin, h.String(), d)
+}
+
+// timeNow is the time freshness is judged at (Options.Now).
+func (g *Gateway) timeNow() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
+}
+
+// clock returns the time freshness is judged at and the real time the
+// shards and the L1 keep: one reading of the clock unless Options.Now is
+// set.
+func (g *Gateway) clock() (now, wall time.Time) {
+	wall = time.Now()
+	if g.now != nil {
+		return g.now(), wall
+	}
+	return wall, wall
 }

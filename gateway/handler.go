@@ -20,11 +20,12 @@ import (
 type reqState struct {
 	gen  *Generation // read once per request
 	rt   *route
-	now  time.Time
+	now  time.Time // freshness is judged at now (Options.Now)
+	wall time.Time // the shards' and the L1's time (time.Now)
 	preq policies.Request
 	key  []byte
 	rec  record
-	dir  directives
+	dir  policies.Directives
 	auth bool // the request has Authorization: served only entries with withAuth, never coalesced
 
 	// What the lookup found (lookup).
@@ -67,12 +68,12 @@ func (g *Gateway) handle(c echo.Context) error {
 	}
 	_, st.auth = r.Header["Authorization"]
 	primary := g.cacheKey(r, st) // 2. key
-	st.now = time.Now()
+	st.now, st.wall = g.clock()
 	g.lookup(r, st, primary)    // 3, 4. owner and lookup
 	if g.serveFound(w, r, st) { // 5. serve
 		return nil
 	}
-	if st.dir.onlyIfCached {
+	if st.dir.OnlyIfCached {
 		st.rec.outcome, st.rec.status = outError, http.StatusGatewayTimeout
 		h := w.Header()
 		h[hdrCacheStatus] = csOnlyIfCached
@@ -116,7 +117,7 @@ var loopBody = []byte("edgecache: loop detected (CDN-Loop)\n")
 // interns it, so that a hot key costs no allocation.
 func (g *Gateway) cacheKey(r *http.Request, st *reqState) string {
 	st.request(r)
-	st.dir = parseDirectives(r.Header, st.rt.ignoreClientNoCache)
+	st.dir = policies.ParseDirectives(r.Header, st.rt.ignoreClientNoCache)
 	st.key = st.rt.key.AppendKey(st.key[:0], &st.preq)
 	if st.rt.plugins != nil {
 		hookEvent(r.Context(), st.rt, evKeyHook)
@@ -135,7 +136,7 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 	defer func() { st.lookupCtx.parent = nil }()
 	ctx, gen := &st.lookupCtx, st.gen
 	st.stored = primary
-	raw, t, err := g.read(ctx, gen, primary, st.now)
+	raw, t, err := g.read(ctx, gen, primary, st.wall)
 	st.tier, st.err = t, err
 	if err != nil {
 		return
@@ -150,7 +151,7 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 	coding := policies.PreferredCoding(st.preq.Header["Accept-Encoding"])
 	st.key = st.rt.appendVariant(st.key, v.varyID, v.varyNames, st.preq.Header, coding)
 	st.stored = g.keys.intern(st.key)
-	raw, st.tier, st.err = g.read(ctx, gen, st.stored, st.now)
+	raw, st.tier, st.err = g.read(ctx, gen, st.stored, st.wall)
 	if st.err == nil {
 		st.found = g.views.get(st.stored, raw, st.tier.local(), l1Off)
 	}
@@ -174,14 +175,14 @@ func (g *Gateway) serveFound(w http.ResponseWriter, r *http.Request, st *reqStat
 		g.pass(w, r, st)
 		return true
 	}
-	switch g.usable(v, st, st.now.UnixMilli()) {
-	case useFresh:
+	switch usable(v, st, st.now.UnixMilli()) {
+	case policies.UseFresh:
 		st.rec.outcome, st.rec.tier = outHit, st.tier
 		serveView(w, r, st, v, hitStatus(st.tier))
-	case useStale:
+	case policies.UseStale:
 		st.rec.outcome, st.rec.tier = outStale, st.tier
 		serveView(w, r, st, v, csStale)
-	case useStaleRefresh:
+	case policies.UseStaleRefresh:
 		st.rec.outcome, st.rec.tier = outStale, st.tier
 		g.refreshInBackground(r, st, v) // fill.go
 		serveView(w, r, st, v, csStaleRevalidate)
@@ -213,78 +214,18 @@ func (g *Gateway) read(ctx context.Context, gen *Generation, key string, now tim
 	return raw, t, err
 }
 
-// use says how a stored entry may answer a request.
-type use uint8
-
-const (
-	useNone         use = iota // go to the origin (revalidating when possible)
-	useFresh                   // fresh: serve
-	useStale                   // stale, but the client accepts it (max-stale)
-	useStaleRefresh            // stale within stale-while-revalidate: serve, refresh in the background
-)
-
-// usable decides, at now (unix ms), between serving v and going to the
-// origin, from the entry's freshness and the request's directives
-// (RFC 9111 §4.2, §5.2.1; RFC 5861).
-func (g *Gateway) usable(v *view, st *reqState, now int64) use {
+// usable is policies.Serve for v at now (unix ms), with the request's
+// directives; a variant stored before its Vary marker's soft purge is
+// stale from then on.
+func usable(v *view, st *reqState, now int64) policies.Use {
 	if v.varyID != "" || v.status == 0 {
-		return useNone
+		return policies.UseNone
 	}
-	freshUntil := v.freshUntil
-	if m := st.marker; m != nil && m.freshUntil < markerFresh.UnixMilli() && v.storedAt <= m.freshUntil {
-		freshUntil = min(freshUntil, m.freshUntil) // soft-purged through the marker
+	s := v.stored()
+	if m := st.marker; m != nil && m.freshUntil < markerFresh.UnixMilli() {
+		s.SoftPurged(m.freshUntil)
 	}
-	d := &st.dir
-	left := freshUntil - now
-	fresh := left > 0 && !v.noCache
-	if fresh && !d.noCache && (!d.hasMinFresh || left >= d.minFresh) && (!d.hasMaxAge || v.age(now) <= d.maxAge) {
-		return useFresh
-	}
-	if d.noCache || v.noCache || v.mustRevalidate && !fresh {
-		return useNone
-	}
-	staleBy := max(-left, 0)
-	if d.hasMaxStale && (d.maxStaleAny || staleBy <= d.maxStale) && !fresh {
-		return useStale
-	}
-	if !fresh && staleBy < v.swr {
-		return useStaleRefresh
-	}
-	return useNone
-}
-
-// directives are the request's Cache-Control directives that the read
-// path honours, in ms.
-type directives struct {
-	noCache, onlyIfCached, hasMaxAge, hasMaxStale, maxStaleAny, hasMinFresh bool
-	maxAge, maxStale, minFresh                                              int64
-}
-
-// parseDirectives reads Cache-Control (and Pragma: no-cache without
-// Cache-Control, RFC 9111 §5.4). max-age=0 asks for revalidation like
-// no-cache. With ignoreNoCache (a per-route switch, as CDNs offer) the
-// client cannot force revalidation.
-func parseDirectives(h http.Header, ignoreNoCache bool) directives {
-	cc, ok := h["Cache-Control"]
-	if !ok {
-		if p := h["Pragma"]; len(p) > 0 && !ignoreNoCache {
-			return directives{noCache: p[0] == "no-cache"}
-		}
-		return directives{}
-	}
-	c := policies.ParseCacheControl(cc)
-	d := directives{
-		noCache:      (c.NoCache || c.HasMaxAge && c.MaxAge == 0) && !ignoreNoCache,
-		onlyIfCached: c.OnlyIfCached,
-		hasMaxAge:    c.HasMaxAge && !ignoreNoCache,
-		maxAge:       c.MaxAge.Milliseconds(),
-		hasMaxStale:  c.HasMaxStale || c.MaxStaleAny,
-		maxStale:     c.MaxStale.Milliseconds(),
-		maxStaleAny:  c.MaxStaleAny,
-		hasMinFresh:  c.HasMinFresh,
-		minFresh:     c.MinFresh.Milliseconds(),
-	}
-	return d
+	return policies.Serve(&s, &st.dir, now)
 }
 
 // cacheableRequest reports whether the cache may answer r; Range
@@ -324,7 +265,7 @@ func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, ca
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)
-	if notModified(r, v.status, v.etag, v.lastMod) {
+	if notModified(r, v.status, v.header, time.UnixMilli(v.storedAt)) {
 		writeNotModified(w, v.header, age, cacheStatus)
 		rec.status = http.StatusNotModified
 		return
@@ -363,66 +304,24 @@ func preparedWriter(w http.ResponseWriter) *h1.ResponseWriter {
 	return nil
 }
 
-// notModified evaluates the client's If-None-Match, or else
-// If-Modified-Since, against a 200 response's validators (RFC 9110
-// §13.1.2, §13.1.3; weak comparison for If-None-Match).
-func notModified(r *http.Request, status int, etag, lastMod string) bool {
+// notModified reports whether r's preconditions make a 200 response
+// with header h (stored at stored) a 304: policies.Evaluate, RFC 9110
+// §13.2.2's order, weak comparison for If-None-Match, If-Modified-Since
+// against Last-Modified, else Date, else the time of storage. Only a
+// request with If-None-Match or If-Modified-Since is evaluated, so a plain
+// hit parses no date; a failed If-Match or If-Unmodified-Since is the
+// origin's to answer, and is served as it was without.
+func notModified(r *http.Request, status int, h http.Header, stored time.Time) bool {
 	if status != http.StatusOK {
 		return false
 	}
-	if inm, ok := r.Header["If-None-Match"]; ok {
-		return etag != "" && etagMatch(inm, etag)
-	}
-	ims, ok := r.Header["If-Modified-Since"]
-	if !ok || lastMod == "" || len(ims) == 0 {
+	_, inm := r.Header["If-None-Match"]
+	_, ims := r.Header["If-Modified-Since"]
+	if !inm && !ims {
 		return false
 	}
-	since, err := http.ParseTime(ims[0])
-	if err != nil {
-		return false
-	}
-	lm, err := http.ParseTime(lastMod)
-	return err == nil && !lm.After(since)
-}
-
-// etagMatch is the weak comparison of etag with an If-None-Match list.
-func etagMatch(list []string, etag string) bool {
-	weak := func(s string) string {
-		if len(s) > 2 && s[0] == 'W' && s[1] == '/' {
-			return s[2:]
-		}
-		return s
-	}
-	e := weak(etag)
-	for _, l := range list {
-		for len(l) > 0 {
-			var tok string
-			tok, l = cutComma(l)
-			if tok == "*" || weak(tok) == e {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func cutComma(s string) (tok, rest string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			return trimSpace(s[:i]), s[i+1:]
-		}
-	}
-	return trimSpace(s), ""
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
+	v := policies.ValidatorsOf(h, stored)
+	return policies.Evaluate(r.Method, r.Header, &v) == policies.NotModified
 }
 
 // notModifiedFields are the fields a 304 carries (RFC 9110 §15.4.5).

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,31 +21,24 @@ import (
 	"github.com/edgecache/edgecache/wasm"
 )
 
-// testOrigin is a real HTTP origin whose responses each test shapes per
-// path, and that counts what reaches it.
+// testOrigin is the scripted origin (testutil.Origin) with one answer
+// for every path a test does not script: body(path) (default "body of
+// "+path), the path's Cache-Control (default max-age=300; "" for none),
+// and Set-Cookie, which tests about other things opt in to storing.
 type testOrigin struct {
-	*httptest.Server
+	*testutil.Origin
+	body     func(path string) string // set before the first request
 	mu       sync.Mutex
-	hits     map[string]int
-	total    atomic.Int64
-	latency  time.Duration
-	body     func(path string) string
 	cacheCtl map[string]string // path → Cache-Control
 }
 
 func newTestOrigin(t testing.TB) *testOrigin {
-	o := &testOrigin{hits: map[string]int{}, cacheCtl: map[string]string{}}
+	o := &testOrigin{Origin: testutil.NewOrigin(t), cacheCtl: map[string]string{}}
 	o.body = func(path string) string { return "body of " + path }
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.total.Add(1)
+	o.Default(func(w http.ResponseWriter, r *http.Request, _ int) {
 		o.mu.Lock()
-		o.hits[r.URL.Path]++
 		cc, ok := o.cacheCtl[r.URL.Path]
-		lat := o.latency
 		o.mu.Unlock()
-		if lat > 0 {
-			time.Sleep(lat)
-		}
 		if !ok {
 			cc = "max-age=300"
 		}
@@ -59,8 +51,7 @@ func newTestOrigin(t testing.TB) *testOrigin {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			_, _ = io.WriteString(w, o.body(r.URL.Path))
 		}
-	}))
-	t.Cleanup(o.Close)
+	})
 	return o
 }
 
@@ -68,12 +59,6 @@ func (o *testOrigin) setCacheControl(path, cc string) {
 	o.mu.Lock()
 	o.cacheCtl[path] = cc
 	o.mu.Unlock()
-}
-
-func (o *testOrigin) count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.hits[path]
 }
 
 // testConfig is a config with one route to origin and the given shards.

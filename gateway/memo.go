@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgecache/edgecache/internal/entry"
 	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/policies"
 )
 
 // memoShards spreads the memos' locks.
@@ -95,6 +96,14 @@ type view struct {
 
 // age returns the entry's age at now (unix ms), in ms.
 func (v *view) age(now int64) int64 { return now - v.storedAt + v.initialAge }
+
+// stored is what the serve decisions read of v (policies.Serve).
+func (v *view) stored() policies.Stored {
+	return policies.Stored{
+		StoredAt: v.storedAt, FreshUntil: v.freshUntil, InitialAge: v.initialAge, SWR: v.swr, SIE: v.sie,
+		NoCache: v.noCache, MustRevalidate: v.mustRevalidate,
+	}
+}
 
 // viewMemo maps the address of cached bytes to their decoded view. The L1
 // and the embedded store hand out the same bytes for every hit on an

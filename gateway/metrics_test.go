@@ -173,9 +173,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	// A POST is proxied.
 	c.add(t, do(t, http.MethodPost, base+"/a"))
 	// Five concurrent misses on a slow key: one fetches, the others wait.
-	origin.mu.Lock()
-	origin.latency = 300 * time.Millisecond
-	origin.mu.Unlock()
+	origin.SetDelay(300 * time.Millisecond)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for range 5 {
@@ -189,11 +187,11 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	fetches := origin.count("/slow")
+	fetches := origin.Count("/slow")
 	if fetches > 2 {
 		t.Fatalf("/slow reached the origin %d times for 5 concurrent requests", fetches)
 	}
-	stores := origin.count("/a") - 1 + origin.count("/b") + fetches // the POST stores nothing
+	stores := origin.Count("/a") - 1 + origin.Count("/b") + fetches // the POST stores nothing
 
 	fams := scrape(t, api)
 	req := func(method, code, cache string) map[string]string {

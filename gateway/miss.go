@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgecache/edgecache/policies"
 )
@@ -92,7 +91,7 @@ func forwardedAs(act policies.MissAction, st *reqState) string {
 	switch {
 	case act.Bypass:
 		return "bypass"
-	case st.found != nil && st.dir.noCache:
+	case st.found != nil && st.dir.NoCache:
 		return "request"
 	case st.found != nil:
 		return "stale"
@@ -137,7 +136,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 		g.pass(w, r, st)
 		return
 	}
-	st.now = time.Now()
+	st.now, st.wall = g.clock()
 	switch {
 	case f.hit != nil:
 		st.rec.outcome, st.rec.tier = outHit, f.hitTier
@@ -175,7 +174,7 @@ func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answe
 	}
 	cs = withUpstream(f.upstream, cs) // a shield's entry (pools.go)
 	age := ageValue(f.initialAge)
-	if notModified(r, f.status, f.etag, f.lastMod) {
+	if notModified(r, f.status, f.header, st.now) {
 		writeNotModified(w, f.header, age, cs)
 		st.rec.status = http.StatusNotModified
 		return

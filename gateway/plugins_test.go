@@ -14,6 +14,7 @@ import (
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/telemetry"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -62,20 +63,20 @@ func pluginConfig(t testing.TB, origin, fallback string, servers []*valkeytest.S
 
 func TestPluginsEndToEnd(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
-	o := newScripted(t)
-	fb := newScripted(t)
+	o := testutil.NewOrigin(t)
+	fb := testutil.NewOrigin(t)
 	for _, p := range []string{"/k/p", "/m/a", "/m/internal/x", "/r/short/x", "/r/none/x", "/r/other", "/bad/x"} {
-		o.handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
-			reply(w, 200, "origin "+r.URL.Path+" policy="+r.Header.Get("X-Edge-Policy"), "Content-Type", "application/json")
+		o.Handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
+			testutil.Reply(w, 200, "origin "+r.URL.Path+" policy="+r.Header.Get("X-Edge-Policy"), "Content-Type", "application/json")
 		})
 	}
-	o.handle("/t/json", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "{}", "Content-Type", "application/json")
+	o.Handle("/t/json", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "{}", "Content-Type", "application/json")
 	})
-	o.handle("/t/missing", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 404, "no") })
-	o.handle("/t/err", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 503, "down") })
-	fb.handle("/m/legacy/y", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "fallback", "Cache-Control", "max-age=60")
+	o.Handle("/t/missing", func(w http.ResponseWriter, r *http.Request, n int) { testutil.Reply(w, 404, "no") })
+	o.Handle("/t/err", func(w http.ResponseWriter, r *http.Request, n int) { testutil.Reply(w, 503, "down") })
+	fb.Handle("/m/legacy/y", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "fallback", "Cache-Control", "max-age=60")
 	})
 	g, base := startGateway(t, pluginConfig(t, o.URL, fb.URL, servers))
 	gen := g.Generation()
@@ -93,7 +94,9 @@ func TestPluginsEndToEnd(t *testing.T) {
 	t.Run("go key plugin drops tracking parameters", func(t *testing.T) {
 		wantCS(t, get(t, base+"/k/p?b=2&utm_source=news&a=1"), 200, "edgecache; fwd=uri-miss; detail=no-freshness", "")
 		// No freshness from the origin on this route: give it one.
-		o.handle("/k/p", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "p", "Cache-Control", "max-age=60") })
+		o.Handle("/k/p", func(w http.ResponseWriter, r *http.Request, n int) {
+			testutil.Reply(w, 200, "p", "Cache-Control", "max-age=60")
+		})
 		wantCS(t, get(t, base+"/k/p?a=1&b=2&fbclid=zz"), 200, stored, "p")
 		r := get(t, base+"/k/p?ref=x&b=2&a=1&gclid=1")
 		if !strings.HasPrefix(r.cacheStatus, "edgecache; hit") || r.body != "p" {
@@ -120,15 +123,15 @@ func TestPluginsEndToEnd(t *testing.T) {
 	})
 	t.Run("assemblyscript miss plugin", func(t *testing.T) {
 		r := get(t, base+"/m/internal/x")
-		if r.status != 403 || o.count("/m/internal/x") != 0 {
-			t.Fatalf("deny: %d, origin %d", r.status, o.count("/m/internal/x"))
+		if r.status != 403 || o.Count("/m/internal/x") != 0 {
+			t.Fatalf("deny: %d, origin %d", r.status, o.Count("/m/internal/x"))
 		}
 		wantCS(t, get(t, base+"/m/legacy/y"), 200, stored, "fallback")
-		if fb.count("/m/legacy/y") != 1 {
+		if fb.Count("/m/legacy/y") != 1 {
 			t.Fatal("fallback origin not used")
 		}
-		o.handle("/m/a", func(w http.ResponseWriter, r *http.Request, n int) {
-			reply(w, 200, "policy="+r.Header.Get("X-Edge-Policy"), "Cache-Control", "max-age=60")
+		o.Handle("/m/a", func(w http.ResponseWriter, r *http.Request, n int) {
+			testutil.Reply(w, 200, "policy="+r.Header.Get("X-Edge-Policy"), "Cache-Control", "max-age=60")
 		})
 		wantCS(t, get(t, base+"/m/a"), 200, stored, "policy=misspolicy")
 	})

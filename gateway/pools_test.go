@@ -29,6 +29,7 @@ import (
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/admin"
 	"github.com/edgecache/edgecache/internal/telemetry"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/origins"
 )
 
@@ -334,14 +335,15 @@ func TestPoolEjectAndRecover(t *testing.T) {
 func TestPoolAllDown(t *testing.T) {
 	f := newFleet("max-age=1")
 	srv := f.start(t, 3)
-	_, base := startGateway(t, poolConfig(t, urls(srv), func(o *config.Origin, r *config.Route) {
+	clk := testutil.NewClock()
+	_, base := startGatewayWith(t, poolConfig(t, urls(srv), func(o *config.Origin, r *config.Route) {
 		r.StaleIfError = time.Minute
 		o.RetryAfter = 7 * time.Second
-	}))
+	}), gateway.Options{Now: clk.Now})
 	for i := range 10 {
 		wantStatus(t, get(t, base+"/w/"+strconv.Itoa(i)), 200, "edgecache; fwd=uri-miss; stored")
 	}
-	time.Sleep(1100 * time.Millisecond) // stale now
+	clk.Advance(1100 * time.Millisecond) // stale now
 	for _, s := range srv {
 		s.Close()
 	}

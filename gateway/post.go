@@ -35,7 +35,7 @@ func (inv *invalidation) postStorable(resp *http.Response, now time.Time) bool {
 	if resp.ContentLength > inv.rt.maxBody {
 		return false
 	}
-	cc, targeted := policies.Directives(resp.Header, inv.rt.targetedField)
+	cc, targeted := policies.ResponseDirectives(resp.Header, inv.rt.targetedField)
 	explicit := cc.HasMaxAge && cc.MaxAge > 0 || cc.HasSMaxAge && cc.SMaxAge > 0
 	if !targeted && !explicit {
 		explicit = policies.ExplicitFreshness(resp.Header, now)

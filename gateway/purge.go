@@ -54,7 +54,7 @@ func (g *Gateway) Purge(ctx context.Context, req PurgeRequest) (PurgeResult, err
 	if n != 1 {
 		return PurgeResult{}, fmt.Errorf("%w: give exactly one of key, url and tag", ErrBadPurge)
 	}
-	now := time.Now()
+	now := g.timeNow() // the stale-at of a soft purge
 	if req.Tag != "" {
 		k, err := gen.store.purgeTag(ctx, req.Tag, req.Soft, now)
 		return PurgeResult{Keys: k}, err
@@ -74,7 +74,7 @@ func (g *Gateway) Purge(ctx context.Context, req PurgeRequest) (PurgeResult, err
 		}
 		return PurgeResult{}, err
 	}
-	_, _, err := gen.store.get(ctx, key, now) // reads a moved key's previous owner too
+	_, _, err := gen.store.get(ctx, key, time.Now()) // reads a moved key's previous owner too
 	found := err == nil
 	if err := gen.store.del(ctx, key); err != nil {
 		return PurgeResult{}, err

@@ -50,7 +50,7 @@ func TestMissThenHitOnOwningShard(t *testing.T) {
 	}
 	// Same query in another order: same entry.
 	wantStatus(t, get(t, base+"/products/12345?a=1&b=2"), 200, hitL1)
-	if n := origin.count("/products/12345"); n != 1 {
+	if n := origin.Count("/products/12345"); n != 1 {
 		t.Fatalf("origin saw %d requests, want 1", n)
 	}
 
@@ -81,8 +81,8 @@ func TestEmbeddedStore(t *testing.T) {
 	wantStatus(t, get(t, base+"/x"), 200, stored)
 	r := get(t, base+"/x")
 	wantStatus(t, r, 200, hitL1)
-	if r.body != "body of /x" || origin.count("/x") != 1 {
-		t.Fatalf("body %q, origin %d", r.body, origin.count("/x"))
+	if r.body != "body of /x" || origin.Count("/x") != 1 {
+		t.Fatalf("body %q, origin %d", r.body, origin.Count("/x"))
 	}
 }
 
@@ -101,7 +101,7 @@ func TestNotStorableResponses(t *testing.T) {
 			want := "edgecache; fwd=uri-miss; detail=" + tc.detail
 			wantStatus(t, get(t, base+path), 200, want)
 			wantStatus(t, get(t, base+path), 200, want)
-			if n := origin.count(path); n != 2 {
+			if n := origin.Count(path); n != 2 {
 				t.Fatalf("origin saw %d requests, want 2", n)
 			}
 		})
@@ -120,7 +120,7 @@ func TestHead(t *testing.T) {
 	if r.body != "" || r.header.Get("Content-Length") != strconv.Itoa(len("body of /h")) {
 		t.Fatalf("HEAD miss: body %q, Content-Length %q", r.body, r.header.Get("Content-Length"))
 	}
-	if got := origin.count("/h"); got != 1 {
+	if got := origin.Count("/h"); got != 1 {
 		t.Fatalf("origin saw %d", got)
 	}
 	r = do(t, http.MethodHead, base+"/h")
@@ -149,7 +149,7 @@ func TestUnsafeMethodsProxiedAndInvalidate(t *testing.T) {
 		t.Fatalf("origin saw %q", r.header.Get("X-Origin-Method"))
 	}
 	wantStatus(t, get(t, base+"/item"), 200, stored)
-	if n := origin.count("/item"); n != 3 {
+	if n := origin.Count("/item"); n != 3 {
 		t.Fatalf("origin saw %d, want 3 (miss, POST, miss)", n)
 	}
 }
@@ -256,7 +256,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 func TestColdKeyStampedeOneOriginRequest(t *testing.T) {
 	servers := valkeytest.Start(t, 3)
 	origin := newTestOrigin(t)
-	origin.latency = 200 * time.Millisecond
+	origin.SetDelay(200 * time.Millisecond)
 	_, base := startGateway(t, testConfig(origin.URL, servers))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -283,7 +283,7 @@ func TestColdKeyStampedeOneOriginRequest(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if n := origin.count("/cold"); n != 1 {
+	if n := origin.Count("/cold"); n != 1 {
 		t.Fatalf("origin saw %d requests for one cold key, want 1", n)
 	}
 }
@@ -313,7 +313,7 @@ func TestShardDownFailsOpen(t *testing.T) {
 
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	origin := newTestOrigin(t)
-	origin.latency = 500 * time.Millisecond
+	origin.SetDelay(500 * time.Millisecond)
 	cfg := testConfig(origin.URL, nil)
 	_, base, stop := startGatewayStoppable(t, cfg)
 	type res struct {
@@ -331,7 +331,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		out <- res{resp.StatusCode, nil}
 	}()
 	deadline := time.Now().Add(2 * time.Second)
-	for origin.count("/slow") == 0 && time.Now().Before(deadline) {
+	for origin.Count("/slow") == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if err := stop(); err != nil {

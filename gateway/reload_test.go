@@ -177,7 +177,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(time.Until(deadline))
 	close(stop)
 	l.wg.Wait()
-	t.Logf("reload under load: %d requests ok, %d failed, %d origin requests", l.ok.Load(), l.failed.Load(), origin.total.Load())
+	t.Logf("reload under load: %d requests ok, %d failed, %d origin requests", l.ok.Load(), l.failed.Load(), origin.Total())
 	if l.failed.Load() != 0 {
 		t.Fatalf("%d failed requests; first: %s", l.failed.Load(), l.firstErr)
 	}
@@ -243,7 +243,7 @@ func TestRebalanceWindowSparesOrigin(t *testing.T) {
 			for i := range keys {
 				get(t, base+"/k/"+strconv.Itoa(i))
 			}
-			warm := origin.total.Load()
+			warm := origin.Total()
 			four := strings.Replace(three, "shards:\n", "shards:\n  - { name: s3, addr: \""+s[3].Addr+"\", weight: 1 }\n", 1)
 			writeAndWait(t, g, path, four, false)
 			for i := range keys {
@@ -252,7 +252,7 @@ func TestRebalanceWindowSparesOrigin(t *testing.T) {
 					t.Fatalf("key %d: %d %q", i, r.status, r.body)
 				}
 			}
-			counts[window] = origin.total.Load() - warm
+			counts[window] = origin.Total() - warm
 			t.Logf("rebalance_window=%s: %d of %d keys went to the origin after adding a 4th shard", window, counts[window], keys)
 		})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
 
@@ -39,7 +40,7 @@ func echoHead(r *http.Request) string {
 
 // safeGateway serves a gateway with the library defaults (no opt-ins:
 // testConfig's cache_set_cookie is undone) in front of o, one shard.
-func safeGateway(t *testing.T, o *scripted, tweak func(*config.Config)) string {
+func safeGateway(t *testing.T, o *testutil.Origin, tweak func(*config.Config)) string {
 	t.Helper()
 	cfg := testConfig(o.URL, valkeytest.Start(t, 1))
 	cfg.Routes[0].CacheSetCookie = false
@@ -56,14 +57,14 @@ func safeGateway(t *testing.T, o *scripted, tweak func(*config.Config)) string {
 
 // 1. Private pages.
 func TestCookieRequestNotStoredWithoutFreshness(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	for _, p := range []string{"/dyn/account.css", "/dyn/explicit.css"} {
-		o.handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
+		o.Handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
 			kv := []string{"Content-Type", "text/css"}
 			if strings.Contains(r.URL.Path, "explicit") {
 				kv = append(kv, "Cache-Control", "max-age=60")
 			}
-			reply(w, 200, echoHead(r), kv...)
+			testutil.Reply(w, 200, echoHead(r), kv...)
 		})
 	}
 	victim := get1("/dyn/account.css", "Cookie: session=VICTIM\r\n")
@@ -93,10 +94,10 @@ func TestCookieRequestNotStoredWithoutFreshness(t *testing.T) {
 }
 
 func TestSetCookieNotStoredByDefault(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/login", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/login", func(w http.ResponseWriter, r *http.Request, n int) {
 		time.Sleep(200 * time.Millisecond) // so that concurrent requests coalesce
-		reply(w, 200, echoHead(r), "Cache-Control", "max-age=60", "Set-Cookie", "session="+r.Header.Get("Cookie"))
+		testutil.Reply(w, 200, echoHead(r), "Cache-Control", "max-age=60", "Set-Cookie", "session="+r.Header.Get("Cookie"))
 	})
 	addr := safeGateway(t, o, nil)
 	r := rawDo(t, addr, get1("/login", "Cookie: u=alice\r\n"))
@@ -122,12 +123,12 @@ func TestSetCookieNotStoredByDefault(t *testing.T) {
 }
 
 func TestDeceptionArmor(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/account.php/x.css", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "<html>account</html>", "Content-Type", "text/html", "Cache-Control", "max-age=60")
+	o := testutil.NewOrigin(t)
+	o.Handle("/account.php/x.css", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "<html>account</html>", "Content-Type", "text/html", "Cache-Control", "max-age=60")
 	})
-	o.handle("/app.css", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "body{}", "Content-Type", "text/css; charset=utf-8", "Cache-Control", "max-age=60")
+	o.Handle("/app.css", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "body{}", "Content-Type", "text/css; charset=utf-8", "Cache-Control", "max-age=60")
 	})
 	for _, tc := range []struct {
 		name   string
@@ -150,9 +151,9 @@ func TestDeceptionArmor(t *testing.T) {
 
 // 2. Forwarded headers.
 func TestUnderscoreAndOverrideHeadersNotForwarded(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, echoHead(r), "Cache-Control", "max-age=60")
+	o := testutil.NewOrigin(t)
+	o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, echoHead(r), "Cache-Control", "max-age=60")
 	})
 	fields := "X_Forwarded_Host: evil.example\r\nX-Forwarded_Host: evil.example\r\n" +
 		"X-Forwarded-Uri: /evil\r\nX-Forwarded-Path: /evil\r\nX-Forwarded-Url: /evil\r\nX-Original-Uri: /evil\r\n" +
@@ -181,9 +182,9 @@ func TestUnderscoreAndOverrideHeadersNotForwarded(t *testing.T) {
 }
 
 func TestForwardedSetFromConnection(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, echoHead(r), "Cache-Control", "no-store")
+	o := testutil.NewOrigin(t)
+	o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, echoHead(r), "Cache-Control", "no-store")
 	})
 	spoof := "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n"
 	own := []string{"X-Forwarded-For: 127.0.0.1", "Forwarded: for=127.0.0.1;host=edge.example;proto=http",
@@ -213,24 +214,24 @@ func TestForwardedSetFromConnection(t *testing.T) {
 }
 
 func TestClientNoCacheCannotForceRefill(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
 		time.Sleep(100 * time.Millisecond)
-		reply(w, 200, echoHead(r), "Cache-Control", "max-age=60", "ETag", fmt.Sprintf(`"v%d"`, n))
+		testutil.Reply(w, 200, echoHead(r), "Cache-Control", "max-age=60", "ETag", fmt.Sprintf(`"v%d"`, n))
 	})
 	t.Run("ignored by default", func(t *testing.T) {
 		addr := safeGateway(t, o, nil)
 		good := rawDo(t, addr, get1("/p"))
-		n := o.count("/p")
+		n := o.Count("/p")
 		r := rawDo(t, addr, get1("/p", "Cache-Control: no-cache\r\nPragma: no-cache\r\nX-Forwarded-Host: evil.example\r\n"))
-		if o.count("/p") != n || r.body != good.body || !strings.HasPrefix(r.header.Get("Cache-Status"), "edgecache; hit") {
-			t.Fatalf("no-cache forced a refill: origin %d→%d, %q", n, o.count("/p"), r.header.Get("Cache-Status"))
+		if o.Count("/p") != n || r.body != good.body || !strings.HasPrefix(r.header.Get("Cache-Status"), "edgecache; hit") {
+			t.Fatalf("no-cache forced a refill: origin %d→%d, %q", n, o.Count("/p"), r.header.Get("Cache-Status"))
 		}
 	})
 	t.Run("honoured: one revalidation in flight per key", func(t *testing.T) {
 		addr := safeGateway(t, o, func(c *config.Config) { c.Routes[0].HonorClientNoCache = true })
 		rawDo(t, addr, get1("/p"))
-		n := o.count("/p")
+		n := o.Count("/p")
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() { rawDo(t, addr, get1("/p", "Cache-Control: no-cache\r\n")) })
@@ -238,7 +239,7 @@ func TestClientNoCacheCannotForceRefill(t *testing.T) {
 		wg.Wait()
 		// 20 forced revalidations at once: one fetch, and perhaps one more
 		// by a request that arrived after it finished (the loaded box).
-		if got := o.count("/p") - n; got < 1 || got > 3 {
+		if got := o.Count("/p") - n; got < 1 || got > 3 {
 			t.Fatalf("20 concurrent no-cache requests made %d origin requests", got)
 		}
 	})
@@ -246,10 +247,10 @@ func TestClientNoCacheCannotForceRefill(t *testing.T) {
 
 // 3. Accept-Encoding.
 func TestAcceptEncodingNeverServesUnaccepted(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	// An origin that compresses with the first coding it knows in the
 	// request's list (as many do, ignoring q-values), and says Vary.
-	o.handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
 		ce := ""
 		for _, c := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 			c = strings.TrimSpace(strings.Split(c, ";")[0])
@@ -262,15 +263,15 @@ func TestAcceptEncodingNeverServesUnaccepted(t *testing.T) {
 		if ce != "" {
 			kv = append(kv, "Content-Encoding", ce)
 		}
-		reply(w, 200, "coded:"+ce, kv...)
+		testutil.Reply(w, 200, "coded:"+ce, kv...)
 	})
 	// An origin that always gzips and forgets Vary.
-	o.handle("/novary", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/novary", func(w http.ResponseWriter, r *http.Request, n int) {
 		var b bytes.Buffer
 		zw := gzip.NewWriter(&b)
 		_, _ = io.WriteString(zw, "coded:gzip")
 		_ = zw.Close()
-		reply(w, 200, b.String(), "Cache-Control", "max-age=60", "Content-Encoding", "gzip")
+		testutil.Reply(w, 200, b.String(), "Cache-Control", "max-age=60", "Content-Encoding", "gzip")
 	})
 	addr := safeGateway(t, o, nil)
 	ask := func(path, ae string) rawResponse {
@@ -310,9 +311,9 @@ func TestAcceptEncodingNeverServesUnaccepted(t *testing.T) {
 
 // 6. Vary on exactly the forwarded fields.
 func TestVaryIgnoresConnectionNominated(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "lang="+r.Header.Get("Accept-Language"), "Cache-Control", "max-age=60", "Vary", "Accept-Language")
+	o := testutil.NewOrigin(t)
+	o.Handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "lang="+r.Header.Get("Accept-Language"), "Cache-Control", "max-age=60", "Vary", "Accept-Language")
 	})
 	addr := safeGateway(t, o, nil)
 	poison := rawDo(t, addr, get1("/v", "Accept-Language: fr\r\nConnection: Accept-Language\r\n"))
@@ -329,9 +330,9 @@ func TestVaryIgnoresConnectionNominated(t *testing.T) {
 
 // 8. Expect, loops, SSRF.
 func TestExpectNotForwardedBodiless(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, echoHead(r), "Cache-Control", "no-store")
+	o := testutil.NewOrigin(t)
+	o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, echoHead(r), "Cache-Control", "no-store")
 	})
 	addr := safeGateway(t, o, nil)
 	for _, req := range []string{
@@ -346,14 +347,14 @@ func TestExpectNotForwardedBodiless(t *testing.T) {
 
 func TestCDNLoop(t *testing.T) {
 	t.Run("named too often: 508", func(t *testing.T) {
-		o := newScripted(t)
-		o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, echoHead(r)) })
+		o := testutil.NewOrigin(t)
+		o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) { testutil.Reply(w, 200, echoHead(r)) })
 		addr := safeGateway(t, o, nil)
 		if r := rawDo(t, addr, get1("/p", "CDN-Loop: other, EdgeCache\r\n")); r.status != 200 || !strings.Contains(r.body, "Cdn-Loop: edgecache\nCdn-Loop: other, EdgeCache") {
 			t.Fatalf("named once: %d %q", r.status, r.body)
 		}
-		if r := rawDo(t, addr, get1("/p", "CDN-Loop: edgecache, edgecache; v=1\r\n")); r.status != http.StatusLoopDetected || o.count("/p") != 1 {
-			t.Fatalf("named twice: %d, origin %d", r.status, o.count("/p"))
+		if r := rawDo(t, addr, get1("/p", "CDN-Loop: edgecache, edgecache; v=1\r\n")); r.status != http.StatusLoopDetected || o.Count("/p") != 1 {
+			t.Fatalf("named twice: %d, origin %d", r.status, o.Count("/p"))
 		}
 	})
 	t.Run("a route whose origin is the gateway", func(t *testing.T) {
@@ -384,13 +385,13 @@ func TestCDNLoop(t *testing.T) {
 }
 
 func TestMissPluginOriginAllowList(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "route origin", "Cache-Control", "no-store")
+	o := testutil.NewOrigin(t)
+	o.Handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "route origin", "Cache-Control", "no-store")
 	})
-	other := newScripted(t) // an address the plugin names: internal, say
-	other.handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "other", "Cache-Control", "no-store")
+	other := testutil.NewOrigin(t) // an address the plugin names: internal, say
+	other.Handle("/m/legacy/x", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "other", "Cache-Control", "no-store")
 	})
 	for _, tc := range []struct {
 		name    string
@@ -419,8 +420,8 @@ func TestMissPluginOriginAllowList(t *testing.T) {
 // body too, each by its own fetch.
 func TestFillBudgetStreamsAndWaitersAnswered(t *testing.T) {
 	const size = 600 << 10
-	o := newScripted(t)
-	o.handle("/big", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/big", func(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		time.Sleep(150 * time.Millisecond) // so that requests coalesce
 		chunk := strings.Repeat("z", 32<<10)

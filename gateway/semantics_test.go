@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -17,63 +16,9 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
 )
-
-// scripted is a real origin whose handler per path each test writes; it
-// records every request it gets.
-type scripted struct {
-	*httptest.Server
-	mu       sync.Mutex
-	handlers map[string]func(w http.ResponseWriter, r *http.Request, n int)
-	reqs     map[string][]*http.Request
-}
-
-func newScripted(t testing.TB) *scripted {
-	s := &scripted{handlers: map[string]func(http.ResponseWriter, *http.Request, int){}, reqs: map[string][]*http.Request{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.reqs[r.URL.Path] = append(s.reqs[r.URL.Path], r.Clone(context.Background()))
-		n := len(s.reqs[r.URL.Path])
-		h := s.handlers[r.URL.Path]
-		s.mu.Unlock()
-		if h == nil {
-			http.NotFound(w, r)
-			return
-		}
-		h(w, r, n)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *scripted) handle(path string, h func(w http.ResponseWriter, r *http.Request, n int)) {
-	s.mu.Lock()
-	s.handlers[path] = h
-	s.mu.Unlock()
-}
-
-func (s *scripted) count(path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reqs[path])
-}
-
-func (s *scripted) last(path string) *http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.reqs[path]
-	return r[len(r)-1]
-}
-
-// reply writes a response with the given header lines and body.
-func reply(w http.ResponseWriter, status int, body string, kv ...string) {
-	for i := 0; i+1 < len(kv); i += 2 {
-		w.Header().Add(kv[i], kv[i+1])
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body) // a failed write shows as a wrong body at the client
-}
 
 func doWith(t testing.TB, method, url string, kv ...string) result {
 	t.Helper()
@@ -90,7 +35,15 @@ func doWith(t testing.TB, method, url string, kv ...string) result {
 	return result{resp.StatusCode, string(b), resp.Header.Get("Cache-Status"), resp.Header.Get("Age"), resp.Header}
 }
 
-func semanticsGateway(t *testing.T, o *scripted, shards int, tweak func(*config.Route)) (*gateway.Gateway, string) {
+func semanticsGateway(t *testing.T, o *testutil.Origin, shards int, tweak func(*config.Route)) (*gateway.Gateway, string) {
+	t.Helper()
+	g, base, _ := clockedGateway(t, o, shards, tweak)
+	return g, base
+}
+
+// clockedGateway is semanticsGateway with its freshness clock, which the
+// test advances to make entries stale (Valkey's TTLs keep real time).
+func clockedGateway(t *testing.T, o *testutil.Origin, shards int, tweak func(*config.Route)) (*gateway.Gateway, string, *testutil.Clock) {
 	t.Helper()
 	var servers []*valkeytest.Server
 	if shards > 0 {
@@ -100,7 +53,9 @@ func semanticsGateway(t *testing.T, o *scripted, shards int, tweak func(*config.
 	if tweak != nil {
 		tweak(&cfg.Routes[0])
 	}
-	return startGateway(t, cfg)
+	clk := testutil.NewClock()
+	g, base := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
+	return g, base, clk
 }
 
 // wantCS checks a response's status, Cache-Status and body.
@@ -113,12 +68,12 @@ func wantCS(t *testing.T, r result, status int, cs, body string) {
 
 // 1. Freshness and request directives.
 func TestFreshnessAndRequestDirectives(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "v"+strconv.Itoa(n), "Cache-Control", "max-age=60, s-maxage=1", "ETag", `"e`+strconv.Itoa(n)+`"`)
+	o := testutil.NewOrigin(t)
+	o.Handle("/p", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "v"+strconv.Itoa(n), "Cache-Control", "max-age=60, s-maxage=1", "ETag", `"e`+strconv.Itoa(n)+`"`)
 	})
 	// The client's no-cache and max-age=0 are honoured only on opt-in.
-	_, base := semanticsGateway(t, o, 1, func(r *config.Route) { r.HonorClientNoCache = true })
+	_, base, clk := clockedGateway(t, o, 1, func(r *config.Route) { r.HonorClientNoCache = true })
 
 	wantCS(t, get(t, base+"/p"), 200, stored, "v1")
 	wantCS(t, get(t, base+"/p"), 200, hitL2, "v1")
@@ -126,30 +81,30 @@ func TestFreshnessAndRequestDirectives(t *testing.T) {
 
 	t.Run("client no-cache revalidates", func(t *testing.T) {
 		r := doWith(t, "GET", base+"/p", "Cache-Control", "no-cache")
-		if !strings.HasPrefix(r.cacheStatus, "edgecache; fwd=request") || o.count("/p") != 2 {
-			t.Fatalf("%q, origin %d", r.cacheStatus, o.count("/p"))
+		if !strings.HasPrefix(r.cacheStatus, "edgecache; fwd=request") || o.Count("/p") != 2 {
+			t.Fatalf("%q, origin %d", r.cacheStatus, o.Count("/p"))
 		}
-		if inm := o.last("/p").Header.Get("If-None-Match"); inm != `"e1"` {
+		if inm := o.Last("/p").Header.Get("If-None-Match"); inm != `"e1"` {
 			t.Fatalf("revalidation sent If-None-Match %q", inm)
 		}
 	})
 	t.Run("only-if-cached on a cold key is 504", func(t *testing.T) {
 		r := doWith(t, "GET", base+"/cold", "Cache-Control", "only-if-cached")
-		if r.status != http.StatusGatewayTimeout || o.count("/cold") != 0 {
-			t.Fatalf("%d, origin %d", r.status, o.count("/cold"))
+		if r.status != http.StatusGatewayTimeout || o.Count("/cold") != 0 {
+			t.Fatalf("%d, origin %d", r.status, o.Count("/cold"))
 		}
 	})
 	t.Run("s-maxage wins: stale after 1s, max-stale accepts it", func(t *testing.T) {
-		time.Sleep(1100 * time.Millisecond)
-		before := o.count("/p")
+		clk.Advance(1100 * time.Millisecond)
+		before := o.Count("/p")
 		r := doWith(t, "GET", base+"/p", "Cache-Control", "max-stale=60")
 		wantCS(t, r, 200, "edgecache; hit; detail=stale", "")
-		if o.count("/p") != before {
+		if o.Count("/p") != before {
 			t.Fatal("max-stale went to the origin")
 		}
 		r = get(t, base+"/p") // stale without max-stale: revalidated (200 from origin here)
-		if !strings.HasPrefix(r.cacheStatus, "edgecache; fwd=stale") || o.count("/p") != before+1 {
-			t.Fatalf("%q, origin %d", r.cacheStatus, o.count("/p"))
+		if !strings.HasPrefix(r.cacheStatus, "edgecache; fwd=stale") || o.Count("/p") != before+1 {
+			t.Fatalf("%q, origin %d", r.cacheStatus, o.Count("/p"))
 		}
 	})
 	for _, tc := range []struct {
@@ -160,8 +115,10 @@ func TestFreshnessAndRequestDirectives(t *testing.T) {
 		{"client no-cache ignored by default", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o2 := newScripted(t)
-			o2.handle("/q", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 200, "q", "Cache-Control", "max-age=60") })
+			o2 := testutil.NewOrigin(t)
+			o2.Handle("/q", func(w http.ResponseWriter, r *http.Request, n int) {
+				testutil.Reply(w, 200, "q", "Cache-Control", "max-age=60")
+			})
 			_, b2 := semanticsGateway(t, o2, 0, tc.tweak)
 			get(t, b2+"/q")
 			wantCS(t, doWith(t, "GET", b2+"/q", "Cache-Control", "no-cache"), 200, hitL1, "q")
@@ -172,19 +129,20 @@ func TestFreshnessAndRequestDirectives(t *testing.T) {
 }
 
 func TestAgeAcrossGateways(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/a", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "a", "Cache-Control", "max-age=600", "Age", "5")
+	o := testutil.NewOrigin(t)
+	o.Handle("/a", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "a", "Cache-Control", "max-age=600", "Age", "5")
 	})
 	servers := valkeytest.Start(t, 2)
 	cfg := testConfig(o.URL, servers)
-	_, baseA := startGateway(t, cfg)
-	_, baseB := startGateway(t, cfg)
+	clk := testutil.NewClock() // one clock: the two gateways' hosts agree on the time
+	_, baseA := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
+	_, baseB := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
 	r := get(t, baseA+"/a")
 	if r.age != "5" {
 		t.Fatalf("miss Age %q, want the origin's 5", r.age)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	clk.Advance(2100 * time.Millisecond)
 	req, _ := http.NewRequest("GET", baseB+"/a", nil)
 	req.Host = strings.TrimPrefix(baseA, "http://")
 	resp, err := client.Do(req)
@@ -200,27 +158,27 @@ func TestAgeAcrossGateways(t *testing.T) {
 // 1 (cont.). no-cache responses are stored and revalidated before every use;
 // must-revalidate entries are never served stale.
 func TestNoCacheAndMustRevalidate(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/nc", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/nc", func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.Header.Get("If-None-Match") == `"x"` {
-			reply(w, 304, "", "ETag", `"x"`, "Cache-Control", "no-cache")
+			testutil.Reply(w, 304, "", "ETag", `"x"`, "Cache-Control", "no-cache")
 			return
 		}
-		reply(w, 200, "body", "ETag", `"x"`, "Cache-Control", "no-cache")
+		testutil.Reply(w, 200, "body", "ETag", `"x"`, "Cache-Control", "no-cache")
 	})
-	o.handle("/mr", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "mr"+strconv.Itoa(n), "Cache-Control", "max-age=1, must-revalidate")
+	o.Handle("/mr", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "mr"+strconv.Itoa(n), "Cache-Control", "max-age=1, must-revalidate")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	wantCS(t, get(t, base+"/nc"), 200, stored, "body")
 	for range 2 {
 		wantCS(t, get(t, base+"/nc"), 200, "edgecache; fwd=stale; stored; fwd-status=304", "body")
 	}
-	if n := o.count("/nc"); n != 3 {
+	if n := o.Count("/nc"); n != 3 {
 		t.Fatalf("origin saw %d, want 3 (one fill, two revalidations)", n)
 	}
 	get(t, base+"/mr")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond) // stale, and still in Valkey (1s there)
 	r := doWith(t, "GET", base+"/mr", "Cache-Control", "max-stale=600")
 	if r.body != "mr2" {
 		t.Fatalf("must-revalidate entry served stale: %q %q", r.body, r.cacheStatus)
@@ -229,13 +187,13 @@ func TestNoCacheAndMustRevalidate(t *testing.T) {
 
 // 2. Vary.
 func TestVary(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "lang="+r.Header.Get("Accept-Language")+" enc="+r.Header.Get("Accept-Encoding"),
+	o := testutil.NewOrigin(t)
+	o.Handle("/v", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "lang="+r.Header.Get("Accept-Language")+" enc="+r.Header.Get("Accept-Encoding"),
 			"Cache-Control", "max-age=60", "Vary", "Accept-Language, Accept-Encoding")
 	})
-	o.handle("/star", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "star", "Cache-Control", "max-age=60", "Vary", "*")
+	o.Handle("/star", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "star", "Cache-Control", "max-age=60", "Vary", "*")
 	})
 	g, base := semanticsGateway(t, o, 2, func(r *config.Route) { r.VaryNormalize = []string{"Accept-Language"} })
 	// The origin is asked for the one coding the client prefers.
@@ -250,7 +208,7 @@ func TestVary(t *testing.T) {
 	if r.body != "lang=fr-CA enc=gzip" || r.cacheStatus != stored {
 		t.Fatalf("new variant: %q %q", r.cacheStatus, r.body)
 	}
-	if n := o.count("/v"); n != 3 {
+	if n := o.Count("/v"); n != 3 {
 		t.Fatalf("origin saw %d, want 3 variants", n)
 	}
 	wantCS(t, get(t, base+"/star"), 200, "edgecache; fwd=uri-miss; detail=vary-star", "star")
@@ -267,16 +225,16 @@ func TestVary(t *testing.T) {
 
 // 3. Validators.
 func TestValidators(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
-	o.handle("/e", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/e", func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.Header.Get("If-None-Match") == `"big"` {
-			reply(w, 304, "", "ETag", `"big"`, "Cache-Control", "max-age=60", "X-Refreshed", strconv.Itoa(n))
+			testutil.Reply(w, 304, "", "ETag", `"big"`, "Cache-Control", "max-age=60", "X-Refreshed", strconv.Itoa(n))
 			return
 		}
-		reply(w, 200, strings.Repeat("b", 10000), "ETag", `"big"`, "Last-Modified", lm, "Cache-Control", "max-age=1")
+		testutil.Reply(w, 200, strings.Repeat("b", 10000), "ETag", `"big"`, "Last-Modified", lm, "Cache-Control", "max-age=1")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/e")
 	get(t, base+"/e")
 	t.Run("client conditionals answered from the cache", func(t *testing.T) {
@@ -292,41 +250,77 @@ func TestValidators(t *testing.T) {
 		if r.status != 200 || len(r.body) != 10000 {
 			t.Fatalf("non-matching If-None-Match: %d", r.status)
 		}
-		if o.count("/e") != 1 {
-			t.Fatalf("origin saw %d", o.count("/e"))
+		if o.Count("/e") != 1 {
+			t.Fatalf("origin saw %d", o.Count("/e"))
 		}
 	})
 	t.Run("stale entry revalidated with 304, body not re-sent", func(t *testing.T) {
-		time.Sleep(1100 * time.Millisecond)
+		clk.Advance(1100 * time.Millisecond)
 		r := get(t, base+"/e")
 		if r.status != 200 || len(r.body) != 10000 || r.cacheStatus != "edgecache; fwd=stale; stored; fwd-status=304" || r.header.Get("X-Refreshed") != "2" {
 			t.Fatalf("%d %q %v", r.status, r.cacheStatus, r.header)
 		}
-		if got := o.last("/e").Header.Get("If-Modified-Since"); got != lm {
+		if got := o.Last("/e").Header.Get("If-Modified-Since"); got != lm {
 			t.Fatalf("revalidation If-Modified-Since %q, want %q", got, lm)
 		}
 		// Refreshed for 60s now.
 		r = get(t, base+"/e")
-		if !strings.HasPrefix(r.cacheStatus, "edgecache; hit") || len(r.body) != 10000 || o.count("/e") != 2 {
-			t.Fatalf("after refresh: %q, origin %d", r.cacheStatus, o.count("/e"))
+		if !strings.HasPrefix(r.cacheStatus, "edgecache; hit") || len(r.body) != 10000 || o.Count("/e") != 2 {
+			t.Fatalf("after refresh: %q, origin %d", r.cacheStatus, o.Count("/e"))
 		}
 	})
 }
 
+// TestIfModifiedSinceWithoutLastModified is RFC 9110 §13.1.3: a stored
+// response without Last-Modified is compared with its Date.
+func TestIfModifiedSinceWithoutLastModified(t *testing.T) {
+	o := testutil.NewOrigin(t)
+	date := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	o.Handle("/d", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "dated", "Date", date.Format(http.TimeFormat), "Cache-Control", "max-age=600")
+	})
+	_, base := semanticsGateway(t, o, 1, nil)
+	if r := get(t, base+"/d"); r.status != 200 || r.header.Get("Last-Modified") != "" {
+		t.Fatalf("fill: %d %v", r.status, r.header)
+	}
+	for _, c := range []struct {
+		name   string
+		since  time.Time
+		status int
+	}{
+		{"at its Date", date, http.StatusNotModified},
+		{"after its Date", date.Add(time.Minute), http.StatusNotModified},
+		{"before its Date", date.Add(-time.Second), http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := doWith(t, "GET", base+"/d", "If-Modified-Since", c.since.Format(http.TimeFormat))
+			if r.status != c.status || !strings.HasPrefix(r.cacheStatus, "edgecache; hit") {
+				t.Fatalf("If-Modified-Since %v: %d %q, want %d from the cache", c.since, r.status, r.cacheStatus, c.status)
+			}
+			if c.status == http.StatusOK && r.body != "dated" {
+				t.Fatalf("body %q", r.body)
+			}
+		})
+	}
+	if n := o.Count("/d"); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
 // 4. Stale serving.
 func TestStaleWhileRevalidate(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	var refreshDone atomic.Int32
-	o.handle("/s", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/s", func(w http.ResponseWriter, r *http.Request, n int) {
 		if n > 1 {
 			time.Sleep(300 * time.Millisecond) // a slow refresh: the client must not wait for it
 			defer refreshDone.Add(1)
 		}
-		reply(w, 200, "s"+strconv.Itoa(n), "Cache-Control", "max-age=1, stale-while-revalidate=30")
+		testutil.Reply(w, 200, "s"+strconv.Itoa(n), "Cache-Control", "max-age=1, stale-while-revalidate=30")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/s")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	// Many clients at once, some hanging up at once: all served stale, one refresh.
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -353,7 +347,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		r := get(t, base+"/s")
 		return r.body == "s2", r.body + " " + r.cacheStatus
 	})
-	if n := o.count("/s"); n != 2 {
+	if n := o.Count("/s"); n != 2 {
 		t.Fatalf("origin saw %d, want 2 (fill and one refresh)", n)
 	}
 	if refreshDone.Load() != 1 {
@@ -362,21 +356,21 @@ func TestStaleWhileRevalidate(t *testing.T) {
 }
 
 func TestStaleIfError(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	var failing atomic.Bool
-	o.handle("/x", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/x", func(w http.ResponseWriter, r *http.Request, n int) {
 		if failing.Load() {
-			reply(w, 503, "down")
+			testutil.Reply(w, 503, "down")
 			return
 		}
-		reply(w, 200, "good", "Cache-Control", "max-age=1, stale-if-error=60")
+		testutil.Reply(w, 200, "good", "Cache-Control", "max-age=1, stale-if-error=60")
 	})
-	o.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 500, "err", "Cache-Control", "max-age=60")
+	o.Handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 500, "err", "Cache-Control", "max-age=60")
 	})
-	_, base := semanticsGateway(t, o, 1, nil)
+	_, base, clk := clockedGateway(t, o, 1, nil)
 	get(t, base+"/x")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	failing.Store(true)
 	wantCS(t, get(t, base+"/x"), 200, "edgecache; hit; detail=stale-if-error", "good")
 	// The origin refusing connections is covered too.
@@ -385,12 +379,12 @@ func TestStaleIfError(t *testing.T) {
 	// 5. A 5xx is stored only under the origin's explicit freshness
 	// (RFC 9111 §3: any final status may be), never through the route's
 	// default_ttl (not heuristically cacheable, RFC 9110 §15.1).
-	o2 := newScripted(t)
-	o2.handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 500, "err", "Cache-Control", "max-age=60")
+	o2 := testutil.NewOrigin(t)
+	o2.Handle("/5xx", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 500, "err", "Cache-Control", "max-age=60")
 	})
-	o2.handle("/5xx-plain", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 500, "err")
+	o2.Handle("/5xx-plain", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 500, "err")
 	})
 	_, b2 := semanticsGateway(t, o2, 0, func(rc *config.Route) { rc.DefaultTTL = time.Minute })
 	wantCS(t, get(t, b2+"/5xx"), 500, "edgecache; fwd=uri-miss; stored", "err")
@@ -400,49 +394,49 @@ func TestStaleIfError(t *testing.T) {
 }
 
 func TestRouteDefaultStaleWindows(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	var failing atomic.Bool
-	o.handle("/d", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/d", func(w http.ResponseWriter, r *http.Request, n int) {
 		if failing.Load() {
-			reply(w, 502, "down")
+			testutil.Reply(w, 502, "down")
 			return
 		}
-		reply(w, 200, "d", "Cache-Control", "max-age=1")
+		testutil.Reply(w, 200, "d", "Cache-Control", "max-age=1")
 	})
-	_, base := semanticsGateway(t, o, 0, func(r *config.Route) { r.StaleIfError = time.Minute })
+	_, base, clk := clockedGateway(t, o, 0, func(r *config.Route) { r.StaleIfError = time.Minute })
 	get(t, base+"/d")
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	failing.Store(true)
 	wantCS(t, get(t, base+"/d"), 200, "edgecache; hit; detail=stale-if-error", "d")
 }
 
 // 5. Negative caching.
 func TestNegativeCaching(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/gone", func(w http.ResponseWriter, r *http.Request, n int) { reply(w, 410, "gone") })
+	o := testutil.NewOrigin(t)
+	o.Handle("/gone", func(w http.ResponseWriter, r *http.Request, n int) { testutil.Reply(w, 410, "gone") })
 	_, base := semanticsGateway(t, o, 1, func(r *config.Route) { r.NegativeTTL = time.Second })
 	wantCS(t, get(t, base+"/gone"), 410, stored, "gone")
 	wantCS(t, get(t, base+"/gone"), 410, hitL2, "gone")
 	time.Sleep(1100 * time.Millisecond)
 	// Gone from Valkey with its TTL (no validators, no stale window).
 	wantCS(t, get(t, base+"/gone"), 410, stored, "gone")
-	if o.count("/gone") != 2 {
-		t.Fatalf("origin saw %d", o.count("/gone"))
+	if o.Count("/gone") != 2 {
+		t.Fatalf("origin saw %d", o.Count("/gone"))
 	}
 }
 
 // 6. Invalidation and purge.
 func TestInvalidationEveryGateway(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/items/1", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/items/1", func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.Method == "POST" {
-			reply(w, 201, "", "Location", "/items/2", "Content-Location", "http://other.example/items/3")
+			testutil.Reply(w, 201, "", "Location", "/items/2", "Content-Location", "http://other.example/items/3")
 			return
 		}
-		reply(w, 200, "one", "Cache-Control", "max-age=600")
+		testutil.Reply(w, 200, "one", "Cache-Control", "max-age=600")
 	})
-	o.handle("/items/2", func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, 200, "two", "Cache-Control", "max-age=600")
+	o.Handle("/items/2", func(w http.ResponseWriter, r *http.Request, n int) {
+		testutil.Reply(w, 200, "two", "Cache-Control", "max-age=600")
 	})
 	servers := valkeytest.Start(t, 3)
 	cfg := testConfig(o.URL, servers)
@@ -480,7 +474,7 @@ func TestInvalidationEveryGateway(t *testing.T) {
 }
 
 func TestPurgeByTagKeyAndSoft(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	var failing atomic.Bool
 	for i := range 6 {
 		p := "/t/" + strconv.Itoa(i)
@@ -488,12 +482,12 @@ func TestPurgeByTagKeyAndSoft(t *testing.T) {
 		if i%2 == 0 {
 			tags = "all even"
 		}
-		o.handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
+		o.Handle(p, func(w http.ResponseWriter, r *http.Request, n int) {
 			if failing.Load() {
-				reply(w, 500, "down")
+				testutil.Reply(w, 500, "down")
 				return
 			}
-			reply(w, 200, p, "Cache-Control", "max-age=600, stale-if-error=600", "Surrogate-Key", tags, "Cache-Tag", "c"+strconv.Itoa(i))
+			testutil.Reply(w, 200, p, "Cache-Control", "max-age=600, stale-if-error=600", "Surrogate-Key", tags, "Cache-Tag", "c"+strconv.Itoa(i))
 		})
 	}
 	g, base := semanticsGateway(t, o, 3, nil)
@@ -544,10 +538,10 @@ func TestPurgeByTagKeyAndSoft(t *testing.T) {
 
 // 7. Coalescing across gateways.
 func TestCrossGatewayStampede(t *testing.T) {
-	o := newScripted(t)
-	o.handle("/hot", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/hot", func(w http.ResponseWriter, r *http.Request, n int) {
 		time.Sleep(200 * time.Millisecond)
-		reply(w, 200, "hot", "Cache-Control", "max-age=60")
+		testutil.Reply(w, 200, "hot", "Cache-Control", "max-age=60")
 	})
 	servers := valkeytest.Start(t, 3)
 	cfg := testConfig(o.URL, servers)
@@ -587,21 +581,21 @@ func TestCrossGatewayStampede(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	t.Logf("4 gateways x 50 clients on one cold key: %d origin requests, %d failed", o.count("/hot"), failed.Load())
-	if failed.Load() != 0 || o.count("/hot") > 2 {
-		t.Fatalf("%d origin requests (goal <= 2), %d failed", o.count("/hot"), failed.Load())
+	t.Logf("4 gateways x 50 clients on one cold key: %d origin requests, %d failed", o.Count("/hot"), failed.Load())
+	if failed.Load() != 0 || o.Count("/hot") > 2 {
+		t.Fatalf("%d origin requests (goal <= 2), %d failed", o.Count("/hot"), failed.Load())
 	}
 }
 
 func TestLockHolderDeathBounded(t *testing.T) {
 	// A gateway that takes the fill lock and dies: the others wait at most
 	// lock_wait, then fetch themselves.
-	o := newScripted(t)
-	o.handle("/slow", func(w http.ResponseWriter, r *http.Request, n int) {
+	o := testutil.NewOrigin(t)
+	o.Handle("/slow", func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
 			time.Sleep(5 * time.Second) // the first fetch never finishes in time
 		}
-		reply(w, 200, "ok", "Cache-Control", "max-age=60")
+		testutil.Reply(w, 200, "ok", "Cache-Control", "max-age=60")
 	})
 	servers := valkeytest.Start(t, 1)
 	cfg := testConfig(o.URL, servers)
@@ -617,7 +611,7 @@ func TestLockHolderDeathBounded(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "the first fetch started", func() (bool, string) { return o.count("/slow") == 1, "" })
+	waitFor(t, "the first fetch started", func() (bool, string) { return o.Count("/slow") == 1, "" })
 	start := time.Now()
 	req, _ := http.NewRequest("GET", b+"/slow", nil)
 	req.Host = host
@@ -633,11 +627,11 @@ func TestLockHolderDeathBounded(t *testing.T) {
 
 // 8. Large bodies stream through; a client that disconnects leaks nothing.
 func TestLargeBodiesStream(t *testing.T) {
-	o := newScripted(t)
+	o := testutil.NewOrigin(t)
 	release := make(chan struct{})
 	var once sync.Once
 	defer once.Do(func() { close(release) })
-	o.handle("/big", func(w http.ResponseWriter, r *http.Request, n int) {
+	o.Handle("/big", func(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.WriteHeader(200)
 		chunk := strings.Repeat("z", 64<<10)

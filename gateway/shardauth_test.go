@@ -150,7 +150,7 @@ func TestTLSACLShard(t *testing.T) {
 	wantStatus(t, as(http.MethodGet, base1), 200, hitL1)
 	wantStatus(t, as(http.MethodGet, base2), 200, hitL2)
 	wantStatus(t, as(http.MethodGet, base2), 200, hitL1)
-	if n := origin.count("/tls/1"); n != 1 {
+	if n := origin.Count("/tls/1"); n != 1 {
 		t.Fatalf("origin saw %d requests, want 1", n)
 	}
 	// A write through gateway 2 invalidates the entry; tracking, over
@@ -164,7 +164,7 @@ func TestTLSACLShard(t *testing.T) {
 			return r.cacheStatus != hitL1, r.cacheStatus
 		})
 	}
-	if n := origin.count("/tls/1"); n < 3 { // the PUT, and the GET after it
+	if n := origin.Count("/tls/1"); n < 3 { // the PUT, and the GET after it
 		t.Fatalf("origin saw %d requests after the invalidation, want at least 3", n)
 	}
 	users := gatewayClients(t, srv)
@@ -399,7 +399,7 @@ func TestShardWithoutTracking(t *testing.T) {
 	for range 3 {
 		wantStatus(t, get(t, base+"/n"), 200, hitL2) // never L1
 	}
-	if n := origin.count("/n"); n != 1 {
+	if n := origin.Count("/n"); n != 1 {
 		t.Fatalf("origin saw %d", n)
 	}
 	var st admin.Status

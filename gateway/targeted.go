@@ -11,7 +11,7 @@ import (
 //
 // A route follows the first usable field of its target list — its own
 // field (routes[].caching.targeted_field), then CDN-Cache-Control — and
-// then ignores Cache-Control and Expires (policies.Directives). The TTL
+// then ignores Cache-Control and Expires (policies.ResponseDirectives). The TTL
 // policy applies that to storage and freshness; the two decisions made
 // later, on every use of the entry (whether it may be served stale at all,
 // whether every use is revalidated), need it too, but a stored entry is
@@ -35,7 +35,7 @@ var revalidateNone = []string{"none"}
 
 // directives is the response directives the route follows for h.
 func (rt *route) directives(h http.Header) policies.CacheControl {
-	cc, _ := policies.Directives(h, rt.targetedField)
+	cc, _ := policies.ResponseDirectives(h, rt.targetedField)
 	return cc
 }
 
@@ -43,7 +43,7 @@ func (rt *route) directives(h http.Header) policies.CacheControl {
 // with hdrRevalidate when a targeted field decided, and the Early Hints
 // (hints.go) — on a copy: the fetched header is also the leader's answer.
 func (rt *route) entryHeader(stored, decided http.Header, hints []string) http.Header {
-	cc, targeted := policies.Directives(decided, rt.targetedField)
+	cc, targeted := policies.ResponseDirectives(decided, rt.targetedField)
 	if !targeted {
 		return withHints(stored, false, hints)
 	}

@@ -62,28 +62,10 @@ func (rt *route) appendVariant(dst []byte, id string, names []string, h http.Hea
 		case n == "Accept-Encoding":
 			dst = append(dst, coding...)
 		case rt.fwd.forwards(n, h):
-			dst = rt.appendNormalized(dst, n, h[n])
+			dst = policies.AppendVariantValue(dst, n, h[n], rt.varyNormalize[n])
 		}
 	}
 	return dst
-}
-
-// appendNormalized appends the value of header name that selects a
-// variant: headers in the route's vary_normalize list reduced to their
-// first member, lower-cased; Accept-Language as its weighted language set
-// (order among equal weights, case and whitespace ignored, q=0 dropped);
-// any other as a list with the whitespace around its members removed
-// (policies.AppendVaryValue).
-func (rt *route) appendNormalized(dst []byte, name string, vals []string) []byte {
-	if rt.varyNormalize[name] {
-		if len(vals) == 0 {
-			return dst
-		}
-		first, _, _ := strings.Cut(vals[0], ",")
-		first, _, _ = strings.Cut(first, ";")
-		return append(dst, strings.ToLower(strings.TrimSpace(first))...)
-	}
-	return policies.AppendVaryValue(dst, name, vals)
 }
 
 // variesOnCoding reports whether names lists Accept-Encoding.

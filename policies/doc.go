@@ -58,7 +58,14 @@
 //     requests (RFC 9110 §13).
 //   - ParseRange, AppendContentRange, AppendUnsatisfiedRange, Multipart:
 //     range requests (RFC 9110 §14); the cases are in testdata/range.
-//   - AppendVaryValue, AppendAcceptLanguage, AppendListValue: variant keys.
+//   - AppendVaryValue, AppendAcceptLanguage, AppendListValue,
+//     AppendVariantValue: variant keys.
+//   - ParseDirectives, Serve, ServeOnError: whether a stored response
+//     answers a request fresh, stale (max-stale, stale-while-revalidate,
+//     stale-if-error) or not at all (RFC 9111 §4.2, §5.2.1; RFC 5861);
+//     the cases are in testdata/serve.
+//   - StaleDefaults, Retain, ParseTags: what a fill stores, for how long,
+//     under which surrogate keys.
 //
 // docs/conformance.md maps each RFC requirement to them.
 package policies

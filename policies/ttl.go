@@ -139,15 +139,15 @@ func (p DefaultTTL) Decide(r *Request, resp *Response, now time.Time) Decision {
 // directives returns the response directives this cache follows (see
 // Directives).
 func (p DefaultTTL) directives(h http.Header) (cc CacheControl, targeted bool) {
-	return Directives(h, p.TargetedField)
+	return ResponseDirectives(h, p.TargetedField)
 }
 
-// Directives returns the response directives this cache follows: the
+// ResponseDirectives returns the response directives this cache follows: the
 // first usable targeted field (field, if not empty, then
 // CDN-Cache-Control; RFC 9213 §2.2), else Cache-Control. targeted says a
 // targeted field won; then Cache-Control and Expires do not apply to this
 // cache. field must be in canonical form.
-func Directives(h http.Header, field string) (cc CacheControl, targeted bool) {
+func ResponseDirectives(h http.Header, field string) (cc CacheControl, targeted bool) {
 	if field != "" {
 		if v := h[field]; len(v) > 0 {
 			if cc, ok := ParseTargeted(v); ok {

@@ -1,7 +1,10 @@
 // Package testutil holds what edgecache's tests share and no program may
 // use: free loopback addresses, and "this tool must exist", which fails a
 // test under CI=true and skips it elsewhere, so that CI can never pass by
-// skipping what it did not install.
+// skipping what it did not install; a scripted origin (Origin), real HTTP
+// on loopback, whose answers a test writes per path and which records
+// what reaches it; and a clock a test advances (Clock) to make cached
+// entries stale without sleeping.
 package testutil
 
 import (
