@@ -58,6 +58,9 @@ type fetched struct {
 	// one user's page (policies.Private): only the request that made the
 	// fetch gets it; waiters fetch on their own.
 	private bool
+	// tee is set when the body was still coming when the fill answered
+	// (tee.go): each client follows it.
+	tee *tee
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -205,24 +208,31 @@ func (fl *fill) revalidated(f *fetched) {
 	f.setCookie = nil
 }
 
-// readAndStore reads the body within the fill's bounds (fillbuf.go) and
-// stores it; past a bound the response is the leader's to stream.
+// readAndStore reads the first piece of the body within the fill's
+// bounds (fillbuf.go): a body that ends there is stored, then answered; a
+// longer one is answered as it streams (tee.go); past a bound the
+// response is the leader's to stream.
 func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *fetched, resp *http.Response) (*fetched, error) {
-	body, parts, stopped, hold, err := readBody(resp.Body, resp.ContentLength, fl.rt.maxBody, &fl.g.fillBuf, fl.gen.Config.Limits.FillBufferBytes)
-	f.body, f.parts, f.hold, f.release = body, parts, hold, hold.release
-	if err != nil {
+	t := newTee(resp.Body, resp.ContentLength, fl.rt.maxBody, &fl.g.fillBuf, fl.gen.Config.Limits.FillBufferBytes)
+	t.readHead()
+	f.hold, f.release = t.hold, t.hold.release
+	switch {
+	case t.err != nil:
 		resp.Body.Close()
 		cancel()
 		f.release()
 		if f := staleIfError(fl.stale); f != nil {
 			return f, nil
 		}
-		return nil, err
-	}
-	if stopped != "" {
-		f.large, f.cancel, f.detail = resp, cancel, stopped
+		return nil, t.err
+	case t.pass != "":
+		f.parts, f.large, f.cancel, f.detail = t.parts(), resp, cancel, t.pass
 		return f, nil
+	case !t.ended:
+		f.release = nil // the tee's readers release it
+		return fl.stream(ctx, cancel, f, resp, t), nil
 	}
+	f.body = t.whole()
 	resp.Body.Close()
 	defer cancel()
 	fl.store(ctx, f, resp.Header)

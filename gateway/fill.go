@@ -34,6 +34,9 @@ type fill struct {
 	stale    *view  // the stored entry that could not be used as is
 	act      policies.MissAction
 	shardErr bool // the shard failed the lookup: store into the fallback, if any
+	// unlock releases the cross-gateway fill lock once stored: by run,
+	// or by a streaming fill's goroutine (tee.go), which takes it.
+	unlock func()
 }
 
 // newFill is the fill of the request in st.
@@ -57,11 +60,15 @@ func (fl *fill) run() (*fetched, error) {
 			if f, done := fl.coordinate(fl.req.ctx); done {
 				return f, nil
 			} else if f != nil {
-				defer f.cancel() // we hold the lock: release it once stored
+				fl.unlock = f.cancel // we hold the lock: release it once stored
 			}
 		}
 	}
-	return fl.fetch()
+	f, err := fl.fetch()
+	if fl.unlock != nil {
+		fl.unlock()
+	}
+	return f, err
 }
 
 // coordinate makes one gateway fetch a cold key for all: it takes the
@@ -104,10 +111,13 @@ func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 // origin's unfiltered header, for the policies.
 func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header) {
 	now := time.Now()
-	dec, ok := fl.decide(f, originHeader, now)
-	if !ok {
-		return
+	if dec, ok := fl.decide(f, originHeader, now); ok {
+		fl.keep(ctx, f, dec, now)
 	}
+}
+
+// keep stores f as dec says (decided at now).
+func (fl *fill) keep(ctx context.Context, f *fetched, dec policies.Decision, now time.Time) {
 	tags := dec.Tags
 	if tags == nil {
 		tags = parseTags(f.header, fl.rt.tagHeaders)
@@ -277,6 +287,9 @@ func (g *Gateway) refreshInBackground(r *http.Request, st *reqState, stale *view
 	}
 	g.sf.DoChan(fl.key, func() (any, error) {
 		f, err := fl.fetch()
+		if f != nil && f.tee != nil {
+			f.tee.detach(f.tee.lead) // nobody follows it; it goes on for the store
+		}
 		if f != nil && f.large != nil {
 			// Nobody streams a background refresh: drop it.
 			f.large.Body.Close()

@@ -67,6 +67,7 @@ type Gateway struct {
 	recent    recentKeys  // keys invalidated here, read past the L1 for a moment
 	filled    recentKeys  // keys stored here a moment ago: an L1 miss for them is asked of the shard
 	fillBuf   fillBudget  // bytes buffered by fills in flight (fillbuf.go)
+	busy      sync.Map    // key → *tee of a fill streaming a body it means to store (tee.go)
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]
