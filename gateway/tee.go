@@ -43,11 +43,16 @@ import (
 const headAfter = fillChunk
 
 // passChunk is the piece a tee reads in once it no longer buffers, and
-// passWindow how far ahead of its slowest reader it may read then.
+// passWindow how far ahead of its slowest reader it may read then (as
+// streamLarge's one buffer, so that many passes cost little).
 const (
 	passChunk  = 32 << 10
-	passWindow = 8 * passChunk
+	passWindow = 2 * passChunk
 )
+
+// passPieces recycles pass pieces: a piece goes back only once every
+// reader has written it and let go of it (releaseConsumed, releaseIfIdle).
+var passPieces = sync.Pool{New: func() any { return new([passChunk]byte) }}
 
 // teeWrite bounds one write to a client, so that a slow client's
 // progress (and so the release of pieces) is seen in steps.
@@ -178,7 +183,7 @@ func (t *tee) space() ([]byte, bool) {
 		t.data.Broadcast()
 		return nil, false
 	}
-	t.pieces = append(t.pieces, teePiece{off: t.n, b: make([]byte, 0, passChunk)})
+	t.pieces = append(t.pieces, teePiece{off: t.n, b: passPieces.Get().(*[passChunk]byte)[:0]})
 	return t.pieces[len(t.pieces)-1].b[:passChunk], true
 }
 
@@ -206,9 +211,18 @@ func (t *tee) releaseConsumed() {
 		if p.off+int64(len(p.b)) > low || len(p.b) < cap(p.b) && !t.ended {
 			return
 		}
-		t.hold.releasePart(p.reserved)
-		p.b = nil
+		t.drop(p)
 	}
+}
+
+// drop releases one piece: to the budget, or to passPieces.
+func (t *tee) drop(p *teePiece) {
+	if p.reserved > 0 {
+		t.hold.releasePart(p.reserved)
+	} else if p.b != nil {
+		passPieces.Put((*[passChunk]byte)(p.b[:passChunk]))
+	}
+	p.b = nil
 }
 
 // attach is a new reader from the start of the body, if the tee still
@@ -253,6 +267,9 @@ func (t *tee) finish() {
 func (t *tee) releaseIfIdle() {
 	if t.finished && len(t.readers) == 0 {
 		for i := range t.pieces {
+			if t.pieces[i].reserved == 0 {
+				t.drop(&t.pieces[i])
+			}
 			t.pieces[i].b = nil
 		}
 		t.hold.release()
