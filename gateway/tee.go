@@ -402,7 +402,8 @@ func (fl *fill) stream(ctx context.Context, cancel context.CancelFunc, f *fetche
 	t.lead = &teeReader{}
 	t.readers = append(t.readers, t.lead)
 	t.stop = context.AfterFunc(ctx, t.wake)
-	if keep {
+	join := keep && fl.joinable(f)
+	if join {
 		fl.g.busy.Store(fl.key, t) // requests that miss meanwhile join
 	}
 	go func() {
@@ -410,7 +411,7 @@ func (fl *fill) stream(ctx context.Context, cancel context.CancelFunc, f *fetche
 		if keep && t.err == nil && t.pass == "" {
 			fl.keepStreamed(ctx, f, dec, now, t)
 		}
-		if keep {
+		if join {
 			fl.g.busy.CompareAndDelete(fl.key, t)
 		}
 		resp.Body.Close()
@@ -421,6 +422,14 @@ func (fl *fill) stream(ctx context.Context, cancel context.CancelFunc, f *fetche
 		t.finish()
 	}()
 	return f
+}
+
+// joinable reports whether any request that misses on the fill's key may
+// be given f: it does not vary, or the key is already the variant's
+// (through the marker) for the same fields.
+func (fl *fill) joinable(f *fetched) bool {
+	names := varyNames(f.header["Vary"])
+	return len(names) == 0 || fl.marker != nil && equalNames(fl.marker.varyNames, names)
 }
 
 // detach makes the fill's request its own, for a fill that outlives its
