@@ -20,7 +20,8 @@
 //     per gateway (singleflight) fetches with the headers forward.go
 //     allows, into a buffer bounded per fill and over all fills
 //     (fillbuf.go), the TTL policy decides, policies.Private may veto, and
-//     the entry is SET with PX.
+//     the entry is SET with PX. A body longer than its first piece is
+//     sent to every client of the fill as it arrives (tee.go).
 //  6. Respond with Age and Cache-Status (RFC 9211, cache name "edgecache").
 //
 // # Where each step lives
@@ -28,9 +29,12 @@
 // handler.go is steps 1 to 5 in order (handle: route, cacheKey, lookup,
 // serveFound, miss). A miss is a fill (fill.go): one value per key that
 // the singleflight leader runs — run (recheck, the cross-gateway lock),
-// fetch (fetch.go: the origin request, the body within its bounds), store
-// (decide, storeKey, write) — and whose result miss.go writes to the
-// leader and to every waiter. proxy.go is the pass-through proxy and the
+// fetch (fetch.go: the origin request, the first piece of the body within
+// its bounds), store (decide, keep: storeKey, write) — and whose result
+// miss.go writes to the leader and to every waiter. A longer body is read
+// on by the fill's own goroutine into a tee (tee.go) that the leader, the
+// waiters and requests that miss meanwhile (Gateway.busy) follow at their
+// own pace; it is stored once complete. proxy.go is the pass-through proxy and the
 // invalidation of unsafe methods. generation.go builds what a config
 // means (routes, plugins, pools, the store); gateway.go publishes and
 // retires generations.

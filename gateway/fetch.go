@@ -60,6 +60,12 @@ type fetched struct {
 	private bool
 	// hints are the Link fields of the origin's 103 Early Hints (hints.go).
 	hints []string
+	// decided is the header the storage decision read (fill.decide): the
+	// entry records what its targeted field said (targeted.go).
+	decided http.Header
+	// tee is set when the body was still coming when the fill answered
+	// (tee.go): each client follows it.
+	tee *tee
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -213,24 +219,31 @@ func (fl *fill) revalidated(f *fetched) {
 	f.setCookie = nil
 }
 
-// readAndStore reads the body within the fill's bounds (fillbuf.go) and
-// stores it; past a bound the response is the leader's to stream.
+// readAndStore reads the first piece of the body within the fill's
+// bounds (fillbuf.go): a body that ends there is stored, then answered; a
+// longer one is answered as it streams (tee.go); past a bound the
+// response is the leader's to stream.
 func (fl *fill) readAndStore(ctx context.Context, cancel context.CancelFunc, f *fetched, resp *http.Response) (*fetched, error) {
-	body, parts, stopped, hold, err := readBody(resp.Body, resp.ContentLength, fl.rt.maxBody, &fl.g.fillBuf, fl.gen.Config.Limits.FillBufferBytes)
-	f.body, f.parts, f.hold, f.release = body, parts, hold, hold.release
-	if err != nil {
+	t := newTee(resp.Body, resp.ContentLength, fl.rt.maxBody, &fl.g.fillBuf, fl.gen.Config.Limits.FillBufferBytes)
+	t.readHead()
+	f.hold, f.release = t.hold, t.hold.release
+	switch {
+	case t.err != nil:
 		resp.Body.Close()
 		cancel()
 		f.release()
 		if f := fl.staleIfError(); f != nil {
 			return f, nil
 		}
-		return nil, err
-	}
-	if stopped != "" {
-		f.large, f.cancel, f.detail = resp, cancel, stopped
+		return nil, t.err
+	case t.pass != "":
+		f.parts, f.large, f.cancel, f.detail = t.parts(), resp, cancel, t.pass
 		return f, nil
+	case !t.ended:
+		f.release = nil // the tee's readers release it
+		return fl.stream(ctx, cancel, f, resp, t), nil
 	}
+	f.body = t.whole()
 	resp.Body.Close()
 	defer cancel()
 	fl.store(ctx, f, resp.Header)

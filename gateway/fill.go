@@ -36,6 +36,9 @@ type fill struct {
 	shardErr bool     // the shard failed the lookup: store into the fallback, if any
 	auth     bool     // the request has Authorization: its own fill, straight to the origin
 	hints    []string // the Link fields of the origin's 103 (hints.go)
+	// unlock releases the cross-gateway fill lock once stored: by run,
+	// or by a streaming fill's goroutine (tee.go), which takes it.
+	unlock func()
 }
 
 // newFill is the fill of the request in st.
@@ -59,11 +62,15 @@ func (fl *fill) run() (*fetched, error) {
 			if f, done := fl.coordinate(fl.req.ctx); done {
 				return f, nil
 			} else if f != nil {
-				defer f.cancel() // we hold the lock: release it once stored
+				fl.unlock = f.cancel // we hold the lock: release it once stored
 			}
 		}
 	}
-	return fl.fetch()
+	f, err := fl.fetch()
+	if fl.unlock != nil {
+		fl.unlock()
+	}
+	return f, err
 }
 
 // coordinate makes one gateway fetch a cold key for all: it takes the
@@ -106,10 +113,13 @@ func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 // origin's unfiltered header, for the policies.
 func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header) {
 	now := fl.g.timeNow()
-	dec, ok := fl.decide(f, originHeader, now)
-	if !ok {
-		return
+	if dec, ok := fl.decide(f, originHeader, now); ok {
+		fl.keep(ctx, f, dec, now)
 	}
+}
+
+// keep stores f as dec says (decided at now).
+func (fl *fill) keep(ctx context.Context, f *fetched, dec policies.Decision, now time.Time) {
 	tags := dec.Tags
 	if tags == nil {
 		tags = policies.ParseTags(f.header, fl.rt.tagHeaders)
@@ -127,7 +137,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 		Status: f.status, StoredAt: now, FreshUntil: now.Add(dec.TTL), InitialAge: f.initialAge,
 		StaleWhileRevalidate: dec.StaleWhileRevalidate, StaleIfError: dec.StaleIfError,
 		ETag: f.etag, LastModified: f.lastMod, Tags: tags, Body: f.body,
-		Header: fl.rt.entryHeader(f.header, fl.decideHeader(f, originHeader), f.hints), // targeted.go
+		Header: fl.rt.entryHeader(f.header, f.decided, f.hints), // targeted.go
 	}, retain)
 }
 
@@ -138,6 +148,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (policies.Decision, bool) {
 	rt, preq := fl.rt, &fl.req.preq
 	decideHeader := fl.decideHeader(f, originHeader)
+	f.decided = decideHeader
 	resp := &policies.Response{Status: f.status, Header: decideHeader}
 	dec := rt.ttl.Decide(preq, resp, now)
 	if rt.plugins != nil {
@@ -284,6 +295,9 @@ func (g *Gateway) refreshInBackground(r *http.Request, st *reqState, stale *view
 	}
 	g.sf.DoChan(fl.key, func() (any, error) {
 		f, err := fl.fetch()
+		if f != nil && f.tee != nil {
+			f.tee.detach(f.tee.lead) // nobody follows it; it goes on for the store
+		}
 		if f != nil && f.large != nil {
 			// Nobody streams a background refresh: drop it.
 			f.large.Body.Close()

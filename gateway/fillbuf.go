@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"io"
 	"sync"
 	"sync/atomic"
 )
@@ -23,13 +22,15 @@ import (
 //
 // A body with Content-Length is read into a buffer of exactly that size.
 // One without is read in fillChunk pieces, each reserved before it is
-// allocated, and joined once complete (the joined copy is reserved before
-// the pieces are released, so the budget counts both while they
-// coexist). A body that crosses a bound keeps its pieces: the leader's
-// client is sent them one at a time, each released as soon as it is
-// written, so a slow client pins one piece, not the whole prefix, while
-// the rest streams. Waiters of a fill that streams fetch on their own
-// (miss), each through the same budget.
+// allocated (tee.go reads them; a body longer than its first piece is
+// answered while it is read). A complete body in pieces is joined for
+// the store (the joined copy is reserved too, so the budget counts both
+// while they coexist). A body that crosses a bound before it was
+// answered keeps its pieces: the leader's client is sent them one at a
+// time, each released as soon as it is written, so a slow client pins
+// one piece, not the whole prefix, while the rest streams (streamLarge);
+// waiters of that fill fetch on their own (miss), each through the same
+// budget. One that crosses a bound while it streams is tee.go's pass.
 
 // fillBudget counts the bytes of fill buffers held, for the whole
 // gateway (it outlives generations; its limit is the current one's).
@@ -55,7 +56,7 @@ func (b *fillBudget) reserve(n, limit int64) bool {
 
 func (b *fillBudget) release(n int64) { b.used.Add(-n) }
 
-// Why readBody stopped buffering before the end of the body.
+// Why a fill stopped buffering before the end of the body.
 const (
 	detailTooLarge   = "too-large"
 	detailFillBudget = "fill-budget"
@@ -80,77 +81,3 @@ func (h *fillHold) releasePart(n int64) {
 
 // release returns what is still held, once.
 func (h *fillHold) release() { h.once.Do(func() { h.budget.release(h.held); h.held = 0 }) }
-
-// readBody reads body (contentLength, or -1) into at most maxBody+1
-// bytes reserved from budget (limit: limits.fill_buffer_bytes). A
-// complete body is returned whole; one that crossed a bound is returned
-// as the pieces read so far, with why it stopped (detailTooLarge,
-// detailFillBudget). err is the body's read error. The caller releases
-// hold.
-func readBody(body io.Reader, contentLength, maxBody int64, budget *fillBudget, limit int64) (whole []byte, parts [][]byte, stopped string, hold *fillHold, err error) {
-	hold = &fillHold{budget: budget}
-	if contentLength >= 0 {
-		size := min(contentLength+1, maxBody+1) // +1: the read that sees EOF
-		if !budget.reserve(size, limit) {
-			return nil, nil, detailFillBudget, hold, nil
-		}
-		hold.held = size
-		buf := make([]byte, 0, size)
-		for {
-			n, rerr := body.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			switch {
-			case int64(len(buf)) > maxBody:
-				return nil, [][]byte{buf}, detailTooLarge, hold, nil
-			case rerr == io.EOF:
-				return buf, nil, "", hold, nil
-			case rerr != nil:
-				return nil, nil, "", hold, rerr
-			case len(buf) == cap(buf):
-				return nil, [][]byte{buf}, detailTooLarge, hold, nil // longer than its Content-Length
-			}
-		}
-	}
-	var total int64
-	for {
-		size := min(int64(fillChunk), maxBody+1-total)
-		if !budget.reserve(size, limit) {
-			return nil, parts, detailFillBudget, hold, nil
-		}
-		hold.held += size
-		buf := make([]byte, 0, size)
-		var rerr error
-		for len(buf) < cap(buf) && rerr == nil {
-			var n int
-			n, rerr = body.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-		}
-		parts = append(parts, buf)
-		total += int64(len(buf))
-		switch {
-		case total > maxBody:
-			return nil, parts, detailTooLarge, hold, nil
-		case rerr == io.EOF:
-			return join(parts, total, hold, limit), nil, "", hold, nil
-		case rerr != nil:
-			return nil, nil, "", hold, rerr
-		}
-	}
-}
-
-// join makes one buffer of a complete body read in pieces; the joined
-// copy is reserved beyond the limit if need be (the body is complete and
-// the pieces are released at once).
-func join(parts [][]byte, total int64, hold *fillHold, limit int64) []byte {
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	hold.budget.reserve(total, 0)
-	out := make([]byte, 0, total)
-	for _, p := range parts {
-		out = append(out, p...)
-		hold.releasePart(int64(cap(p)))
-	}
-	hold.held += total
-	return out
-}

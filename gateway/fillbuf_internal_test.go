@@ -28,7 +28,19 @@ func TestReadBody(t *testing.T) {
 			var b fillBudget
 			// iotest-like: the origin hands out small reads.
 			r := io.LimitReader(&slowReader{strings.NewReader(body)}, int64(len(body)))
-			whole, parts, stopped, hold, err := readBody(r, tc.contentLength, tc.maxBody, &b, tc.limit)
+			// The tee read through without answering (as if nobody
+			// followed it): the bounds are those of a whole fill.
+			tt := newTee(r, tc.contentLength, tc.maxBody, &b, tc.limit)
+			for !tt.ended && tt.pass == "" && tt.readOnce() {
+			}
+			stopped, hold, err := tt.pass, tt.hold, tt.err
+			var whole []byte
+			var parts [][]byte
+			if stopped == "" {
+				whole = tt.whole()
+			} else {
+				parts = tt.parts()
+			}
 			buf := whole
 			if stopped != "" {
 				buf = bytes.Join(parts, nil)

@@ -73,6 +73,7 @@ type Gateway struct {
 	filled    recentKeys       // keys stored here a moment ago: an L1 miss for them is asked of the shard
 	fillBuf   fillBudget       // bytes buffered by fills in flight (fillbuf.go)
 	now       func() time.Time // Options.Now; nil: time.Now
+	busy      sync.Map         // key → *tee of a fill streaming a body it means to store (tee.go)
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]

@@ -25,7 +25,15 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, st *reqState) err
 	if fl.shardErr {
 		st.rec.shard = st.gen.store.owner(fl.key)
 	}
-	a := answer{fwd: forwardedAs(act, st)}
+	a := answer{fwd: forwardedAs(act, st), shardErr: fl.shardErr}
+	if t, ok := g.busy.Load(fl.key); ok && !fl.auth {
+		// The body of this key is streaming into a fill that means to
+		// store it: follow it rather than fetch again (tee.go).
+		g.coalesced()
+		a.f = t.(*tee).f
+		g.respond(w, r, st, &a)
+		return nil
+	}
 	res, err := g.coalesce(fl, &a)
 	if err != nil {
 		g.originFailed(w, r, st, a.fwd, err)
@@ -35,7 +43,7 @@ func (g *Gateway) miss(w http.ResponseWriter, r *http.Request, st *reqState) err
 	if a.leader && a.f.release != nil {
 		defer a.f.release()
 	}
-	g.respond(w, r, st, &a, fl.shardErr)
+	g.respond(w, r, st, &a)
 	return nil
 }
 
@@ -117,21 +125,26 @@ func (g *Gateway) originFailed(w http.ResponseWriter, r *http.Request, st *reqSt
 
 // answer is what a fill gave one of the requests it served.
 type answer struct {
-	f      *fetched
-	leader bool   // this request made the fill (it alone gets Set-Cookie, a private page, a stream)
-	fwd    string // Cache-Status fwd
+	f        *fetched
+	leader   bool   // this request made the fill (it alone gets Set-Cookie, a private page, a stream)
+	fwd      string // Cache-Status fwd
+	shardErr bool   // the shard failed the lookup
 }
 
 // respond writes what the fill gave: an entry that turned up after all, a
 // stale one (stale-if-error), a stream too large to store, or the origin's
-// response. A waiter that may not see it (one user's page, a coding it did
-// not accept, a stream only the leader reads) asks the origin itself.
-func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, a *answer, shardErr bool) {
+// response, whole or as it streams (tee.go). A waiter that may not see it
+// (one user's page, a coding it did not accept, a stream only the leader
+// reads, or one it joined too late) asks the origin itself.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, a *answer) {
 	f := a.f
 	if !a.leader && f.private || !acceptsFetched(r, f) || f.large != nil && !a.leader {
 		if f.large != nil && a.leader {
 			f.large.Body.Close()
 			f.cancel()
+		}
+		if f.tee != nil && a.leader {
+			f.tee.detach(f.tee.lead)
 		}
 		g.pass(w, r, st)
 		return
@@ -148,24 +161,38 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 		st.rec.outcome = outNoStore
 		streamLarge(w, r, f, a.fwd)
 		st.rec.status = f.status
+	case f.tee != nil:
+		if !writeTee(w, r, st, a) {
+			g.pass(w, r, st)
+		}
 	default:
-		writeFetched(w, r, st, a, shardErr)
+		writeFetched(w, r, st, a)
 	}
 }
 
 // writeFetched writes the origin's response of a fill, whole.
-func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answer, shardErr bool) {
+func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answer) {
+	f := a.f
+	if writeFetchedHead(w, r, st, a, int64(len(f.body))) && r.Method != http.MethodHead {
+		_, _ = w.Write(f.body)
+	}
+}
+
+// writeFetchedHead writes the head of the origin's response of a fill,
+// with Content-Length when known (>= 0). false: it answered a
+// conditional request with 304, and no body follows.
+func writeFetchedHead(w http.ResponseWriter, r *http.Request, st *reqState, a *answer, contentLength int64) bool {
 	f := a.f
 	switch {
 	case f.fwdStatus == http.StatusNotModified:
 		st.rec.outcome = outRevalidate
-	case f.stored:
+	case f.stored, f.detail == detailStreaming:
 		st.rec.outcome = outMiss
 	default:
 		st.rec.outcome = outNoStore
 	}
 	detail := f.detail
-	if shardErr && detail == "" {
+	if a.shardErr && detail == "" {
 		detail = "shard-unavailable"
 	}
 	cs := missStatus(a.fwd, f.stored, detail) // shared: never modified
@@ -177,7 +204,7 @@ func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answe
 	if notModified(r, f.status, f.header, st.now) {
 		writeNotModified(w, f.header, age, cs)
 		st.rec.status = http.StatusNotModified
-		return
+		return false
 	}
 	h := w.Header()
 	for k, v := range f.header {
@@ -186,14 +213,14 @@ func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answe
 	if a.leader && f.setCookie != nil {
 		h["Set-Cookie"] = f.setCookie
 	}
-	h[hdrContentLength] = []string{strconv.Itoa(len(f.body))}
+	if contentLength >= 0 {
+		h[hdrContentLength] = []string{strconv.FormatInt(contentLength, 10)}
+	}
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cs
 	w.WriteHeader(f.status)
 	st.rec.status = f.status
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(f.body)
-	}
+	return true
 }
 
 // acceptsFetched reports whether r accepts the content coding of what a
