@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -62,11 +63,25 @@ const (
 )
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{srv: s, rwc: rwc, ctx: context.Background(), watchDone: make(chan struct{}, 1)}
-	if s.ConnContext != nil {
-		c.ctx = s.ConnContext(c.ctx, rwc)
+	c := &conn{srv: s, rwc: rwc, watchDone: make(chan struct{}, 1)}
+	if s.ReadHeaderTimeout > 0 {
+		// A connection's first head is due ReadHeaderTimeout after the
+		// accept, as in net/http: IdleTimeout is the wait between requests.
+		c.headStart = time.Now()
 	}
-	if a := rwc.RemoteAddr(); a != nil {
+	return c
+}
+
+// start prepares what every request on the connection shares. It runs on
+// the connection's goroutine, not the accept loop: RemoteAddr behind the
+// PROXY protocol reads the header, and one slow client must not hold up
+// the accepts of the others.
+func (c *conn) start(state *tls.ConnectionState) {
+	c.ctx = context.Background()
+	if c.srv.ConnContext != nil {
+		c.ctx = c.srv.ConnContext(c.ctx, c.rwc)
+	}
+	if a := c.rwc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
 	c.base = (&http.Request{
@@ -75,16 +90,11 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 		ProtoMinor: 1,
 		Body:       http.NoBody,
 		RemoteAddr: c.remote,
+		TLS:        state,
 	}).WithContext(c.ctx)
-	c.bw = bufio.NewWriterSize(rwc, bufSize)
+	c.bw = bufio.NewWriterSize(c.rwc, bufSize)
 	c.res.c = c
 	c.res.header = make(http.Header, 16)
-	if s.ReadHeaderTimeout > 0 {
-		// A connection's first head is due ReadHeaderTimeout after the
-		// accept, as in net/http: IdleTimeout is the wait between requests.
-		c.headStart = time.Now()
-	}
-	return c
 }
 
 // serve is the connection's loop: read a head, serve it or hand the
@@ -98,11 +108,21 @@ func (c *conn) serve() {
 			c.srv.logf("h1: panic serving %s: %v\n%s", c.remote, v, buf)
 		}
 		if !handed {
-			_ = c.bw.Flush()
+			if c.bw != nil {
+				_ = c.bw.Flush()
+			}
 			_ = c.rwc.Close()
 		}
 		c.srv.track(c, false)
 	}()
+	var state *tls.ConnectionState
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if state, ok = c.handshake(tc); !ok {
+			handed = c.give(c.rwc)
+			return
+		}
+	}
+	c.start(state)
 	for {
 		n, act := c.readHead()
 		switch act {
@@ -126,6 +146,38 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// handshake completes a TLS handshake, bounded by ReadHeaderTimeout as
+// net/http bounds it, and returns the connection's state if it speaks
+// HTTP/1.1 (ALPN http/1.1, or none). A failed handshake, h2, or another
+// protocol (ACME's acme-tls/1) is Fallback's: a second Handshake returns
+// the first one's result, so net/http reports the failure (answering 400
+// to plain HTTP on the TLS port) or serves the protocol exactly as if it
+// had accepted the connection itself.
+func (c *conn) handshake(tc *tls.Conn) (*tls.ConnectionState, bool) {
+	d := c.srv.ReadHeaderTimeout
+	if d > 0 {
+		dl := time.Now().Add(d)
+		_ = tc.SetReadDeadline(dl)
+		_ = tc.SetWriteDeadline(dl)
+	}
+	err := tc.HandshakeContext(context.Background())
+	if d > 0 {
+		_ = tc.SetReadDeadline(time.Time{})
+		_ = tc.SetWriteDeadline(time.Time{})
+		// The first head is due ReadHeaderTimeout after the handshake,
+		// as in net/http.
+		c.headStart = time.Now()
+	}
+	if err != nil {
+		return nil, false
+	}
+	st := tc.ConnectionState()
+	if p := st.NegotiatedProtocol; p != "" && p != "http/1.1" {
+		return nil, false
+	}
+	return &st, true
 }
 
 // serveRequest runs the handler for req and finishes its response; false
@@ -275,8 +327,14 @@ func (c *conn) handOver() bool {
 	}
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	rest := append([]byte(nil), c.buf[c.r:c.w]...)
+	return c.give(&replayConn{Conn: c.rwc, buf: rest, tls: c.base.TLS})
+}
+
+// give hands rwc to Fallback and counts it; false if Fallback has shut
+// down.
+func (c *conn) give(rwc net.Conn) bool {
 	c.srv.stats.HandedOver.Add(1) // before: net/http may answer before give returns
-	if !c.srv.handoff.give(&replayConn{Conn: c.rwc, buf: rest}) {
+	if !c.srv.handoff.give(rwc) {
 		c.srv.stats.HandedOver.Add(^uint64(0))
 		return false
 	}

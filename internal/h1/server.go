@@ -32,6 +32,7 @@ package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log"
 	"net"
@@ -48,7 +49,11 @@ type Server struct {
 	Handler http.Handler
 	// Fallback serves the connections handed to it (its Handler should be
 	// Handler too). Its Serve runs on a listener of handed-over
-	// connections; Shutdown shuts it down with this server.
+	// connections; Shutdown shuts it down with this server. Serve wraps
+	// its ConnContext and Handler so that the requests of a TLS
+	// connection handed over after its first bytes were read still carry
+	// r.TLS (net/http only knows a *tls.Conn's state, and it gets a
+	// connection that replays those bytes).
 	Fallback *http.Server
 	// ReadHeaderTimeout bounds the reading of a request head: from the
 	// accept for a connection's first request (a connection that sends
@@ -115,6 +120,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.conns = make(map[*conn]struct{})
 	s.fallback = make(chan error, 1)
 	s.mu.Unlock()
+	keepTLS(s.Fallback)
 	go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
 
 	var delay time.Duration // backoff on temporary accept errors, as net/http
@@ -267,6 +273,37 @@ func (h *handoff) give(c net.Conn) bool {
 type replayConn struct {
 	net.Conn
 	buf []byte
+	tls *tls.ConnectionState // when Conn is a *tls.Conn: its state
+}
+
+type tlsKey struct{}
+
+// keepTLS makes fb's requests on a replayed TLS connection carry its
+// state in r.TLS: the connection's context holds it, the handler copies
+// it into the request. Connections net/http sees as *tls.Conn (h2, or a
+// handshake it reports) have r.TLS from net/http already.
+func keepTLS(fb *http.Server) {
+	cc, h := fb.ConnContext, fb.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	fb.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if cc != nil {
+			ctx = cc(ctx, c)
+		}
+		if rc, ok := c.(*replayConn); ok && rc.tls != nil {
+			ctx = context.WithValue(ctx, tlsKey{}, rc.tls)
+		}
+		return ctx
+	}
+	fb.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, ok := r.Context().Value(tlsKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
+			r2 := *r // a shallow copy, as http.StripPrefix makes
+			r2.TLS = st
+			r = &r2
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

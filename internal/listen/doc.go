@@ -7,8 +7,12 @@
 //
 // Server.Serve takes the TCP listener. Without TLS or h2c it hands the
 // listener (behind the PROXY protocol reader when configured) to the
-// gateway's own HTTP/1.1 fast path. With TLS every connection is served by
-// net/http (HTTP/1.1 and, by ALPN, HTTP/2); with server.http3 a QUIC
+// gateway's own HTTP/1.1 fast path. With TLS the same fast path
+// (internal/h1) accepts the connections and does the handshake on each
+// one's goroutine: one that chose HTTP/1.1 by ALPN, or nothing, stays on
+// it; h2, ACME's acme-tls/1 and a failed handshake go to net/http with the
+// connection, which serves or reports them as if it had accepted it
+// (server.disable_fast_path gives it every connection); with server.http3 a QUIC
 // listener on the same port serves HTTP/3 and TCP responses advertise it
 // in Alt-Svc.
 //

@@ -24,6 +24,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/internal/metrics"
 	"github.com/edgecache/edgecache/internal/telemetry"
 )
@@ -276,15 +277,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, plain func(context.
 		Protocols: new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
+	var tcp interface {
+		shutdowner
+		Serve(net.Listener) error
+	} = srv
 	if sc.TLS.Enabled() {
 		srv.Protocols.SetHTTP2(true)
 		ln = tls.NewListener(ln, s.base)
+		if !sc.DisableFastPath {
+			tcp = fastPath(h, srv)
+		}
 	}
 	if sc.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	servers = append(servers, srv)
-	go func() { errc <- srv.Serve(ln) }()
+	servers = append(servers, tcp)
+	go func() { errc <- tcp.Serve(ln) }()
 	select {
 	case err := <-errc:
 		// The failed server's error is the one Serve reports; a failure
@@ -299,6 +307,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, plain func(context.
 }
 
 type shutdowner interface{ Shutdown(context.Context) error }
+
+// fastPath serves TLS connections that chose HTTP/1.1 (or no protocol) by
+// ALPN on the gateway's HTTP/1.1 loop, after the handshake; h2, ACME's
+// acme-tls/1, a failed handshake and every request the loop does not
+// serve go to srv with the connection. Shutting it down shuts srv down.
+func fastPath(h http.Handler, srv *http.Server) *h1.Server {
+	return &h1.Server{
+		Handler:           h,
+		Fallback:          srv,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		ConnContext:       srv.ConnContext,
+		ErrorLog:          srv.ErrorLog,
+	}
+}
 
 func (s *Server) shutdown(servers []shutdowner, timeout time.Duration) error {
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)

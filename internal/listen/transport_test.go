@@ -154,14 +154,17 @@ func TestHTTP3(t *testing.T) {
 	e := startEdge(t, cfg, listen.Options{})
 	_, port, _ := net.SplitHostPort(e.addr)
 
-	// TCP responses advertise HTTP/3 on the same port.
-	resp, err := tlsClient(ca, e.addr, true).Get("https://edge.test/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got, want := resp.Header.Get("Alt-Svc"), `h3=":`+port+`"`; !strings.HasPrefix(got, want) {
-		t.Fatalf("Alt-Svc %q, want %s...", got, want)
+	// TCP responses advertise HTTP/3 on the same port, over h2 and over
+	// HTTP/1.1 (the fast path).
+	for _, h2 := range []bool{true, false} {
+		resp, err := tlsClient(ca, e.addr, h2).Get("https://edge.test/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, want := resp.Header.Get("Alt-Svc"), `h3=":`+port+`"`; !strings.HasPrefix(got, want) {
+			t.Fatalf("%s: Alt-Svc %q, want %s...", resp.Proto, got, want)
+		}
 	}
 
 	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "edge.test"}}
