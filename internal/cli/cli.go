@@ -154,6 +154,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		format = cfg.Log.Format
 	}
 	log = telemetry.NewLogger(stderr, format, cfg.Log.Level)
+	memLimit := newMemoryLimit()
+	memLimit.apply(cfg, log)
 	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry, "")
 	if err != nil {
 		log.Error("cannot start tracing", "err", err)
@@ -226,6 +228,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("reloading configuration", "trigger", trigger)
 		// Errors are logged and kept for the admin status.
 		if g.ReloadSource() == nil {
+			memLimit.apply(g.Generation().Config, log)
 			reloadEdge(edge, g, log)
 		}
 	}
