@@ -127,7 +127,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.retries, "retries", 2, "measure a row again when other processes took over 5% of the servers' CPUs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&o.plugins, "plugins", "plugins/testdata/examples", "folder of the example plugins' .wasm (\"\": no plugin rows)")
-	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start; needs no wrk, nginx or Varnish)")
+	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start), footprint (RSS idle and warm, 1 shard); they need no wrk, nginx or Varnish")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,10 +136,10 @@ func runBench(ctx context.Context, args []string) error {
 	switch o.only {
 	case "":
 		tools = append(tools, "wrk", "nginx", "varnishd", "taskset")
-	case "cold":
+	case "cold", "footprint":
 		o.variants, o.profile = nil, false
 	default:
-		return fmt.Errorf("-only %q: the only part that runs alone is cold", o.only)
+		return fmt.Errorf("-only %q: the parts that run alone are cold and footprint", o.only)
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -168,6 +168,9 @@ func runBench(ctx context.Context, args []string) error {
 			return fmt.Errorf("variant %s: %w", v, err)
 		}
 		all[v] = res
+	}
+	if o.only == "footprint" {
+		return footprint(ctx, o, dir, out)
 	}
 	cold, err := coldStart(ctx, o, dir, out)
 	if err != nil {
@@ -928,6 +931,11 @@ func slicesMax(ds []time.Duration) time.Duration {
 
 // startStackMinimal starts the origin and the shards only.
 func startStackMinimal(ctx context.Context, o benchOpts, dir string, v variant) (*stack, error) {
+	return startStackShards(ctx, o, dir, 3)
+}
+
+// startStackShards starts the origin and n shards.
+func startStackShards(ctx context.Context, o benchOpts, dir string, n int) (*stack, error) {
 	s := &stack{dir: dir, edge: map[string]string{}, edgePid: map[string]int{}, token: randomHex()}
 	var err error
 	if s.originAddr, err = freeAddr(); err != nil {
@@ -943,7 +951,7 @@ func startStackMinimal(ctx context.Context, o benchOpts, dir string, v variant) 
 		s.stop()
 		return nil, err
 	}
-	for i := range 3 {
+	for i := range n {
 		port, err := freePort()
 		if err != nil {
 			s.stop()

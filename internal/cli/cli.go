@@ -184,6 +184,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer g.Close()
+	memLimit.settle()
 	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
 	if err != nil {
 		log.Error("cannot start the traffic listener", "err", err)
@@ -230,6 +231,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if g.ReloadSource() == nil {
 			memLimit.apply(g.Generation().Config, log)
 			reloadEdge(edge, g, log)
+			memLimit.settle()
 		}
 	}
 	hup := make(chan os.Signal, 1)
