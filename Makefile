@@ -5,7 +5,7 @@ PKGS     ?= ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: demo test-faults soak all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go fuzz clean
+.PHONY: demo test-faults soak all build run test test-short deps deps-plugins check lint vet fmt tidy bench bench-go footprint fuzz clean
 
 all: build
 
@@ -48,6 +48,13 @@ test: deps
 ## toxiproxy, origin down and slow, gateway restarted; also part of make test).
 test-faults: deps
 	$(GO) test -race -count=1 -run '^TestFault' -timeout 10m ./gateway/
+
+## footprint: RSS and PSS of the real binary, idle and warm (1,000 × 1 KiB),
+## one shard, no plugin / C plugin / Go plugin, with the Go runtime's breakdown.
+footprint:
+	$(GO) build -ldflags="$$(cat scripts/ldflags)" -o $(BIN)/edgecache ./cmd/edgecache
+	$(GO) build -ldflags="$$(cat scripts/ldflags)" -o $(BIN)/edgebench ./bench
+	$(BIN)/edgebench run -only footprint -bin $(BIN)
 
 ## bench: edgecache, nginx proxy_cache and Varnish side by side on loopback,
 ## shared and pinned CPUs, cold start, goals; about ten minutes (bench/run.sh).

@@ -127,7 +127,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.retries, "retries", 2, "measure a row again when other processes took over 5% of the servers' CPUs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&o.plugins, "plugins", "plugins/testdata/examples", "folder of the example plugins' .wasm (\"\": no plugin rows)")
-	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start; needs no wrk, nginx or Varnish)")
+	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start), footprint (RSS idle and warm, 1 shard); they need no wrk, nginx or Varnish")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,10 +136,10 @@ func runBench(ctx context.Context, args []string) error {
 	switch o.only {
 	case "":
 		tools = append(tools, "wrk", "nginx", "varnishd", "taskset")
-	case "cold":
+	case "cold", "footprint":
 		o.variants, o.profile = nil, false
 	default:
-		return fmt.Errorf("-only %q: the only part that runs alone is cold", o.only)
+		return fmt.Errorf("-only %q: the parts that run alone are cold and footprint", o.only)
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -168,6 +168,9 @@ func runBench(ctx context.Context, args []string) error {
 			return fmt.Errorf("variant %s: %w", v, err)
 		}
 		all[v] = res
+	}
+	if o.only == "footprint" {
+		return footprint(ctx, o, dir, out)
 	}
 	cold, err := coldStart(ctx, o, dir, out)
 	if err != nil {
@@ -255,19 +258,21 @@ type stack struct {
 	procs      []*proc
 	originAddr string
 	slowAddr   string
-	shardAddrs []string
-	tlsAddrs   []string // the same shards' TLS listeners
-	tlsCA      string
-	edge       map[string]string // instance name → traffic address
-	edgePid    map[string]int
-	nginxAddr  string
-	nginxPid   int
-	varnAddr   string
-	varnPid    int
-	shardPids  []int
-	slowPid    int
-	token      string
-	tls        tlsStack // tls.go
+	// the large-body origins (rows19.go); "" in the cold and footprint stacks
+	big100kAddr, big1mAddr string
+	shardAddrs             []string
+	tlsAddrs               []string // the same shards' TLS listeners
+	tlsCA                  string
+	edge                   map[string]string // instance name → traffic address
+	edgePid                map[string]int
+	nginxAddr              string
+	nginxPid               int
+	varnAddr               string
+	varnPid                int
+	shardPids              []int
+	slowPid                int
+	token                  string
+	tls                    tlsStack // tls.go
 }
 
 func (s *stack) stop() {
@@ -289,6 +294,7 @@ func (s *stack) edgeYAML(listen, admin string, disableL1 bool, x extras) string 
 	}
 	fmt.Fprintf(&b, "routes:\n  - name: miss\n    host: miss.bench\n    origin: http://%s\n    default_ttl: 1h\n", s.slowAddr)
 	indent(x.miss)
+	s.bigRoutes(&b) // rows19.go: before products, whose empty host matches every host
 	fmt.Fprintf(&b, "  - name: products\n    origin: http://%s\n    default_ttl: 1h\n", s.originAddr)
 	indent(x.products)
 	b.WriteString("shards:\n")
@@ -346,11 +352,13 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 		name    string
 		latency string
 		addr    *string
-	}{{"origin", "0s", &s.originAddr}, {"origin-slow", "20ms", &s.slowAddr}} {
+		body    int
+	}{{"origin", "0s", &s.originAddr, 1024}, {"origin-slow", "20ms", &s.slowAddr, 1024},
+		{"origin-100k", "0s", &s.big100kAddr, bigBodies[0].bytes}, {"origin-1m", "0s", &s.big1mAddr, bigBodies[1].bytes}} {
 		if *or.addr, err = freeAddr(); err != nil {
 			return nil, err
 		}
-		p, err := start(dir, or.name, v.serverCPUs, nil, self, "origin", "-listen", *or.addr, "-latency", or.latency, "-body-bytes", "1024")
+		p, err := start(dir, or.name, v.serverCPUs, nil, self, "origin", "-listen", *or.addr, "-latency", or.latency, "-body-bytes", strconv.Itoa(or.body))
 		if err != nil {
 			return nil, err
 		}
@@ -427,7 +435,7 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 	if err != nil {
 		return nil, err
 	}
-	if err := render("templates/nginx.conf.tmpl", nconf, mergeData(map[string]any{"Dir": ndir, "Workers": v.workers, "Port": nport, "OriginPort": oport}, tlsData)); err != nil {
+	if err := render("templates/nginx.conf.tmpl", nconf, mergeData(mergeData(map[string]any{"Dir": ndir, "Workers": v.workers, "Port": nport, "OriginPort": oport}, s.bigTemplateData()), tlsData)); err != nil {
 		return nil, err
 	}
 	p, err := start(dir, "nginx", v.serverCPUs, nil, "nginx", "-p", ndir, "-c", nconf, "-e", filepath.Join(ndir, "error.log"))
@@ -450,7 +458,7 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 		return nil, err
 	}
 	vcl := filepath.Join(dir, "default.vcl")
-	if err := render("templates/varnish.vcl.tmpl", vcl, map[string]any{"OriginPort": oport}); err != nil {
+	if err := render("templates/varnish.vcl.tmpl", vcl, mergeData(map[string]any{"OriginPort": oport}, s.bigTemplateData())); err != nil {
 		return nil, err
 	}
 	p, err = start(dir, "varnish", v.serverCPUs, nil, "varnishd", "-F", "-a", s.varnAddr, "-f", vcl,
@@ -625,11 +633,7 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 		vr.rows = append(vr.rows, rw)
 		return err
 	}
-	systems := []struct {
-		name string
-		addr string
-		pids []int
-	}{
+	systems := []benchSystem{
 		{"edgecache", s.edge["edgecache"], []int{s.edgePid["edgecache"]}},
 		{"nginx", s.nginxAddr, []int{s.nginxPid}},
 		{"varnish", s.varnAddr, []int{s.varnPid}},
@@ -718,6 +722,9 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 	}
 	vr.missRequests = vr.find(wlMiss, "edgecache").res.Requests
 	vr.missOrigin = originCount{Requests: after.Requests - before.Requests, Distinct: after.Distinct - before.Distinct}
+	if err := s.rows19(o, scripts, systems, measure); err != nil { // rows19.go
+		return nil, err
+	}
 	if s.edge["edgecache-tls"] != "" { // tls.go
 		for _, r := range tlsRows(s, keysEnv, scripts) {
 			if err := measure(r.workload, r.system, r.addr, r.pids, r.w); err != nil {
@@ -787,6 +794,7 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 		if r.workload == wlL2 {
 			note = strings.TrimSpace(note + " CPU/req includes the 3 shards; vs the L1 rows of nginx/varnish")
 		}
+		note = strings.TrimSpace(note + " " + bigNote(r)) // rows19.go
 		if r.workload == wlL2TLS {
 			if p := vr.find(wlL2, "edgecache"); p != nil && p.res.RPS > 0 {
 				note = strings.TrimSpace(fmt.Sprintf("%s %.2fx the plain L2 row;", note, r.res.RPS/p.res.RPS))
@@ -928,6 +936,11 @@ func slicesMax(ds []time.Duration) time.Duration {
 
 // startStackMinimal starts the origin and the shards only.
 func startStackMinimal(ctx context.Context, o benchOpts, dir string, v variant) (*stack, error) {
+	return startStackShards(ctx, o, dir, 3)
+}
+
+// startStackShards starts the origin and n shards.
+func startStackShards(ctx context.Context, o benchOpts, dir string, n int) (*stack, error) {
 	s := &stack{dir: dir, edge: map[string]string{}, edgePid: map[string]int{}, token: randomHex()}
 	var err error
 	if s.originAddr, err = freeAddr(); err != nil {
@@ -943,7 +956,7 @@ func startStackMinimal(ctx context.Context, o benchOpts, dir string, v variant) 
 		s.stop()
 		return nil, err
 	}
-	for i := range 3 {
+	for i := range n {
 		port, err := freePort()
 		if err != nil {
 			s.stop()
@@ -1035,6 +1048,7 @@ func goals(out io.Writer, o benchOpts, all map[string]*variantResult, cold *cold
 			check(name+": L2 hit (no L1) >= 0.7x nginx", r >= 0.7, fmt.Sprintf("%.2fx", r))
 		}
 		tlsGoals(name, vr, check) // tls.go
+		goals19(name, vr, check)  // rows19.go
 		if vr.missOrigin.Distinct > 0 {
 			one := vr.missOrigin.Requests == int64(vr.missOrigin.Distinct)
 			check(name+": miss path sends one origin request per key", one,

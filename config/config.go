@@ -49,6 +49,8 @@ type Server struct {
 	HTTP2          HTTP2         `koanf:"http2"`
 	ProxyProtocol  ProxyProtocol `koanf:"proxy_protocol"`
 	RedirectListen string        `koanf:"redirect_listen"`
+	MemoryLimit    ByteSize      `koanf:"memory_limit"` // GOMEMLIMIT-style; caps the caches (memory.go)
+	viewMemoBytes  int64         // the view memo's bound under MemoryLimit (memory.go)
 }
 
 // Route maps requests (by host and path prefix) to an origin.

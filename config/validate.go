@@ -189,6 +189,7 @@ func (c *Config) Validate() error {
 	c.validateObservability(bad)
 	c.validateEdge(bad)
 	c.validateLimits(bad)
+	c.validateMemory(bad)
 	c.validateOrigins(bad)
 	c.validateForwarding(bad)
 	c.validateCaching(bad)

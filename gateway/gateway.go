@@ -26,7 +26,7 @@ const (
 	DefaultInternedKeys = 1 << 18
 	// DefaultViewMemoBytes bounds the decoded-entry memo by the bytes of
 	// the entries it keeps alive.
-	DefaultViewMemoBytes = 256 << 20
+	DefaultViewMemoBytes = config.DefaultViewMemoBytes
 )
 
 // Options are the parts of a Gateway that do not come from the config
@@ -90,7 +90,7 @@ type Gateway struct {
 func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g := &Gateway{
 		keys:      newKeyInterner(DefaultInternedKeys),
-		views:     newViewMemo(DefaultViewMemoBytes),
+		views:     newViewMemo(int(cfg.ViewMemoBytes())), // server.memory_limit may cap it
 		transport: o.Transport,
 		log:       o.Logger,
 		now:       o.Now,

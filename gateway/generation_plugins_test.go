@@ -10,9 +10,10 @@ import (
 	"github.com/edgecache/edgecache/internal/admin"
 )
 
-// TestPluginPoolsFullAfterReload: at startup a plugin's pool fills in the
-// background after its first instance; a reload publishes its generation
-// only once every pool is full, as the generation it replaces had them.
+// TestPluginPoolsFullAfterReload: at startup a plugin's pool grows in the
+// background after its first instance (WaitFull asks for all of it); a
+// reload publishes its generation only once the pools of the plugins it
+// swapped are full.
 func TestPluginPoolsFullAfterReload(t *testing.T) {
 	origin := newTestOrigin(t)
 	cfg := testConfig(origin.URL, nil)
@@ -39,10 +40,11 @@ func TestPluginPoolsFullAfterReload(t *testing.T) {
 		if err := g.Reload(&next, "test"); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"strip", "ttl"} {
-			if s := g.Generation().Plugin(name).Stats(); s.Instances != 4 {
-				t.Errorf("reload %d: %s published with %d instances, want 4", i, name, s.Instances)
-			}
+		// strip changed: its new pool must be full when published. ttl
+		// did not: it is the same plugin, whose pool may have shrunk
+		// meanwhile (wasm.DefaultIdleTimeout; elastic pools).
+		if s := g.Generation().Plugin("strip").Stats(); s.Instances != 4 {
+			t.Errorf("reload %d: strip published with %d instances, want 4", i, s.Instances)
 		}
 	}
 }

@@ -166,9 +166,11 @@ type PluginOptions struct {
 	// Config is given to the plugin's init hook (get_config); by
 	// convention JSON.
 	Config []byte
-	// PoolSize is the number of instances: one created by Load, the
-	// others in the background right after (Plugin.WaitFull).
+	// PoolSize is the most instances: the pool starts at one, created by
+	// Load, and grows on demand (or Plugin.WaitFull) up to PoolSize.
 	PoolSize int
+	// IdleTimeout closes an instance unused that long, keeping one.
+	IdleTimeout time.Duration
 	// Timeout bounds each hook call.
 	Timeout time.Duration
 	// MemoryLimitPages bounds each instance's memory, in 64 KiB pages.
@@ -218,10 +220,12 @@ type PluginStats struct {
 
 	// Instances is the number of live instances; Instantiated counts every
 	// instance created since Load (faults and recycling replace them),
-	// Recycled those closed after MaxCallsPerInstance calls.
+	// Recycled those closed after MaxCallsPerInstance calls, Retired
+	// those closed after IdleTimeout unused (the pool shrinking).
 	Instances    int
 	Instantiated uint64
 	Recycled     uint64
+	Retired      uint64
 	// MemoryBytes is the linear memory of the live instances, as of the
 	// end of their last call.
 	MemoryBytes int64

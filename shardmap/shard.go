@@ -152,8 +152,13 @@ func (s *Shard) clientOption() (valkey.ClientOption, error) {
 	o := valkey.ClientOption{
 		DisableCache:      s.opts.DisableL1,
 		CacheSizeEachConn: s.opts.L1BytesPerConn,
-		Dialer:            net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: s.opts.CommandTimeout}, // valkey-go pings every KeepAlive: a hung shard is found within about that
-		ConnWriteTimeout:  s.opts.CommandTimeout,
+		// valkey-go's default buffers are 0.5 MiB each way per connection
+		// (RATIONALE.md, "Footprint"); values larger than the buffer are
+		// read and written around it, so a small one costs no syscalls.
+		ReadBufferEachConn:  ConnBufferBytes,
+		WriteBufferEachConn: ConnBufferBytes,
+		Dialer:              net.Dialer{Timeout: s.opts.DialTimeout, KeepAlive: s.opts.CommandTimeout}, // valkey-go pings every KeepAlive: a hung shard is found within about that
+		ConnWriteTimeout:    s.opts.CommandTimeout,
 		// A cache command that fails goes to the origin, not around again:
 		// retrying would make the request wait out a failover. MOVED and
 		// ASK are still followed.
@@ -533,6 +538,13 @@ func delCmds(c valkey.Client, keys []string) valkey.Commands {
 	}
 	return cmds
 }
+
+// ConnBufferBytes is the read and the write buffer of each Valkey
+// connection: 64 KiB instead of valkey-go's 0.5 MiB. Commands and replies
+// of the gateway are one entry each; bufio reads and writes one larger
+// than the buffer directly, so the size only bounds how many small
+// pipelined replies one read takes in.
+const ConnBufferBytes = 64 << 10
 
 // TagPrefix starts the keys of the per-shard tag index sets.
 const TagPrefix = "edgecache:tag:"

@@ -21,15 +21,15 @@
 //     every import known, a memory exported;
 //  4. start the pool's watchdog, then create one instance, running its
 //     _initialize and init hook (with PluginOptions.Config);
-//  5. start the pool's filler, which creates the other PoolSize-1
-//     instances in the background.
+//  5. start the pool's filler, which creates further instances, up to
+//     PoolSize, when calls ask for them (see Pools).
 //
 // Any failure undoes the steps before it: a module that does not
 // instantiate, or whose init hook rejects the config, fails Load. Load
 // returns as soon as one instance is ready, so that a gateway with several
 // plugins starts serving without waiting for every pool (a Rust instance
-// takes a few milliseconds, a Go one ten). Plugin.WaitFull waits for the
-// rest and reports an instance that failed its init meanwhile (the filler
+// takes a few milliseconds, a Go one ten). Plugin.WaitFull grows the pool
+// to PoolSize, waits for it and reports an instance that failed its init meanwhile (the filler
 // logs it and retries with backoff). Plugin.Close refuses new calls,
 // waits for the calls in flight (each is bounded by the timeout), stops the
 // pool's goroutines and closes the runtime. A reload is the gateway's: a
@@ -44,16 +44,28 @@
 //
 // # Pools
 //
-// Each plugin has PoolSize instances, the first created by Load and the
-// others by the pool's filler right after: a call takes a free instance
-// (waiting at most the timeout when all are busy, then failing with
-// ErrBusy), runs one hook, and gives it back. An instance runs one call at
-// a time and is recycled after MaxCallsPerInstance calls, which bounds what
-// a leaky guest heap can grow to. Instances that were discarded or recycled
-// are replaced by the filler too, never on a request: a Go guest takes
-// ~10 ms to instantiate. The filler is the only goroutine that creates
-// instances after Load, and only while the pool is short, so the pool never
-// exceeds PoolSize.
+// A plugin's pool is elastic: it starts with the one instance Load
+// created and grows on demand up to PoolSize. A call takes the free
+// instance released last (a stack, so that under light load the same few
+// stay busy); when every instance is busy it raises the pool's target by
+// one, below PoolSize, and waits at most the timeout (then ErrBusy) for
+// whichever comes first, an instance released or the one the filler
+// creates. It runs one hook and gives the instance back. An instance runs
+// one call at a time and is recycled after MaxCallsPerInstance calls,
+// which bounds what a leaky guest heap can grow to. Instances that were
+// discarded or recycled are replaced by the filler, in the background. An
+// instance left free for IdleTimeout (DefaultIdleTimeout, 30 s) is closed
+// and lowers the target, keeping one: a plugin that is defined but cold
+// costs one instance (a Go one ~4.4 MiB), not PoolSize. The filler is the
+// only goroutine that creates instances after Load, and only while the
+// pool is below its target, so the pool never exceeds PoolSize.
+//
+// What that costs: the first calls of a burst that outgrows the pool wait
+// for an instantiation (0.1–8 ms, below), or for a busy instance to be
+// released, whichever is first; and when the only instance is recycled,
+// the next call waits for its replacement. A reload that swaps a plugin
+// calls WaitFull, so the new pool starts at PoolSize, and shrinks when
+// idle.
 //
 // A guest's memory is a Go slice, as wazero makes it, but an instance
 // starts with the capacity the plugin's earlier instances needed by the
@@ -68,7 +80,7 @@
 // 64 KiB of linear memory and 0.1 ms to instantiate; C 128 KiB, 0.2 ms;
 // AssemblyScript 64 KiB, 0.4 ms; Rust 1.1 MiB, 1–3 ms; Go 3.3 MiB of
 // linear memory (4.4 MiB of Go heap in all) and 5–8 ms. Four Go instances
-// cost about 18 MiB; raise PoolSize for C, Rust or AssemblyScript plugins
+// cost about 18 MiB when all are busy; raise PoolSize for C, Rust or AssemblyScript plugins
 // on bigger machines, lower it for Go plugins on small ones.
 //
 // Every call runs under a deadline (Timeout) and every instance under a

@@ -38,6 +38,9 @@ type instance struct {
 	fns   [hook.Count]api.Function
 	stack [1]uint64
 	calls int
+	// idleSince is the nanotime the instance was last put on the free
+	// stack; written and read under the pool's mu.
+	idleSince int64
 
 	// deadline is the nanotime by which the current call must end, 0 when
 	// idle, deadlineKilled once the watchdog closed the module.
@@ -119,33 +122,131 @@ func (in *instance) noteHeader() {
 // pool is the bounded set of instances of one plugin, and the two
 // goroutines that look after it: the watchdog, which closes instances
 // whose call is overdue, and the filler, which creates every instance
-// after Load's first and replaces those that were discarded (faults,
-// recycling), so that instantiation — milliseconds for a Go guest — never
-// runs on a request. The filler is the only goroutine that creates
-// instances once Load returns, which is what keeps the pool at its size.
+// after Load's first. The pool is elastic (doc.go, "Pools"): target is how
+// many instances it wants, from one up to size. A call that finds no free
+// instance raises target by one (while below size) and waits; the filler
+// keeps the live set at target, which also replaces discarded instances
+// (faults, recycling) in the background; an instance left free for
+// idleTimeout is closed and lowers target, never below one. The filler is
+// the only goroutine that creates instances once Load returns, which is
+// what keeps the pool at most at its size.
 type pool struct {
-	size   int
-	idle   chan *instance // free instances; capacity size, so release never blocks
-	mu     sync.Mutex
-	live   map[*instance]struct{} // idle and busy
+	size        int
+	idleTimeout time.Duration
+
+	mu sync.Mutex
+	// free is a stack: the instance released last is taken first, so
+	// that under light load the same few stay busy and the others age
+	// at the bottom until the filler closes them.
+	free    []*instance
+	live    map[*instance]struct{} // free and busy
+	target  int                    // instances wanted, in [1, size]
+	waiters int                    // callers waiting that no handoff has served yet
+	// handoff passes released or new instances to waiting callers; its
+	// capacity (size) bounds the waiters that can be owed one, so a send
+	// under mu never blocks.
+	handoff chan *instance
+
 	refill chan struct{}
 	ctx    context.Context    // the goroutines' lifetime; not a request context
 	cancel context.CancelFunc // stops the goroutines and any instantiation
 	wg     sync.WaitGroup
 
-	// filled is closed when the filler's first round ends: the pool full
-	// (fillErr nil) or the error that interrupted it. fillErr is written
-	// once, before the close.
+	// filled is closed when the pool holds size instances for the first
+	// time (fillErr nil), or with the error that interrupted the filling
+	// WaitFull asked for. fillErr is written once, before the close.
 	filled  chan struct{}
 	fillErr error
 }
 
-func (pl *pool) init(size int) {
-	pl.size = size
-	pl.idle = make(chan *instance, size)
+func (pl *pool) init(size int, idleTimeout time.Duration) {
+	pl.size, pl.idleTimeout = size, idleTimeout
+	pl.free = make([]*instance, 0, size)
 	pl.live = make(map[*instance]struct{}, size)
+	pl.target = 1
+	pl.handoff = make(chan *instance, size)
 	pl.refill = make(chan struct{}, 1)
 	pl.filled = make(chan struct{})
+}
+
+// put makes in available: to a waiting caller if there is one, else on
+// top of the free stack.
+func (pl *pool) put(in *instance) {
+	pl.mu.Lock()
+	if pl.waiters > 0 {
+		pl.waiters--
+		pl.handoff <- in
+	} else {
+		in.idleSince = nanotime()
+		pl.free = append(pl.free, in)
+	}
+	pl.mu.Unlock()
+}
+
+// take pops the instance released last, or registers the caller as a
+// waiter and asks for one more instance (while below size).
+func (pl *pool) take() (in *instance, wait bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if n := len(pl.free); n > 0 {
+		in = pl.free[n-1]
+		pl.free[n-1] = nil
+		pl.free = pl.free[:n-1]
+		return in, false
+	}
+	pl.waiters++
+	if pl.target < pl.size {
+		pl.target++
+	}
+	return nil, true
+}
+
+// giveUp ends a wait that timed out. When a handoff already served the
+// caller (no waiter left owed one), the instance is in handoff: take it.
+func (pl *pool) giveUp() *instance {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.waiters > 0 {
+		pl.waiters--
+		return nil
+	}
+	return <-pl.handoff
+}
+
+// short reports whether the pool has fewer live instances than it wants.
+func (pl *pool) short() bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.live) < pl.target
+}
+
+// grow raises target to size, for WaitFull.
+func (pl *pool) grow() {
+	pl.mu.Lock()
+	pl.target = pl.size
+	pl.mu.Unlock()
+	pl.kick()
+}
+
+// reap removes from the pool the instances free for longer than
+// idleTimeout, oldest first, keeping one, and returns them to be closed.
+func (pl *pool) reap(now int64) []*instance {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	n := 0
+	for n < len(pl.free) && len(pl.live) > 1 && now-pl.free[n].idleSince > int64(pl.idleTimeout) {
+		delete(pl.live, pl.free[n])
+		pl.target = max(1, pl.target-1)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := append([]*instance(nil), pl.free[:n]...)
+	m := copy(pl.free, pl.free[n:])
+	clear(pl.free[m:])
+	pl.free = pl.free[:m]
+	return out
 }
 
 func (pl *pool) startWatchdog(p *Plugin) {
@@ -227,9 +328,14 @@ func (p *Plugin) watchdog(ctx context.Context) {
 	}
 }
 
-// filler tops the pool up to its size whenever kicked, backing off while
-// instantiation fails. Load kicks it once, for the instances after the
-// first; how that first round ends is what WaitFull reports.
+// reapTick is how often the filler looks for instances idle for longer
+// than timeout: a quarter of it, so an instance lives at most 1.25 times
+// the idle timeout past its last call.
+func reapTick(timeout time.Duration) time.Duration { return max(timeout/4, time.Millisecond) }
+
+// filler keeps the pool at its target whenever kicked, backing off while
+// instantiation fails, and closes the instances idle for too long. How the
+// first fill to size ends (WaitFull) is what filled reports.
 func (p *Plugin) filler(ctx context.Context) {
 	defer p.wg.Done()
 	settled := false
@@ -240,14 +346,22 @@ func (p *Plugin) filler(ctx context.Context) {
 		}
 	}
 	defer settle(ErrClosed)
+	reap := time.NewTicker(reapTick(p.idleTimeout))
+	defer reap.Stop()
 	backoff := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-reap.C:
+			for _, in := range p.reap(nanotime()) {
+				_ = in.mod.Close(context.Background())
+				p.stats.retired.Add(1)
+			}
+			continue
 		case <-p.refill:
 		}
-		for p.liveCount() < p.size {
+		for p.short() {
 			if ctx.Err() != nil {
 				return // closed: instantiating goes on with a done context
 			}
@@ -267,9 +381,11 @@ func (p *Plugin) filler(ctx context.Context) {
 				continue
 			}
 			backoff = 100 * time.Millisecond
-			p.idle <- in
+			p.put(in)
 		}
-		settle(nil)
+		if p.liveCount() >= p.size {
+			settle(nil)
+		}
 	}
 }
 
@@ -318,8 +434,9 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
-// acquire takes a free instance, waiting up to the plugin's timeout when
-// every instance is busy.
+// acquire takes a free instance. When every instance is busy it asks the
+// filler for one more (up to PoolSize) and waits up to the plugin's
+// timeout for whichever comes first: a new instance or a released one.
 func (p *Plugin) acquire(h hook.ID) (*instance, error) {
 	if p.closed.Load() {
 		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrClosed}
@@ -328,18 +445,20 @@ func (p *Plugin) acquire(h hook.ID) (*instance, error) {
 		p.stats.suspended.Add(1)
 		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrSuspended}
 	}
-	select {
-	case in := <-p.idle:
+	in, wait := p.take()
+	if !wait {
 		return in, nil
-	default:
 	}
 	p.kick()
 	t := time.NewTimer(p.opts.Timeout)
 	defer t.Stop()
 	select {
-	case in := <-p.idle:
+	case in := <-p.handoff:
 		return in, nil
 	case <-t.C:
+		if in := p.giveUp(); in != nil {
+			return in, nil
+		}
 		p.stats.busy.Add(1)
 		return nil, &HookError{Plugin: p.name, Hook: h, Err: ErrBusy}
 	}
@@ -354,10 +473,11 @@ func (p *Plugin) release(in *instance) {
 		p.discard(in)
 		return
 	}
-	p.idle <- in
+	p.put(in)
 }
 
-// discard closes an instance and has the filler replace it. A trapped
+// discard closes an instance and has the filler replace it (the target
+// stays). A trapped
 // instance is never reused: wazero leaves it callable, but its memory and
 // globals may be anywhere.
 func (p *Plugin) discard(in *instance) {

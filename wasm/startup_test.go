@@ -74,8 +74,8 @@ func loadInitWrite(t *testing.T, out *gatedOutput, poolSize int) (*wasm.Plugin, 
 }
 
 // TestLoadFillsPoolInBackground: Load returns once one instance has run its
-// init hook, and the plugin answers calls; the filler creates the others
-// and WaitFull waits for them.
+// init hook, and the plugin answers calls; WaitFull grows the pool, the
+// filler creates the others in the background and WaitFull waits for them.
 func TestLoadFillsPoolInBackground(t *testing.T) {
 	out := &gatedOutput{free: 1, release: make(chan struct{})}
 	p, err := loadInitWrite(t, out, 4)

@@ -155,6 +155,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		format = cfg.Log.Format
 	}
 	log = telemetry.NewLogger(stderr, format, cfg.Log.Level)
+	memLimit := newMemoryLimit()
+	memLimit.apply(cfg, log)
 	tracing, err := telemetry.NewTracing(ctx, exportOf(cfg.Telemetry), "")
 	if err != nil {
 		log.Error("cannot start tracing", "err", err)
@@ -185,6 +187,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer g.Close()
 	api := admin.New(g, token) // the admin API and status page, over the gateway's View
 	defer api.Close()
+	memLimit.settle()
 	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
 	if err != nil {
 		log.Error("cannot start the traffic listener", "err", err)
@@ -229,7 +232,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("reloading configuration", "trigger", trigger)
 		// Errors are logged and kept for the admin status.
 		if g.ReloadSource() == nil {
+			memLimit.apply(g.Generation().Config, log)
 			reloadEdge(edge, g, log)
+			memLimit.settle()
 		}
 	}
 	hup := make(chan os.Signal, 1)
