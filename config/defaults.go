@@ -67,6 +67,7 @@ func (c *Config) EnsureDefaults() *Config {
 	c.ensureOriginsDefaults()
 	c.ensureForwardingDefaults()
 	c.ensureCachingDefaults()
+	c.ensureCompressDefaults()
 	return c
 }
 

@@ -58,6 +58,9 @@ type fetched struct {
 	// one user's page (policies.Private): only the request that made the
 	// fetch gets it; waiters fetch on their own.
 	private bool
+	// coded is set when the body is a compressed entry's (encode.go): each
+	// client gets the coding it accepts.
+	coded *codings
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -203,6 +206,7 @@ func (fl *fill) revalidated(f *fetched) {
 	f.status, f.header, f.body, f.fwdStatus = stale.status, merged, stale.body, http.StatusNotModified
 	f.etag, f.lastMod = merged.Get("Etag"), merged.Get("Last-Modified")
 	f.setCookie = nil
+	fl.recode(f) // a compressed entry (encode.go)
 }
 
 // readAndStore reads the body within the fill's bounds (fillbuf.go) and

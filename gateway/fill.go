@@ -120,6 +120,7 @@ func (fl *fill) store(ctx context.Context, f *fetched, originHeader http.Header)
 		f.detail = policies.ReasonStaleOnArrival
 		return
 	}
+	fl.compress(f) // encode.go
 	storeKey, ok := fl.storeKey(ctx, f, retain, now)
 	if !ok {
 		return

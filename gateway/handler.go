@@ -318,6 +318,7 @@ func (st *reqState) request(r *http.Request) {
 // one write of the body, no flush. A conditional request that the entry
 // satisfies gets 304.
 func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
+	v = v.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)

@@ -143,7 +143,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 
 // writeFetched writes the origin's response of a fill, whole.
 func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answer, shardErr bool) {
-	f := a.f
+	f := a.f.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
 	switch {
 	case f.fwdStatus == http.StatusNotModified:
 		st.rec.outcome = outRevalidate

@@ -115,4 +115,4 @@ func newMarker(names []string, now time.Time) (val []byte, id string) {
 
 // stripInternal removes internal headers an origin must not smuggle into
 // the cache.
-func stripInternal(h http.Header) { delete(h, hdrVaryMarker) }
+func stripInternal(h http.Header) { delete(h, hdrVaryMarker); delete(h, hdrCodings) }

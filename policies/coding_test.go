@@ -1,0 +1,50 @@
+package policies
+
+import "testing"
+
+func TestPreferredOf(t *testing.T) {
+	all := []string{"br", "zstd", "gzip"}
+	tests := []struct {
+		name string
+		ae   []string
+		have []string
+		want string
+	}{
+		{"no field", nil, all, ""},
+		{"empty field", []string{""}, all, ""},
+		{"browser", []string{"gzip, deflate, br, zstd"}, all, "br"},
+		{"gzip only", []string{"gzip"}, all, "gzip"},
+		{"x-gzip", []string{"x-gzip"}, all, "gzip"},
+		{"q-values", []string{"br;q=0.5, gzip;q=0.8, zstd;q=0.1"}, all, "gzip"},
+		{"tie goes to server order", []string{"gzip, zstd"}, all, "zstd"},
+		{"q=0 excludes", []string{"br;q=0, gzip"}, all, "gzip"},
+		{"star", []string{"*"}, all, "br"},
+		{"star with exclusion", []string{"*, br;q=0"}, all, "zstd"},
+		{"identity preferred", []string{"identity, gzip;q=0.5"}, all, ""},
+		{"identity refused, nothing else", []string{"identity;q=0"}, all, ""},
+		{"star refused", []string{"*;q=0"}, all, ""},
+		{"unknown codings only", []string{"xbr, compress, deflate"}, all, ""},
+		{"hostile near-misses", []string{"zstd, xbr"}, []string{"br", "gzip"}, ""},
+		{"not stored", []string{"br"}, []string{"gzip"}, ""},
+		{"bad q refuses", []string{"br;q=2, gzip;q=0.9"}, all, "gzip"},
+		{"case and spaces", []string{" GZIP ; Q=0.5 , Br;q=0.4"}, all, "gzip"},
+		{"several lines", []string{"gzip;q=0.1", "br"}, all, "br"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PreferredOf(tt.ae, tt.have); got != tt.want {
+				t.Errorf("PreferredOf(%q, %q) = %q, want %q", tt.ae, tt.have, got, tt.want)
+			}
+			if got := PreferredOf(tt.ae, tt.have); got != "" && !AcceptsCoding(tt.ae, got) {
+				t.Errorf("PreferredOf chose %q, which the request does not accept", got)
+			}
+		})
+	}
+}
+
+func TestPreferredOfAllocs(t *testing.T) {
+	ae, have := []string{"gzip, deflate, br;q=0.9, zstd"}, []string{"br", "zstd", "gzip"}
+	if n := testing.AllocsPerRun(100, func() { _ = PreferredOf(ae, have) }); n != 0 {
+		t.Errorf("PreferredOf allocates %.1f times", n)
+	}
+}
