@@ -248,7 +248,7 @@ func parseCodings(header http.Header, body []byte) (*codings, error) {
 		}
 		cd, ok := codingNamed(f[0])
 		n, err := strconv.Atoi(f[2])
-		if !ok || err != nil || n < 0 || n > maxDecodedBody {
+		if !ok || err != nil || n < 0 || n > maxDecodedBody || c.reps[cd].header != nil {
 			return nil, fmt.Errorf("%w: %q", errCodings, v)
 		}
 		var b []byte
@@ -269,7 +269,7 @@ func parseCodings(header http.Header, body []byte) (*codings, error) {
 	}
 	if c.lazy {
 		c.src = c.order[0]
-		for _, cd := range [...]compress.Coding{compress.Gzip, compress.Brotli, compress.Zstd} { // fastest to decode last
+		for _, cd := range [...]compress.Coding{compress.Brotli, compress.Gzip, compress.Zstd} { // fastest to decode last
 			if c.reps[cd].header != nil {
 				c.src = cd
 			}

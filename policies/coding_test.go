@@ -48,3 +48,27 @@ func TestPreferredOfAllocs(t *testing.T) {
 		t.Errorf("PreferredOf allocates %.1f times", n)
 	}
 }
+
+// FuzzPreferredOf: never panics, never picks a coding the entry lacks or
+// one the field does not accept.
+func FuzzPreferredOf(f *testing.F) {
+	for _, s := range []string{"br, gzip", "*;q=0", "identity;q=0", "gzip;q=0.5, br;q=0.5", ";;,,", "x-gzip;Q=1.000", "zstd, xbr"} {
+		f.Add(s)
+	}
+	have := []string{"br", "zstd", "gzip"}
+	f.Fuzz(func(t *testing.T, ae string) {
+		for n := range len(have) + 1 {
+			c := PreferredOf([]string{ae}, have[:n])
+			if c == "" {
+				continue
+			}
+			found := false
+			for _, h := range have[:n] {
+				found = found || h == c
+			}
+			if !found || !AcceptsCoding([]string{ae}, c) {
+				t.Fatalf("%q among %q: chose %q", ae, have[:n], c)
+			}
+		}
+	})
+}
