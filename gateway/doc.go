@@ -30,7 +30,9 @@
 // the singleflight leader runs — run (recheck, the cross-gateway lock),
 // fetch (fetch.go: the origin request, the body within its bounds), store
 // (decide, storeKey, write) — and whose result miss.go writes to the
-// leader and to every waiter. proxy.go is the pass-through proxy and the
+// leader and to every waiter. encode.go compresses what the fill stores
+// (once, into every coding) and picks the coding a hit sends. proxy.go is
+// the pass-through proxy and the
 // invalidation of unsafe methods. generation.go builds what a config
 // means (routes, plugins, pools, the store); gateway.go publishes and
 // retires generations.
