@@ -412,3 +412,46 @@ func TestCompressOriginVaryAndInternalField(t *testing.T) {
 		t.Errorf("/evil: origin saw %d requests, want 1", n)
 	}
 }
+
+// TestCompressRevalidated: a stale compressed entry is revalidated with
+// the origin's own tag, a 304 refreshes it without the body, and every
+// client still gets its coding of the same body (large: identity is
+// decoded, small: stored).
+func TestCompressRevalidated(t *testing.T) {
+	for _, size := range []int{1 << 10, 16 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			body := jsonBody(size)
+			var full, notMod atomic.Int32
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Etag", `"r1"`)
+				w.Header().Set("Cache-Control", "max-age=1")
+				w.Header().Set("Content-Type", "application/json")
+				if r.Header.Get("If-None-Match") == `"r1"` {
+					notMod.Add(1)
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				full.Add(1)
+				_, _ = w.Write(body)
+			}))
+			defer origin.Close()
+			cfg := testConfig(origin.URL, nil)
+			cfg.Routes[0].DefaultTTL = 0
+			_, base := startGateway(t, cfg)
+			getCoded(t, http.MethodGet, base+"/r", "gzip")
+			time.Sleep(1100 * time.Millisecond)
+			for _, c := range []struct{ ae, want string }{{"br", "br"}, {"-", ""}, {"zstd", "zstd"}, {"gzip", "gzip"}, {"identity", ""}} {
+				r := getCoded(t, http.MethodGet, base+"/r", c.ae)
+				if ce := r.header.Get("Content-Encoding"); ce != c.want || !bytes.Equal(r.body, body) {
+					t.Errorf("%q: Content-Encoding %q, body equal %v (%s)", c.ae, ce, bytes.Equal(r.body, body), r.header.Get("Cache-Status"))
+				}
+				if r.header.Get("Edgecache-Codings") != "" {
+					t.Errorf("%q: the internal field reached the client", c.ae)
+				}
+			}
+			if full.Load() != 1 || notMod.Load() != 1 {
+				t.Errorf("origin sent %d full responses and %d 304s, want 1 and 1", full.Load(), notMod.Load())
+			}
+		})
+	}
+}
