@@ -69,6 +69,34 @@ func FuzzPreferredOf(f *testing.F) {
 			if !found || !AcceptsCoding([]string{ae}, c) {
 				t.Fatalf("%q among %q: chose %q", ae, have[:n], c)
 			}
+			if ref := preferredOfRef([]string{ae}, have[:n]); ref != c {
+				t.Fatalf("%q among %q: chose %q, the per-coding reading %q", ae, have[:n], c, ref)
+			}
 		}
 	})
+}
+
+// preferredOfRef is PreferredOf read one coding at a time (qOf), as
+// AcceptsCoding reads the field: the fuzzer holds the one-pass reading to
+// it.
+func preferredOfRef(vals []string, have []string) string {
+	if vals == nil {
+		return ""
+	}
+	best, bestQ := "", 0
+	for _, c := range have {
+		q, ok := qOf(vals, c)
+		if !ok {
+			if q, ok = qOf(vals, "*"); !ok {
+				continue
+			}
+		}
+		if q > bestQ {
+			best, bestQ = c, q
+		}
+	}
+	if iq, ok := qOf(vals, "identity"); ok && iq > bestQ {
+		return ""
+	}
+	return best
 }
