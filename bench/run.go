@@ -693,6 +693,16 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 			}
 		}
 	}
+	// The compressed hit, against nginx with gzip on (compress.go).
+	crows, err := compressedRows(ctx, s, keysEnv, scripts)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range crows {
+		if err := measure(r.workload, r.system, r.addr, r.pids, r.w); err != nil {
+			return nil, err
+		}
+	}
 	// L2 hits plain, then over TLS to the same shards, back to back.
 	for _, l2 := range []struct{ workload, instance string }{{wlL2, "edgecache-l2"}, {wlL2TLS, "edgecache-l2tls"}} {
 		pids := append([]int{s.edgePid[l2.instance]}, s.shardPids...)

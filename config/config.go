@@ -21,6 +21,8 @@ type Config struct {
 	Log       Log       `koanf:"log"`
 	// Forwarding is what fills and passes tell the origin (security.go).
 	Forwarding Forwarding `koanf:"forwarding"`
+	// Compress is every route's compression at fill time (compress.go).
+	Compress Compress `koanf:"compress"`
 }
 
 // Server is the traffic listener.
@@ -130,6 +132,8 @@ type Route struct {
 	DeceptionArmor bool `koanf:"deception_armor"`
 	// Caching: targeted cache control and compression (caching.go).
 	Caching Caching `koanf:"caching"`
+	// Compress overrides the top-level compress block (compress.go).
+	Compress Compress `koanf:"compress"`
 }
 
 // Shard is one Valkey shard of the L2: exactly one of Addr (a standalone

@@ -67,6 +67,7 @@ func (c *Config) EnsureDefaults() *Config {
 	c.ensureOriginsDefaults()
 	c.ensureForwardingDefaults()
 	c.ensureCachingDefaults()
+	c.ensureCompressDefaults()
 	c.applyMemoryLimit() // last: caps the bounds filled in above
 	return c
 }

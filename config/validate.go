@@ -193,6 +193,7 @@ func (c *Config) Validate() error {
 	c.validateOrigins(bad)
 	c.validateForwarding(bad)
 	c.validateCaching(bad)
+	c.validateCompress(bad)
 	return errors.Join(errs...)
 }
 

@@ -30,14 +30,24 @@ func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 
 // warmHit starts a gateway for cfg and warms one key until it is served
 // from the tier wantCS names; it returns the handler, the request and the
-// writer to reuse.
-func warmHit(tb testing.TB, cfg *config.Config, wantCS string) (http.Handler, *http.Request, *discardWriter) {
+// writer to reuse. With ae the request sends that Accept-Encoding and the
+// body is a compressible JSON document the fill compresses; without, the
+// route does not compress (a plain hit, as before compression).
+func warmHit(tb testing.TB, cfg *config.Config, wantCS, ae string) (http.Handler, *http.Request, *discardWriter) {
 	origin := newTestOrigin(tb)
 	origin.body = func(string) string { return string(make([]byte, 1024)) }
+	if ae != "" {
+		origin.body = func(string) string { return string(jsonBody(1024)) }
+	} else {
+		cfg.Routes[0].Compress.Disabled = true
+	}
 	cfg.Routes[0].Origin = origin.URL
 	g, _ := startGateway(tb, cfg)
 	h := g.Handler()
 	req := httptest.NewRequest(http.MethodGet, "http://bench.example/products/12345?a=1&b=2", nil)
+	if ae != "" {
+		req.Header.Set("Accept-Encoding", ae)
+	}
 	w := &discardWriter{h: http.Header{}}
 	// Miss, then L2, then L1: the L1 may remember the miss until Valkey's
 	// invalidation of it arrives, so warm up until the tier is reached.
@@ -57,8 +67,8 @@ func warmHit(tb testing.TB, cfg *config.Config, wantCS string) (http.Handler, *h
 
 // benchHit measures the handler on a warm key: one request and one writer,
 // reused.
-func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
-	h, req, w := warmHit(b, cfg, wantCS)
+func benchHit(b *testing.B, cfg *config.Config, wantCS, ae string) {
+	h, req, w := warmHit(b, cfg, wantCS, ae)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -68,6 +78,9 @@ func benchHit(b *testing.B, cfg *config.Config, wantCS string) {
 	b.StopTimer()
 	if w.status != 200 || w.h.Get("Cache-Status") != wantCS {
 		b.Fatalf("status %d, %q", w.status, w.h.Get("Cache-Status"))
+	}
+	if ae != "" && w.h.Get("Content-Encoding") == "" {
+		b.Fatalf("Accept-Encoding %q was not sent a coding", ae)
 	}
 }
 
@@ -84,25 +97,31 @@ func TestHitAllocs(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  func() *config.Config
+		ae   string // a compressed entry's hit (encode.go)
 	}{
-		{"embedded", func() *config.Config { return testConfig("http://unused", nil) }},
-		{"valkey-l1", func() *config.Config { return testConfig("http://unused", valkeytest.Start(t, 1)) }},
+		{"embedded", func() *config.Config { return testConfig("http://unused", nil) }, ""},
+		{"valkey-l1", func() *config.Config { return testConfig("http://unused", valkeytest.Start(t, 1)) }, ""},
 		{"valkey-l1-wasm-key", func() *config.Config {
 			cfg := testConfig("http://unused", valkeytest.Start(t, 1))
 			cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(t, "examples/go-stripparams.wasm")}}
 			cfg.Routes[0].Plugins = []string{"strip"}
 			return cfg
-		}},
+		}, ""},
+		{"valkey-l1-compressed", func() *config.Config { return testConfig("http://unused", valkeytest.Start(t, 1)) }, "br, gzip"},
+		{"embedded-compressed-identity", func() *config.Config { return testConfig("http://unused", nil) }, "identity"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h, req, w := warmHit(t, c.cfg(), hitL1)
+			h, req, w := warmHit(t, c.cfg(), hitL1, c.ae)
 			allocs := testing.AllocsPerRun(200, func() {
 				clear(w.h)
 				h.ServeHTTP(w, req)
 			})
 			if w.status != 200 || w.h.Get("Cache-Status") != hitL1 {
 				t.Fatalf("status %d, %q: not an L1 hit", w.status, w.h.Get("Cache-Status"))
+			}
+			if c.ae == "br, gzip" && w.h.Get("Content-Encoding") != "br" {
+				t.Fatalf("Content-Encoding %q, want br", w.h.Get("Content-Encoding"))
 			}
 			if allocs != 0 {
 				t.Errorf("an L1 hit allocates %.1f times per request; want 0", allocs)
@@ -113,21 +132,26 @@ func TestHitAllocs(t *testing.T) {
 
 func BenchmarkHit(b *testing.B) {
 	b.Run("embedded", func(b *testing.B) {
-		benchHit(b, testConfig("http://unused", nil), hitL1)
+		benchHit(b, testConfig("http://unused", nil), hitL1, "")
 	})
 	b.Run("valkey-l1", func(b *testing.B) {
-		benchHit(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1)
+		benchHit(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1, "")
+	})
+	// A compressed entry's hit: the coding is picked from Accept-Encoding
+	// and its stored body written; no compression work (encode.go).
+	b.Run("valkey-l1-compressed", func(b *testing.B) {
+		benchHit(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1, "br, gzip")
 	})
 	b.Run("valkey-l1-wasm-key", func(b *testing.B) {
 		cfg := testConfig("http://unused", valkeytest.Start(b, 3))
 		cfg.Plugins = []config.Plugin{{Name: "strip", Path: pluginPath(b, "examples/go-stripparams.wasm")}}
 		cfg.Routes[0].Plugins = []string{"strip"}
-		benchHit(b, cfg, hitL1)
+		benchHit(b, cfg, hitL1, "")
 	})
 	b.Run("valkey-l2", func(b *testing.B) {
 		cfg := testConfig("http://unused", valkeytest.Start(b, 3))
 		cfg.Valkey.DisableL1 = true
-		benchHit(b, cfg, hitL2)
+		benchHit(b, cfg, hitL2, "")
 	})
 }
 

@@ -34,7 +34,9 @@
 // miss.go writes to the leader and to every waiter. A longer body is read
 // on by the fill's own goroutine into a tee (tee.go) that the leader, the
 // waiters and requests that miss meanwhile (Gateway.busy) follow at their
-// own pace; it is stored once complete. proxy.go is the pass-through proxy and the
+// own pace; it is stored once complete. encode.go compresses what the
+// fill stores (once, into every coding) and picks the coding a hit sends.
+// proxy.go is the pass-through proxy and the
 // invalidation of unsafe methods. generation.go builds what a config
 // means (routes, plugins, pools, the store); gateway.go publishes and
 // retires generations.

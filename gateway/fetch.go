@@ -66,6 +66,9 @@ type fetched struct {
 	// tee is set when the body was still coming when the fill answered
 	// (tee.go): each client follows it.
 	tee *tee
+	// coded is set when the body is a compressed entry's (encode.go): each
+	// client gets the coding it accepts.
+	coded *codings
 }
 
 // fetchReq is what a fetch needs of the client request. For a background
@@ -217,6 +220,7 @@ func (fl *fill) revalidated(f *fetched) {
 	f.status, f.header, f.body, f.fwdStatus = stale.status, merged, stale.body, http.StatusNotModified
 	f.etag, f.lastMod = merged.Get("Etag"), merged.Get("Last-Modified")
 	f.setCookie = nil
+	fl.recode(f) // a compressed entry (encode.go)
 }
 
 // readAndStore reads the first piece of the body within the fill's

@@ -129,6 +129,7 @@ func (fl *fill) keep(ctx context.Context, f *fetched, dec policies.Decision, now
 		f.detail = policies.ReasonStaleOnArrival
 		return
 	}
+	fl.compress(f) // encode.go
 	storeKey, ok := fl.storeKey(ctx, f, retain, now)
 	if !ok {
 		return

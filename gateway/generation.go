@@ -80,6 +80,7 @@ type route struct {
 	fwd            *forwarding             // the generation's forwarding section (forward.go)
 	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
 	allowedOrigins map[string]bool         // hosts a miss plugin may send the request to (miss.go)
+	compress       *compression            // nil: not compressed at fill time (encode.go)
 }
 
 // build turns a validated config into the next generation, published
@@ -150,7 +151,8 @@ func (g *Generation) newRoute(i int, rc config.Route, transport http.RoundTrippe
 		swr: rc.StaleWhileRevalidate, sie: rc.StaleIfError, targetedField: http.CanonicalHeaderKey(rc.Caching.TargetedField), keep: max(rc.Keep, 0),
 		ignoreClientNoCache: !rc.HonorClientNoCache, varyNormalize: map[string]bool{},
 		lockWait: rc.LockWait, originHost: rc.OriginHost, fwd: fwd,
-		privacy: policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
+		privacy:  policies.PrivacyOptions{StoreSetCookie: rc.CacheSetCookie, StoreWithCookie: rc.CacheWithCookie, DeceptionArmor: rc.DeceptionArmor},
+		compress: newCompression(rc.Compress),
 	}
 	rt.usePool(g.pools, rc.Origin, transport)
 	builtin := RoutePolicies(rc)

@@ -261,7 +261,8 @@ func (st *reqState) request(r *http.Request) {
 // one write of the body, no flush. A conditional request that the entry
 // satisfies gets 304.
 func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
-	earlyHints(w, r, v) // hints.go
+	earlyHints(w, r, v)                          // hints.go
+	v = v.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)

@@ -92,6 +92,10 @@ type view struct {
 	// the variant and the marker's id; it is not a response.
 	varyNames []string
 	varyID    string
+
+	// coded is set on a compressed entry (encode.go): its representations,
+	// one per coding; serving picks one (represent).
+	coded *codings
 }
 
 // age returns the entry's age at now (unix ms), in ms.
@@ -243,6 +247,14 @@ func decodeView(raw []byte) *view {
 			v.fields = h1.AppendField(v.fields, k, vv)
 		}
 		_, v.hasDate = h["Date"]
+	}
+	if len(h[hdrCodings]) > 0 { // compressed at fill time (encode.go)
+		c, err := parseCodings(h, e.Body)
+		if err != nil {
+			return nil
+		}
+		v.coded = c
+		c.bind(v)
 	}
 	return v
 }

@@ -172,8 +172,10 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 
 // writeFetched writes the origin's response of a fill, whole.
 func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answer) {
-	f := a.f
-	if writeFetchedHead(w, r, st, a, int64(len(f.body))) && r.Method != http.MethodHead {
+	rep := *a
+	rep.f = a.f.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
+	f := rep.f
+	if writeFetchedHead(w, r, st, &rep, int64(len(f.body))) && r.Method != http.MethodHead {
 		_, _ = w.Write(f.body)
 	}
 }

@@ -98,4 +98,5 @@ func stripInternal(h http.Header) {
 	delete(h, hdrVaryMarker)
 	delete(h, hdrRevalidate)
 	delete(h, hdrEarlyHints)
+	delete(h, hdrCodings)
 }

@@ -137,27 +137,7 @@ func AcceptsContentCoding(vals []string, ce string) bool {
 // PreferredCoding returns the coding of VariantCodings a request with
 // Accept-Encoding vals prefers (highest q-value, ties in VariantCodings
 // order), or "" when it accepts none of them or prefers identity.
-func PreferredCoding(vals []string) string {
-	if vals == nil {
-		return ""
-	}
-	best, bestQ := "", 0
-	for _, c := range VariantCodings {
-		q, ok := qOf(vals, c)
-		if !ok {
-			if q, ok = qOf(vals, "*"); !ok {
-				continue
-			}
-		}
-		if q > bestQ {
-			best, bestQ = c, q
-		}
-	}
-	if iq, ok := qOf(vals, "identity"); ok && iq > bestQ {
-		return ""
-	}
-	return best
-}
+func PreferredCoding(vals []string) string { return PreferredOf(vals, VariantCodings[:]) }
 
 // VariantCoding returns the variant a response with Content-Encoding
 // field values ce is stored as: "" (identity) or one of VariantCodings;

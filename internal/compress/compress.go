@@ -24,18 +24,6 @@ const (
 	Brotli
 )
 
-// Set is a set of codings, as a bitmask of 1<<Coding.
-type Set uint8
-
-// Has reports whether c is in s.
-func (s Set) Has(c Coding) bool { return s&(1<<c) != 0 }
-
-// With returns s with c added.
-func (s Set) With(c Coding) Set { return s | 1<<c }
-
-// All is every coding Encode can make.
-const All Set = 1<<Gzip | 1<<Zstd | 1<<Brotli
-
 // String returns the coding's name as Content-Encoding writes it.
 func (c Coding) String() string {
 	switch c {

@@ -154,71 +154,6 @@ func TestValidType(t *testing.T) {
 	}
 }
 
-func TestChoose(t *testing.T) {
-	all := All
-	gzipOnly := Set(0).With(Gzip)
-	tests := []struct {
-		name string
-		ae   []string
-		have Set
-		want Coding
-	}{
-		{"absent", nil, all, Identity},
-		{"empty", []string{""}, all, Identity},
-		{"br gzip", []string{"br, gzip"}, all, Brotli},
-		{"gzip br order ignored", []string{"gzip, br"}, all, Brotli},
-		{"browser", []string{"gzip, deflate, br, zstd"}, all, Brotli},
-		{"zstd over gzip", []string{"gzip, zstd"}, all, Zstd},
-		{"q beats preference", []string{"br;q=0.5, gzip"}, all, Gzip},
-		{"q three digits", []string{"br;q=0.801, zstd;q=0.8"}, all, Brotli},
-		{"only available", []string{"br, gzip"}, gzipOnly, Gzip},
-		{"none available", []string{"br"}, gzipOnly, Identity},
-		{"x-gzip", []string{"x-gzip"}, all, Gzip},
-		{"case", []string{"GZIP, Br"}, all, Brotli},
-		{"star", []string{"*"}, all, Brotli},
-		{"star with refusal", []string{"*, br;q=0"}, all, Zstd},
-		{"star low", []string{"gzip, *;q=0.1"}, all, Gzip},
-		{"q=0 refuses", []string{"gzip;q=0"}, gzipOnly, Identity},
-		{"identity preferred by q", []string{"gzip;q=0.5, identity"}, all, Identity},
-		{"identity tie loses", []string{"identity, gzip"}, all, Gzip},
-		{"identity refused, nothing else", []string{"identity;q=0"}, Set(0), Identity},
-		{"identity refused picks coding", []string{"identity;q=0, gzip;q=0.1"}, all, Gzip},
-		{"invalid q refuses", []string{"br;q=2, gzip"}, all, Gzip},
-		{"whitespace", []string{" br ; q=0.9 ,\tgzip ;q=1.0 "}, all, Gzip},
-		{"two lines", []string{"gzip", "br"}, all, Brotli},
-		{"unknown codings", []string{"deflate, compress"}, all, Identity},
-		{"duplicate keeps highest", []string{"br;q=0.1, br"}, all, Brotli},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Choose(tt.ae, tt.have); got != tt.want {
-				t.Fatalf("Choose(%q) = %s, want %s", tt.ae, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestChooseAllocs(t *testing.T) {
-	ae := []string{"gzip, deflate, br, zstd"}
-	if n := testing.AllocsPerRun(100, func() { Choose(ae, All) }); n != 0 {
-		t.Fatalf("%v allocs", n)
-	}
-}
-
-// FuzzChoose: never panics, never picks a coding the entry lacks, and
-// never one the field refuses with q=0 when identity is acceptable.
-func FuzzChoose(f *testing.F) {
-	for _, s := range []string{"br, gzip", "*;q=0", "identity;q=0", "gzip;q=0.5, br;q=0.5", ";;,,", "x-gzip;Q=1.000"} {
-		f.Add(s, uint8(All))
-	}
-	f.Fuzz(func(t *testing.T, ae string, have uint8) {
-		c := Choose([]string{ae}, Set(have))
-		if c != Identity && !Set(have).Has(c) {
-			t.Fatalf("%q: chose %s not in %b", ae, c, have)
-		}
-	})
-}
-
 func BenchmarkEncode(b *testing.B) {
 	for _, size := range []int{1024, 100 * 1024} {
 		body := jsonBody(size)
@@ -250,13 +185,5 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-func BenchmarkChoose(b *testing.B) {
-	ae := []string{"gzip, deflate, br, zstd"}
-	b.ReportAllocs()
-	for b.Loop() {
-		Choose(ae, All)
 	}
 }

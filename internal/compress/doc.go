@@ -1,16 +1,16 @@
 // Package compress encodes a cached body once, at fill time, into the
-// content codings a hit can send (br, zstd, gzip), and picks the coding
-// for a request from its Accept-Encoding.
+// content codings a hit can send (br, zstd, gzip), and decodes one back
+// when the identity body is needed.
 //
 // # Flow
 //
 // On a fill, the read path asks Types.Compressible whether the origin's
 // (uncompressed) Content-Type is worth compressing; if so, Encode makes
-// each coding once and the entry stores them with the identity body. On a
-// hit, Choose reads Accept-Encoding against the codings the entry has and
-// returns the one to send; the hit assigns pre-built header values and
-// writes the stored bytes. No compression work happens per hit: Choose is
-// a scan of the field and does not allocate.
+// each coding once and the entry stores them (gateway/encode.go). On a
+// hit, the gateway picks the coding with policies.PreferredOf (the one
+// Accept-Encoding parser) among those the entry has, assigns pre-built
+// header values and writes the stored bytes. No compression work happens
+// per hit.
 //
 // # Pools
 //
@@ -25,8 +25,4 @@
 // The identity body is not stored for large bodies: the entry keeps the
 // codings, and the identity body is decoded from the zstd one once and
 // memoized (StoreIdentityBelow; the measurements are in RATIONALE.md).
-//
-// Choose carries its own minimal Accept-Encoding reader (codings and
-// q-values, RFC 9110 §12.5.3); when policies gains the shared parser the
-// two are to be unified.
 package compress

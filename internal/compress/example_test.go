@@ -1,30 +1,31 @@
 package compress_test
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/edgecache/edgecache/internal/compress"
 )
 
-// At fill time: encode a compressible body once per coding. At hit time:
-// pick the coding for the request's Accept-Encoding.
-func ExampleChoose() {
+// At fill time: encode a compressible body once per coding; the identity
+// body of a large entry is decoded back from one of them.
+func ExampleEncode() {
 	types := compress.NewTypes(nil)
 	fmt.Println(types.Compressible("application/json; charset=utf-8"), types.Compressible("image/png"))
 
-	body := []byte(`{"items":[1,2,3,4,5,6,7,8,9,10]}`)
-	have := compress.Set(0)
-	for _, c := range []compress.Coding{compress.Brotli, compress.Gzip} {
-		if _, err := compress.Encode(nil, c, body); err == nil {
-			have = have.With(c)
+	body := bytes.Repeat([]byte(`{"items":[1,2,3,4,5,6,7,8,9,10]}`), 32)
+	for _, c := range []compress.Coding{compress.Brotli, compress.Zstd, compress.Gzip} {
+		enc, err := compress.Encode(nil, c, body)
+		if err != nil {
+			fmt.Println(err)
+			continue
 		}
+		dec, err := compress.Decode(nil, c, enc, int64(len(body)))
+		fmt.Println(c, len(enc) < len(body), err == nil && bytes.Equal(dec, body))
 	}
-	fmt.Println(compress.Choose([]string{"gzip, deflate, br, zstd"}, have))
-	fmt.Println(compress.Choose([]string{"br;q=0.5, gzip"}, have))
-	fmt.Println(compress.Choose(nil, have))
 	// Output:
 	// true false
-	// br
-	// gzip
-	// identity
+	// br true true
+	// zstd true true
+	// gzip true true
 }

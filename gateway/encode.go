@@ -1,0 +1,403 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/compress"
+	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/policies"
+)
+
+// Compression
+//
+// A compressible response the origin sent without a coding is encoded
+// once, when the fill stores it, into each coding of the route's compress
+// block (internal/compress), and stored as one entry: the codings' bodies
+// one after another, the identity body after them when it is small
+// (compress.StoreIdentityBelow), and an internal field, hdrCodings, that
+// says where each body is. Decoding the entry (memo.go) builds one
+// representation per coding, each with its own pre-built header
+// (Content-Encoding, Content-Length, ETag, Vary: Accept-Encoding), as
+// sibling views of the entry; a hit only picks one (view.represent,
+// policies.PreferredOf: a scan of Accept-Encoding) and writes it. A large
+// identity body is decoded from the fastest-decoding coding the first
+// time a client needs it, once per decoded entry (so once per gateway
+// while the entry's view is memoized).
+//
+// Each coding has its own entity tag: the origin's, suffixed with the
+// coding inside the quotes ("abc" → "abc-br"; a weak one stays weak), as
+// Apache's mod_deflate does. nginx weakens the tag instead, but then every
+// coding shares one validator, and a strong one is what a Range or an
+// If-Match on a coded body needs. If-None-Match matches only the tag of
+// the coding served: a 304 for a body the client does not hold would make
+// it keep the wrong one.
+//
+// The entry is stored without Accept-Encoding in its Vary (the entry
+// answers every coding itself, so it is not a variant of it), and each
+// representation adds Vary: Accept-Encoding back.
+
+// hdrCodings is the internal field of an entry the fill compressed: one
+// value per body, "<coding> <offset> <length>", in the server's order of
+// preference, identity last ("identity - <length>" when it is decoded on
+// demand instead of stored). stripInternal removes it from origin
+// responses.
+const hdrCodings = "Edgecache-Codings"
+
+// maxDecodedBody bounds the identity body decoded from a stored coding,
+// whatever the entry claims: the fill stores nothing larger than a
+// route's max_body_bytes, and a value that says otherwise is not ours.
+const maxDecodedBody = 1 << 30
+
+// errCodings is returned for an hdrCodings field that does not describe
+// the entry's body.
+var errCodings = errors.New("gateway: bad " + hdrCodings + " field")
+
+// compression is a route's compress block as the fill applies it; nil
+// when compression is disabled.
+type compression struct {
+	types    *compress.Types
+	codings  []compress.Coding // made at fill time, in preference order
+	minBytes int
+}
+
+func newCompression(c config.Compress) *compression {
+	if c.Disabled || len(c.Codings) == 0 {
+		return nil
+	}
+	cp := &compression{types: compress.NewTypes(c.Types), minBytes: c.MinBytes}
+	for _, name := range c.Codings {
+		if cd, ok := codingNamed(strings.ToLower(strings.TrimSpace(name))); ok && cd != compress.Identity {
+			cp.codings = append(cp.codings, cd)
+		}
+	}
+	return cp
+}
+
+func codingNamed(name string) (compress.Coding, bool) {
+	for _, c := range [...]compress.Coding{compress.Brotli, compress.Zstd, compress.Gzip, compress.Identity} {
+		if c.String() == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// compress encodes f for the store when the route compresses it: f's
+// header gains hdrCodings (and loses Accept-Encoding from its Vary), its
+// body becomes the entry's bodies, and f.coded the representations its
+// clients are answered with (the identity one is the origin's body). A
+// body that no coding makes smaller is left as it is. An entry that was
+// compressed already (a 304 revalidated it: recode) is not encoded again.
+func (fl *fill) compress(f *fetched) {
+	c := fl.rt.compress
+	if c == nil || f.coded != nil || !c.applies(f) {
+		return
+	}
+	header, blob, ok := c.encode(f.header, f.body)
+	if !ok {
+		return
+	}
+	coded, err := parseCodings(header, blob)
+	if err != nil { // cannot happen: encode wrote the field
+		fl.g.log.Error("compressed entry does not parse", "route", fl.rt.name, "err", err)
+		return
+	}
+	coded.reps[compress.Identity].body = f.body
+	coded.lazy = false
+	f.header, f.body, f.coded = header, blob, coded
+}
+
+// applies reports whether f is stored compressed: a full response with a
+// body of at least min_bytes and a compressible type, sent without a
+// coding, and not marked no-transform (RFC 9110 §7.7, RFC 9111 §5.2.2.6).
+func (c *compression) applies(f *fetched) bool {
+	h := f.header
+	switch {
+	case f.status < 200 || f.status == http.StatusNoContent || f.status == http.StatusPartialContent || f.status == http.StatusNotModified:
+		return false
+	case len(f.body) == 0 || len(f.body) < c.minBytes:
+		return false
+	case len(h[hdrCodings]) > 0 || len(h["Content-Range"]) > 0:
+		return false
+	}
+	if coding, ok := policies.VariantCoding(h["Content-Encoding"]); !ok || coding != "" {
+		return false // the origin's coding: stored as it came
+	}
+	if ct := h["Content-Type"]; len(ct) == 0 || !c.types.Compressible(ct[0]) {
+		return false
+	}
+	return !policies.ParseCacheControl(h["Cache-Control"]).NoTransform
+}
+
+// encode makes the stored header and body of a compressed entry; false
+// when no coding is smaller than body (the identity entry is stored).
+func (c *compression) encode(header http.Header, body []byte) (http.Header, []byte, bool) {
+	var blob []byte
+	index := make([]string, 0, len(c.codings)+1)
+	for _, cd := range c.codings {
+		off := len(blob)
+		out, err := compress.Encode(blob, cd, body)
+		if err != nil || len(out)-off >= len(body) {
+			blob = out[:off] // not worth it (or failed): not stored in this coding
+			continue
+		}
+		blob = out
+		index = append(index, cd.String()+" "+strconv.Itoa(off)+" "+strconv.Itoa(len(blob)-off))
+	}
+	if len(index) == 0 {
+		return nil, nil, false
+	}
+	if len(body) < compress.StoreIdentityBelow {
+		index = append(index, "identity "+strconv.Itoa(len(blob))+" "+strconv.Itoa(len(body)))
+		blob = append(blob, body...)
+	} else {
+		index = append(index, "identity - "+strconv.Itoa(len(body)))
+	}
+	h := header.Clone()
+	h[hdrCodings] = index
+	dropVaryCoding(h)
+	return h, blob, true
+}
+
+// recode is the 304 revalidation of a compressed entry: f holds its
+// stored bodies and the merged fields, and its clients get the coding
+// each accepts, with the 304's fields.
+func (fl *fill) recode(f *fetched) {
+	if len(f.header[hdrCodings]) == 0 {
+		return
+	}
+	dropVaryCoding(f.header)
+	coded, err := parseCodings(f.header, f.body)
+	if err != nil {
+		return
+	}
+	if s := fl.stale.coded; s != nil && !s.lazy {
+		coded.reps[compress.Identity].body, coded.lazy = s.reps[compress.Identity].body, false
+	}
+	f.coded = coded
+}
+
+// dropVaryCoding removes Accept-Encoding from h's Vary (the
+// representations add it back).
+func dropVaryCoding(h http.Header) {
+	vals, ok := h["Vary"]
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" && !strings.EqualFold(name, "Accept-Encoding") {
+				kept = append(kept, name)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Vary")
+		return
+	}
+	h["Vary"] = []string{strings.Join(kept, ", ")}
+}
+
+// codings are the representations of a compressed entry, made once when
+// it is decoded (or filled) and shared by every request that uses it.
+type codings struct {
+	have  []string                 // the stored codings' names, in preference order (for policies.PreferredOf)
+	order []compress.Coding        // the same codings
+	reps  [compress.Brotli + 1]rep // by coding
+	// The identity body is not stored (lazy): it is decoded from src, at
+	// most limit bytes, once (see identity).
+	lazy  bool
+	src   compress.Coding
+	limit int64
+	once  sync.Once
+
+	// For an entry's view (bind): one sibling view per representation,
+	// the identity one made with the body.
+	views [compress.Brotli + 1]*view
+	base  *view
+}
+
+// rep is one representation: what a response in its coding carries.
+type rep struct {
+	header http.Header // canonical keys, Content-Length included
+	fields []byte      // header serialized for the fast path, or nil
+	body   []byte
+	etag   string
+}
+
+// parseCodings reads the hdrCodings field of header against body and
+// builds each representation's header.
+func parseCodings(header http.Header, body []byte) (*codings, error) {
+	base := header.Clone()
+	delete(base, hdrCodings)
+	delete(base, hdrContentLength)
+	c := &codings{}
+	etag := base.Get("Etag")
+	for _, v := range header[hdrCodings] {
+		f := strings.Fields(v)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: %q", errCodings, v)
+		}
+		cd, ok := codingNamed(f[0])
+		n, err := strconv.Atoi(f[2])
+		if !ok || err != nil || n < 0 || n > maxDecodedBody || c.reps[cd].header != nil {
+			return nil, fmt.Errorf("%w: %q", errCodings, v)
+		}
+		var b []byte
+		if f[1] == "-" && cd == compress.Identity {
+			c.lazy, c.limit = true, int64(n)
+		} else if off, err := strconv.Atoi(f[1]); err != nil || off < 0 || off > len(body) || n > len(body)-off {
+			return nil, fmt.Errorf("%w: %q", errCodings, v)
+		} else {
+			b = body[off : off+n : off+n]
+		}
+		if cd != compress.Identity {
+			c.have, c.order = append(c.have, cd.String()), append(c.order, cd)
+		}
+		c.reps[cd] = rep{header: repHeader(base, cd, n, etag), body: b, etag: codedETag(etag, cd)}
+	}
+	if c.reps[compress.Identity].header == nil || len(c.order) == 0 {
+		return nil, fmt.Errorf("%w: no identity or no coding", errCodings)
+	}
+	if c.lazy {
+		c.src = c.order[0]
+		for _, cd := range [...]compress.Coding{compress.Brotli, compress.Gzip, compress.Zstd} { // fastest to decode last
+			if c.reps[cd].header != nil {
+				c.src = cd
+			}
+		}
+	}
+	return c, nil
+}
+
+// repHeader is the header of base's representation in coding cd with an
+// n-byte body.
+func repHeader(base http.Header, cd compress.Coding, n int, etag string) http.Header {
+	h := base.Clone()
+	if cd != compress.Identity {
+		h["Content-Encoding"] = []string{cd.String()}
+	}
+	h[hdrContentLength] = []string{strconv.Itoa(n)}
+	if etag != "" {
+		h["Etag"] = []string{codedETag(etag, cd)}
+	}
+	if !variesOnCoding(varyNames(h["Vary"])) {
+		h["Vary"] = append(slices.Clip(h["Vary"]), "Accept-Encoding")
+	}
+	return h
+}
+
+// codedETag is the entity tag of the representation in cd of a response
+// whose tag is etag: the coding suffixed inside the quotes.
+func codedETag(etag string, cd compress.Coding) string {
+	if etag == "" || cd == compress.Identity {
+		return etag
+	}
+	if strings.HasSuffix(etag, `"`) && len(etag) >= 2 {
+		return etag[:len(etag)-1] + "-" + cd.String() + `"`
+	}
+	return etag + "-" + cd.String()
+}
+
+// pick returns the representation for a request with Accept-Encoding ae.
+func (c *codings) pick(ae []string) (compress.Coding, *rep) {
+	name := policies.PreferredOf(ae, c.have)
+	for i, n := range c.have {
+		if n == name {
+			return c.order[i], &c.reps[c.order[i]]
+		}
+	}
+	return compress.Identity, c.identity()
+}
+
+// identity returns the identity representation, decoding its body the
+// first time when it is not stored.
+func (c *codings) identity() *rep {
+	if c.lazy {
+		c.once.Do(c.decode)
+	}
+	return &c.reps[compress.Identity]
+}
+
+// decode makes the identity body from the src coding (once). A stored
+// body that does not decode is a damaged value: its identity
+// representation answers 502 rather than a body nobody can trust.
+func (c *codings) decode() {
+	id := &c.reps[compress.Identity]
+	body, err := compress.Decode(nil, c.src, c.reps[c.src].body, c.limit)
+	if err != nil || int64(len(body)) != c.limit {
+		id.header = http.Header{"Content-Type": textPlain, hdrContentLength: {strconv.Itoa(len(undecodable))}, "Cache-Control": {"no-store"}}
+		id.body, id.etag = undecodable, ""
+	} else {
+		id.body = body
+	}
+	if v := c.base; v != nil {
+		c.views[compress.Identity] = v.sibling(id, err == nil)
+	}
+}
+
+var undecodable = []byte("edgecache: stored body does not decode\n")
+
+// bind makes the sibling views of v, a compressed entry, one per
+// representation (the identity one when its body is decoded).
+func (c *codings) bind(v *view) {
+	c.base = v
+	for _, cd := range c.order {
+		c.views[cd] = v.sibling(&c.reps[cd], true)
+	}
+	if !c.lazy {
+		c.views[compress.Identity] = v.sibling(&c.reps[compress.Identity], true)
+	}
+}
+
+// sibling is v served as representation r. ok false: r is the 502 of a
+// body that does not decode.
+func (v *view) sibling(r *rep, ok bool) *view {
+	s := *v
+	s.coded, s.header, s.body, s.etag = nil, r.header, r.body, r.etag
+	if !ok {
+		s.status, s.lastMod = http.StatusBadGateway, ""
+	}
+	s.fields = nil
+	if v.fields != nil {
+		for k, vv := range r.header {
+			s.fields = h1.AppendField(s.fields, k, vv)
+		}
+	}
+	r.fields = s.fields
+	return &s
+}
+
+// represent returns the view to serve for a request with Accept-Encoding
+// ae: v itself, or for a compressed entry the representation of the
+// coding the request prefers. It does not allocate (decoding a lazy
+// identity body the first time aside).
+func (v *view) represent(ae []string) *view {
+	c := v.coded
+	if c == nil {
+		return v
+	}
+	cd, _ := c.pick(ae)
+	return c.views[cd]
+}
+
+// represent returns f as the representation a request with
+// Accept-Encoding ae gets: f itself when it is not compressed.
+func (f *fetched) represent(ae []string) *fetched {
+	c := f.coded
+	if c == nil {
+		return f
+	}
+	_, r := c.pick(ae)
+	cp := *f
+	cp.header, cp.body, cp.etag = r.header, r.body, r.etag
+	return &cp
+}
