@@ -284,15 +284,13 @@ func parseDirectives(h http.Header, ignoreNoCache bool) directives {
 // cacheableRequest reports whether the cache may answer r. Requests with
 // Authorization are never answered from a shared cache here (RFC 9111
 // §3.5 allows it only for responses marked public, which a stored entry
-// does not record); Range requests go to the origin whole.
+// does not record). Range requests are answered from the whole
+// representation (ranges.go).
 func cacheableRequest(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
 	if _, ok := r.Header["Authorization"]; ok {
-		return false
-	}
-	if _, ok := r.Header["Range"]; ok {
 		return false
 	}
 	return true
@@ -324,6 +322,9 @@ func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, ca
 	if notModified(r, v.status, v.etag, v.lastMod) {
 		writeNotModified(w, v.header, age, cacheStatus)
 		rec.status = http.StatusNotModified
+		return
+	}
+	if serveViewRange(w, r, st, v, hitFields{age, cacheStatus}) { // ranges.go
 		return
 	}
 	if hw := preparedWriter(w); hw != nil && v.fields != nil && len(h) == 0 {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/edgecache/edgecache/internal/entry"
@@ -57,7 +58,8 @@ func (in *keyInterner) intern(b []byte) string {
 
 // view is a stored entry decoded once and served many times. It keeps the
 // raw bytes it was decoded from alive, so their address cannot be reused
-// while the view is memoized. A view is never modified after decodeView.
+// while the view is memoized. A view is never modified after decodeView,
+// but for lastRange (ranges.go), swapped whole.
 type view struct {
 	raw        []byte
 	status     int
@@ -67,6 +69,7 @@ type view struct {
 	swr, sie   int64       // ms
 	header     http.Header // canonical keys, Content-Length included
 	fields     []byte      // header serialized for the fast path (h1.AppendField); nil if none may use it
+	clAt       int         // where Content-Length starts in fields, the last field (a 206 has its own)
 	hasDate    bool        // header has the origin's Date
 	body       []byte
 	etag       string
@@ -85,6 +88,10 @@ type view struct {
 	// the variant and the marker's id; it is not a response.
 	varyNames []string
 	varyID    string
+
+	// lastRange is the field values of the last single range served from
+	// this entry through a header map (ranges.go).
+	lastRange atomic.Pointer[rangeHeader]
 }
 
 // age returns the entry's age at now (unix ms), in ms.
@@ -221,10 +228,17 @@ func decodeView(raw []byte) *view {
 		v.contentCoding = strings.Join(ce, ",")
 	}
 	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
+	if v.status == http.StatusOK {
+		h["Accept-Ranges"] = acceptRangesBytes // ranges.go
+	}
 	if v.status >= 200 && v.status != http.StatusNoContent && v.status != http.StatusNotModified {
 		for k, vv := range h {
-			v.fields = h1.AppendField(v.fields, k, vv)
+			if k != hdrContentLength {
+				v.fields = h1.AppendField(v.fields, k, vv)
+			}
 		}
+		v.clAt = len(v.fields)
+		v.fields = h1.AppendField(v.fields, hdrContentLength, h[hdrContentLength])
 		_, v.hasDate = h["Date"]
 	}
 	return v

@@ -113,10 +113,12 @@ type answer struct {
 // respond writes what the fill gave: an entry that turned up after all, a
 // stale one (stale-if-error), a stream too large to store, or the origin's
 // response. A waiter that may not see it (one user's page, a coding it did
-// not accept, a stream only the leader reads) asks the origin itself.
+// not accept, a stream only the leader reads) asks the origin itself, as
+// does a Range request whose fill was too large to store: the origin
+// answers the range (ranges.go answers the others from the whole body).
 func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, a *answer, shardErr bool) {
 	f := a.f
-	if !a.leader && f.private || !acceptsFetched(r, f) || f.large != nil && !a.leader {
+	if !a.leader && f.private || !acceptsFetched(r, f) || f.large != nil && (!a.leader || ranged(r)) {
 		if f.large != nil && a.leader {
 			f.large.Body.Close()
 			f.cancel()
@@ -177,6 +179,10 @@ func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answe
 	h[hdrContentLength] = []string{strconv.Itoa(len(f.body))}
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cs
+	if status := fetchedRange(w, r, f); status != 0 { // ranges.go
+		st.rec.status = status
+		return
+	}
 	w.WriteHeader(f.status)
 	st.rec.status = f.status
 	if r.Method != http.MethodHead {
