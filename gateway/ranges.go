@@ -51,15 +51,15 @@ type rangeSet struct {
 // hitFields are the fields a hit adds to the stored ones.
 type hitFields struct{ age, cacheStatus []string }
 
-// rangeOf decides how r's Range applies to a representation: its status,
-// its header h (canonical keys) and a body of size bytes. Only a 200 has
-// ranges; If-Range (strong entity-tag, or a date equal to a strong
-// Last-Modified; policies.IfRange) must match, or the whole 200 is sent.
+// rangeOf decides how r's Range (its lines rv, nil for none) applies to
+// a 200 (only a 200 has ranges: the callers check) whose header is h
+// (canonical keys) and body size bytes. If-Range (strong entity-tag, or a
+// date equal to a strong Last-Modified; policies.IfRange) must match, or
+// the whole 200 is sent.
 // Several ranges of a coded representation are sent whole too: a
 // multipart body cannot say that its parts, not itself, are coded.
-func rangeOf(dst []policies.ByteRange, r *http.Request, status int, h http.Header, size int) rangeSet {
-	rv, ok := r.Header["Range"]
-	if !ok || status != http.StatusOK {
+func rangeOf(dst []policies.ByteRange, r *http.Request, rv []string, h http.Header, size int) rangeSet {
+	if rv == nil {
 		return rangeSet{}
 	}
 	if ir, ok := r.Header["If-Range"]; ok {
@@ -78,11 +78,12 @@ func rangeOf(dst []policies.ByteRange, r *http.Request, status int, h http.Heade
 // serveViewRange answers r's Range from the stored entry v when one
 // applies (206 or 416), and reports whether it did; false: serve v whole.
 func serveViewRange(w http.ResponseWriter, r *http.Request, st *reqState, v *view, hf hitFields) bool {
-	if _, ok := r.Header["Range"]; !ok {
+	rv := r.Header["Range"]
+	if rv == nil || v.status != http.StatusOK {
 		return false
 	}
 	var buf [1]policies.ByteRange
-	rs := rangeOf(buf[:0], r, v.status, v.header, len(v.body))
+	rs := rangeOf(buf[:0], r, rv, v.header, len(v.body))
 	if rs.res == policies.RangeIgnore {
 		return false
 	}
@@ -130,7 +131,7 @@ func fetchedRange(w http.ResponseWriter, r *http.Request, f *fetched) int {
 	}
 	w.Header()["Accept-Ranges"] = acceptRangesBytes
 	var buf [1]policies.ByteRange
-	rs := rangeOf(buf[:0], r, f.status, f.header, len(f.body))
+	rs := rangeOf(buf[:0], r, r.Header["Range"], f.header, len(f.body))
 	if rs.res == policies.RangeIgnore {
 		return 0
 	}
