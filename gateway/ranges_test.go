@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"mime"
@@ -341,5 +342,47 @@ func TestRangeTooLarge(t *testing.T) {
 	wantField(t, r, "Content-Range", "bytes 10-14/1000")
 	if got := o.last("/big").Header.Get("Range"); got != "bytes=10-14" {
 		t.Errorf("the origin's last request had Range %q, want it forwarded", got)
+	}
+}
+
+// TestRangeStoredRepresentation: ranges are of the stored representation.
+// A gzip entry's single range is of its coded bytes; several ranges of it
+// are sent whole; a stored status other than 200 has no ranges.
+func TestRangeStoredRepresentation(t *testing.T) {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = io.WriteString(zw, strings.Repeat(rangeBody, 5))
+	_ = zw.Close()
+	coded := zb.String()
+	o := newScripted(t)
+	o.handle("/z", func(w http.ResponseWriter, r *http.Request, _ int) {
+		reply(w, http.StatusOK, coded, "Cache-Control", "max-age=300", "Content-Encoding", "gzip", "Vary", "Accept-Encoding")
+	})
+	o.handle("/gone", func(w http.ResponseWriter, r *http.Request, _ int) {
+		reply(w, http.StatusNotFound, rangeBody, "Cache-Control", "max-age=300")
+	})
+	_, base := rangeGateway(t, o, true, nil)
+	wantBody(t, doWith(t, "GET", base+"/z", "Accept-Encoding", "gzip"), http.StatusOK, coded)
+	wantBody(t, get(t, base+"/gone"), http.StatusNotFound, rangeBody)
+	cases := []struct {
+		name, path, rng string
+		status          int
+		body, cr        string
+	}{
+		{"coded single", "/z", "bytes=0-9", http.StatusPartialContent, coded[:10], fmt.Sprintf("bytes 0-9/%d", len(coded))},
+		{"coded several: whole", "/z", "bytes=0-1,5-6", http.StatusOK, coded, ""},
+		{"404 whole", "/gone", "bytes=0-9", http.StatusNotFound, rangeBody, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := doWith(t, "GET", base+c.path, "Accept-Encoding", "gzip", "Range", c.rng)
+			wantBody(t, r, c.status, c.body)
+			if got := r.header.Get("Content-Range"); got != c.cr {
+				t.Errorf("Content-Range %q, want %q", got, c.cr)
+			}
+			if !strings.HasPrefix(r.cacheStatus, "edgecache; hit") {
+				t.Errorf("Cache-Status %q, want a hit", r.cacheStatus)
+			}
+		})
 	}
 }
