@@ -77,11 +77,18 @@ func rangeOf(dst []policies.ByteRange, r *http.Request, rv []string, h http.Head
 
 // serveViewRange answers r's Range from the stored entry v when one
 // applies (206 or 416), and reports whether it did; false: serve v whole.
+// It is small enough to inline: a hit without Range pays one map lookup.
 func serveViewRange(w http.ResponseWriter, r *http.Request, st *reqState, v *view, hf hitFields) bool {
-	rv := r.Header["Range"]
-	if rv == nil || v.status != http.StatusOK {
+	_, ok := r.Header["Range"]
+	return ok && serveRanges(w, r, st, v, hf)
+}
+
+// serveRanges is serveViewRange for a request with Range.
+func serveRanges(w http.ResponseWriter, r *http.Request, st *reqState, v *view, hf hitFields) bool {
+	if v.status != http.StatusOK {
 		return false
 	}
+	rv := r.Header["Range"]
 	var buf [1]policies.ByteRange
 	rs := rangeOf(buf[:0], r, rv, v.header, len(v.body))
 	if rs.res == policies.RangeIgnore {
