@@ -209,18 +209,7 @@ func BenchmarkServeHit(b *testing.B) {
 			br := bufio.NewReaderSize(c, 8192)
 			size := 0
 			for range 3 { // miss, then hits: learn a hit's length
-				if _, err := c.Write(raw); err != nil {
-					b.Fatal(err)
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					b.Fatal(err)
-				}
+				resp := roundTrip(b, c, br, raw)
 				if resp.Header.Get("Cache-Status") == hitL1 {
 					var h strings.Builder
 					_ = resp.Header.Write(&h) // a strings.Builder does not fail

@@ -5,8 +5,9 @@
 // # How a GET travels
 //
 //  1. Route: the request's host and path select a route (origin, policies).
-//     Other methods, and requests the cache must not answer (Authorization,
-//     Range), are proxied to the origin uncached.
+//     Other methods, and requests the cache must not answer (Authorization),
+//     are proxied to the origin uncached. A Range is answered from the
+//     whole representation, stored or just fetched (ranges.go).
 //  2. Key: the route's Key policy names the entry; the key's bytes are
 //     interned so that a hot key costs no allocation.
 //  3. Shard: the current generation's shard map picks the shard that owns

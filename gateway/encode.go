@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/internal/compress"
-	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -366,11 +366,9 @@ func (v *view) sibling(r *rep, ok bool) *view {
 	if !ok {
 		s.status, s.lastMod = http.StatusBadGateway, ""
 	}
-	s.fields = nil
+	s.fields, s.lastRange = nil, new(atomic.Pointer[rangeHeader])
 	if v.fields != nil {
-		for k, vv := range r.header {
-			s.fields = h1.AppendField(s.fields, k, vv)
-		}
+		s.serialize(r.header) // memo.go
 	}
 	r.fields = s.fields
 	return &s

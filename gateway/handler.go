@@ -228,17 +228,11 @@ func usable(v *view, st *reqState, now int64) policies.Use {
 	return policies.Serve(&s, &st.dir, now)
 }
 
-// cacheableRequest reports whether the cache may answer r; Range
-// requests go to the origin whole. A request with Authorization may be
-// answered by an entry that says so (view.withAuth).
+// cacheableRequest reports whether the cache may answer r. Range
+// requests are answered from the whole representation (ranges.go); a
+// request with Authorization by an entry that says so (view.withAuth).
 func cacheableRequest(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if _, ok := r.Header["Range"]; ok {
-		return false
-	}
-	return true
+	return r.Method == http.MethodGet || r.Method == http.MethodHead
 }
 
 // request fills in the request view the policies read.
@@ -269,6 +263,9 @@ func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, ca
 	if notModified(r, v.status, v.header, time.UnixMilli(v.storedAt)) {
 		writeNotModified(w, v.header, age, cacheStatus)
 		rec.status = http.StatusNotModified
+		return
+	}
+	if serveViewRange(w, r, st, v, hitFields{age, cacheStatus}) { // ranges.go
 		return
 	}
 	if hw := preparedWriter(w); hw != nil && v.fields != nil && len(h) == 0 {

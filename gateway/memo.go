@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/edgecache/edgecache/internal/entry"
@@ -57,7 +58,8 @@ func (in *keyInterner) intern(b []byte) string {
 
 // view is a stored entry decoded once and served many times. It keeps the
 // raw bytes it was decoded from alive, so their address cannot be reused
-// while the view is memoized. A view is never modified after decodeView.
+// while the view is memoized. A view is never modified after decodeView,
+// but for lastRange (ranges.go), swapped whole.
 type view struct {
 	raw        []byte
 	status     int
@@ -67,6 +69,7 @@ type view struct {
 	swr, sie   int64       // ms
 	header     http.Header // canonical keys, Content-Length included
 	fields     []byte      // header serialized for the fast path (h1.AppendField); nil if none may use it
+	clAt       int         // where Content-Length starts in fields, the last field (a 206 has its own)
 	hasDate    bool        // header has the origin's Date
 	body       []byte
 	etag       string
@@ -96,6 +99,9 @@ type view struct {
 	// coded is set on a compressed entry (encode.go): its representations,
 	// one per coding; serving picks one (represent).
 	coded *codings
+	// lastRange is the field values of the last single range served from
+	// this entry through a header map (ranges.go).
+	lastRange *atomic.Pointer[rangeHeader]
 }
 
 // age returns the entry's age at now (unix ms), in ms.
@@ -205,6 +211,19 @@ func (vm *viewMemo) getByKey(key string, raw []byte) *view {
 	return v
 }
 
+// serialize prepares the fields of h for the fast path's writer, with
+// Content-Length last (a 206 writes its own: ranges.go).
+func (v *view) serialize(h http.Header) {
+	for k, vv := range h {
+		if k != hdrContentLength {
+			v.fields = h1.AppendField(v.fields, k, vv)
+		}
+	}
+	v.clAt = len(v.fields)
+	v.fields = h1.AppendField(v.fields, hdrContentLength, h[hdrContentLength])
+	_, v.hasDate = h["Date"]
+}
+
 func decodeView(raw []byte) *view {
 	var e entry.Entry
 	if err := entry.Decode(raw, &e); err != nil {
@@ -227,6 +246,7 @@ func decodeView(raw []byte) *view {
 		etag:       e.ETag,
 		lastMod:    e.LastModified,
 		tags:       e.Tags,
+		lastRange:  new(atomic.Pointer[rangeHeader]),
 	}
 	if id := h[hdrVaryMarker]; len(id) == 1 {
 		v.varyID = id[0]
@@ -242,11 +262,11 @@ func decodeView(raw []byte) *view {
 		v.contentCoding = strings.Join(ce, ",")
 	}
 	h[hdrContentLength] = []string{strconv.Itoa(len(e.Body))}
+	if v.status == http.StatusOK {
+		h["Accept-Ranges"] = acceptRangesBytes // ranges.go
+	}
 	if v.status >= 200 && v.status != http.StatusNoContent && v.status != http.StatusNotModified {
-		for k, vv := range h {
-			v.fields = h1.AppendField(v.fields, k, vv)
-		}
-		_, v.hasDate = h["Date"]
+		v.serialize(h)
 	}
 	if len(h[hdrCodings]) > 0 { // compressed at fill time (encode.go)
 		c, err := parseCodings(h, e.Body)

@@ -129,16 +129,19 @@ type answer struct {
 	leader   bool   // this request made the fill (it alone gets Set-Cookie, a private page, a stream)
 	fwd      string // Cache-Status fwd
 	shardErr bool   // the shard failed the lookup
+	whole    bool   // f.body is the whole body: a Range is answered from it (ranges.go)
 }
 
 // respond writes what the fill gave: an entry that turned up after all, a
 // stale one (stale-if-error), a stream too large to store, or the origin's
 // response, whole or as it streams (tee.go). A waiter that may not see it
 // (one user's page, a coding it did not accept, a stream only the leader
-// reads, or one it joined too late) asks the origin itself.
+// reads, or one it joined too late) asks the origin itself, as does a
+// Range request whose fill was too large to store: the origin answers the
+// range (ranges.go answers the others from the whole body).
 func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, a *answer) {
 	f := a.f
-	if !a.leader && f.private || !acceptsFetched(r, f) || f.large != nil && !a.leader {
+	if !a.leader && f.private || !acceptsFetched(r, f) || (f.large != nil || f.tee != nil) && ranged(r) || f.large != nil && !a.leader {
 		if f.large != nil && a.leader {
 			f.large.Body.Close()
 			f.cancel()
@@ -174,6 +177,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, st *reqState, 
 func writeFetched(w http.ResponseWriter, r *http.Request, st *reqState, a *answer) {
 	rep := *a
 	rep.f = a.f.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
+	rep.whole = true                                   // a Range is answered from it (ranges.go)
 	f := rep.f
 	if writeFetchedHead(w, r, st, &rep, int64(len(f.body))) && r.Method != http.MethodHead {
 		_, _ = w.Write(f.body)
@@ -220,6 +224,12 @@ func writeFetchedHead(w http.ResponseWriter, r *http.Request, st *reqState, a *a
 	}
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cs
+	if a.whole {
+		if status := fetchedRange(w, r, f); status != 0 { // ranges.go
+			st.rec.status = status
+			return false
+		}
+	}
 	w.WriteHeader(f.status)
 	st.rec.status = f.status
 	return true

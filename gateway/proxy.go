@@ -13,9 +13,9 @@ import (
 )
 
 // The pass-through proxy: requests the cache does not answer (unsafe
-// methods, Authorization, Range, codings a client cannot take) stream to
-// the origin and back. A successful unsafe request invalidates what it
-// changed (RFC 9111 §4.4).
+// methods, Authorization, codings a client cannot take, a Range of a body
+// too large to store) stream to the origin and back. A successful unsafe
+// request invalidates what it changed (RFC 9111 §4.4).
 
 // pass proxies a request the cache does not answer. An unsafe method
 // (any but the safe ones of safeMethod, extension methods included)
