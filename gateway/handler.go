@@ -252,17 +252,17 @@ func (st *reqState) request(r *http.Request) {
 }
 
 // serveView writes a stored entry as of st.now: headers assigned from pre-built values,
-// one write of the body, no flush. A conditional request that the entry
-// satisfies gets 304.
+// one write of the body, no flush. A conditional request gets 304 or 412
+// when the entry decides it (conditional).
 func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, cacheStatus []string) {
 	earlyHints(w, r, v)                          // hints.go
 	v = v.represent(r.Header["Accept-Encoding"]) // a compressed entry's coding (encode.go)
 	h := w.Header()
 	rec := &st.rec
 	age := ageValue(time.Duration(v.age(st.now.UnixMilli())) * time.Millisecond)
-	if notModified(r, v.status, v.header, time.UnixMilli(v.storedAt)) {
-		writeNotModified(w, v.header, age, cacheStatus)
-		rec.status = http.StatusNotModified
+	if code := conditional(r, v.status, v.header, time.UnixMilli(v.storedAt)); code != 0 {
+		writeConditional(w, code, v.header, age, cacheStatus)
+		rec.status = code
 		return
 	}
 	if serveViewRange(w, r, st, v, hitFields{age, cacheStatus}) { // ranges.go
@@ -302,39 +302,52 @@ func preparedWriter(w http.ResponseWriter) *h1.ResponseWriter {
 	return nil
 }
 
-// notModified reports whether r's preconditions make a 200 response
-// with header h (stored at stored) a 304: policies.Evaluate, RFC 9110
-// §13.2.2's order, weak comparison for If-None-Match, If-Modified-Since
-// against Last-Modified, else Date, else the time of storage. Only a
-// request with If-None-Match or If-Modified-Since is evaluated, so a plain
-// hit parses no date; a failed If-Match or If-Unmodified-Since is the
-// origin's to answer, and is served as it was without.
-func notModified(r *http.Request, status int, h http.Header, stored time.Time) bool {
+// conditional evaluates the request's preconditions against a stored (or
+// fetched) 200 with header h, stored at stored (RFC 9110 §13.2.2,
+// policies.Evaluate): 304, 412, or 0 to serve it. A request without
+// conditional fields costs four map lookups.
+func conditional(r *http.Request, status int, h http.Header, stored time.Time) int {
 	if status != http.StatusOK {
-		return false
+		return 0
 	}
 	_, inm := r.Header["If-None-Match"]
 	_, ims := r.Header["If-Modified-Since"]
-	if !inm && !ims {
-		return false
+	_, im := r.Header["If-Match"]
+	_, ius := r.Header["If-Unmodified-Since"]
+	if !inm && !ims && !im && !ius {
+		return 0
 	}
 	v := policies.ValidatorsOf(h, stored)
-	return policies.Evaluate(r.Method, r.Header, &v) == policies.NotModified
+	switch policies.Evaluate(r.Method, r.Header, &v) {
+	case policies.NotModified:
+		return http.StatusNotModified
+	case policies.PreconditionFailed:
+		return http.StatusPreconditionFailed
+	}
+	return 0
 }
+
+var contentLengthZero = []string{"0"}
 
 // notModifiedFields are the fields a 304 carries (RFC 9110 §15.4.5).
 var notModifiedFields = []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"}
 
-func writeNotModified(w http.ResponseWriter, stored http.Header, age, cacheStatus []string) {
+// writeConditional answers a request whose preconditions decided (code
+// from conditional): a 304 with the fields it carries, or an empty 412.
+func writeConditional(w http.ResponseWriter, code int, stored http.Header, age, cacheStatus []string) {
 	h := w.Header()
-	for _, k := range notModifiedFields {
-		if v, ok := stored[k]; ok {
-			h[k] = v
+	if code == http.StatusNotModified {
+		for _, k := range notModifiedFields {
+			if v, ok := stored[k]; ok {
+				h[k] = v
+			}
 		}
+	} else {
+		h[hdrContentLength] = contentLengthZero
 	}
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cacheStatus
-	w.WriteHeader(http.StatusNotModified)
+	w.WriteHeader(code)
 }
 
 // Span events for plugin hooks: a route with plugins marks each policy

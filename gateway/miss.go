@@ -207,9 +207,9 @@ func writeFetchedHead(w http.ResponseWriter, r *http.Request, st *reqState, a *a
 	}
 	cs = withUpstream(f.upstream, cs) // a shield's entry (pools.go)
 	age := ageValue(f.initialAge)
-	if notModified(r, f.status, f.header, st.now) {
-		writeNotModified(w, f.header, age, cs)
-		st.rec.status = http.StatusNotModified
+	if code := conditional(r, f.status, f.header, st.now); code != 0 {
+		writeConditional(w, code, f.header, age, cs)
+		st.rec.status = code
 		return false
 	}
 	h := w.Header()
