@@ -169,6 +169,11 @@ func (fl *fill) decide(f *fetched, originHeader http.Header, now time.Time) (pol
 	case fl.act.Bypass:
 		f.detail = "policy"
 		return dec, false
+	case f.status == http.StatusPartialContent && dec.Store:
+		// A fill asks for the whole object (no Range): a 206 is a part
+		// the origin sent anyway, whatever a policy says (RFC 9111 §3.3).
+		f.detail = policies.ReasonStatus
+		return dec, false
 	case !dec.Store:
 		f.detail = dec.Reason
 		return dec, false
