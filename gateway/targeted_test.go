@@ -3,12 +3,13 @@ package gateway_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/internal/testutil"
 )
 
 // TestTargetedCacheControl: the route's own targeted field, then
@@ -17,8 +18,6 @@ import (
 // use (no-cache, must-revalidate, the route's default stale windows).
 // CDN-Cache-Control is forwarded to clients, the route's own field is not.
 func TestTargetedCacheControl(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]int{}
 	heads := map[string][]string{
 		"/own":        {"Cache-Control", "no-store", "Edgecache-Control", "max-age=60"},
 		"/cdn":        {"Cache-Control", "max-age=60", "Cdn-Cache-Control", "no-cache", "Etag", `"v"`},
@@ -26,11 +25,8 @@ func TestTargetedCacheControl(t *testing.T) {
 		"/swr":        {"Cache-Control", "max-age=1"},
 		"/invalid":    {"Cache-Control", "max-age=60", "Cdn-Cache-Control", "max-age=1.5, ,"}, // invalid: ignored whole
 	}
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen[r.URL.Path]++
-		n := seen[r.URL.Path]
-		mu.Unlock()
+	o := testutil.NewOrigin(t)
+	o.Default(func(w http.ResponseWriter, r *http.Request, n int) {
 		kv := heads[r.URL.Path]
 		for i := 0; i < len(kv); i += 2 {
 			w.Header().Set(kv[i], kv[i+1])
@@ -40,13 +36,12 @@ func TestTargetedCacheControl(t *testing.T) {
 			return
 		}
 		_, _ = io.WriteString(w, strconv.Itoa(n))
-	}))
-	defer origin.Close()
-	count := func(p string) int { mu.Lock(); defer mu.Unlock(); return seen[p] }
-	cfg := testConfig(origin.URL, nil)
-	cfg.Routes[0].Caching.TargetedField = "Edgecache-Control"
-	cfg.Routes[0].StaleWhileRevalidate = time.Minute
-	_, base := startGateway(t, cfg)
+	})
+	count := o.Count
+	_, base, clock := clockedGateway(t, o, 0, func(r *config.Route) {
+		r.Caching.TargetedField = "Edgecache-Control"
+		r.StaleWhileRevalidate = time.Minute
+	})
 
 	// The own field wins over no-store; clients see the origin's
 	// Cache-Control but not the own field.
@@ -77,7 +72,7 @@ func TestTargetedCacheControl(t *testing.T) {
 	// the route's default stale-while-revalidate; without it, it is.
 	get(t, base+"/revalidate")
 	get(t, base+"/swr")
-	time.Sleep(1100 * time.Millisecond) // Valkey-free embedded store: the entries' own freshness
+	clock.Advance(1100 * time.Millisecond) // stale by their own freshness
 	if r = get(t, base+"/revalidate"); r.body != "2" {
 		t.Fatalf("/revalidate: stale served (%q %q) despite the targeted must-revalidate", r.body, r.cacheStatus)
 	}
