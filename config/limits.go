@@ -71,9 +71,11 @@ func ValidMethod(m string) bool {
 	if m == "" || slices.Contains(RefusedMethods, m) {
 		return false
 	}
-	for _, k := range append(KnownMethods[:len(KnownMethods):len(KnownMethods)], RefusedMethods...) {
-		if m != k && strings.EqualFold(m, k) {
-			return false
+	for _, list := range [][]string{KnownMethods, RefusedMethods} {
+		for _, k := range list {
+			if m != k && strings.EqualFold(m, k) {
+				return false
+			}
 		}
 	}
 	for i := 0; i < len(m); i++ {

@@ -182,9 +182,10 @@ func TestLimits(t *testing.T) {
 		{"chunked body within a configured limit", small, "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + "100\r\n" + strings.Repeat("e", 256) + "\r\n0\r\n\r\n", 200},
 		{"TRACE", addr, "TRACE /p HTTP/1.1\r\nHost: a\r\nCookie: secret\r\n\r\n", http.StatusMethodNotAllowed},
 		{"CONNECT (no path: echo's router answers)", addr, "CONNECT edge.example:443 HTTP/1.1\r\nHost: edge.example:443\r\n\r\n", http.StatusNotFound},
-		{"PROPFIND", addr, "PROPFIND /p HTTP/1.1\r\nHost: a\r\n\r\n", http.StatusMethodNotAllowed},
-		{"unknown method", addr, "BREW /p HTTP/1.1\r\nHost: a\r\n\r\n", http.StatusMethodNotAllowed},
-		{"lower-case get", addr, "get /p HTTP/1.1\r\nHost: a\r\n\r\n", http.StatusMethodNotAllowed},
+		{"PROPFIND: an extension method, to the origin", addr, "PROPFIND /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200},
+		{"unknown method, to the origin", addr, "BREW /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200},
+		{"lower-case get: a known method in another case", addr, "get /p HTTP/1.1\r\nHost: a\r\n\r\n", http.StatusMethodNotAllowed},
+		{"lower-case trace", addr, "trace /p HTTP/1.1\r\nHost: a\r\n\r\n", http.StatusMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := o.count()

@@ -156,8 +156,8 @@ func rejectBody(code int) []byte {
 
 // check returns the status r is rejected with, or 0.
 func check(r *http.Request, lim *config.Limits) int {
-	if methodBit(r.Method) == 0 && slices.Contains(config.RefusedMethods, r.Method) {
-		return http.StatusMethodNotAllowed
+	if methodBit(r.Method) == 0 && !config.ValidMethod(r.Method) {
+		return http.StatusMethodNotAllowed // CONNECT, TRACE, or "get" for GET (config.ValidMethod)
 	}
 	if lim.MaxURIBytes > 0 && len(r.RequestURI) > lim.MaxURIBytes {
 		return http.StatusRequestURITooLong
