@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/edgecache/edgecache/config"
+	"github.com/edgecache/edgecache/gateway"
+	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -437,9 +439,10 @@ func TestCompressRevalidated(t *testing.T) {
 			defer origin.Close()
 			cfg := testConfig(origin.URL, nil)
 			cfg.Routes[0].DefaultTTL = 0
-			_, base := startGateway(t, cfg)
+			clk := testutil.NewClock()
+			_, base := startGatewayWith(t, cfg, gateway.Options{Now: clk.Now})
 			getCoded(t, http.MethodGet, base+"/r", "gzip")
-			time.Sleep(1100 * time.Millisecond)
+			clk.Advance(1100 * time.Millisecond) // stale by its own freshness
 			for _, c := range []struct{ ae, want string }{{"br", "br"}, {"-", ""}, {"zstd", "zstd"}, {"gzip", "gzip"}, {"identity", ""}} {
 				r := getCoded(t, http.MethodGet, base+"/r", c.ae)
 				if ce := r.header.Get("Content-Encoding"); ce != c.want || !bytes.Equal(r.body, body) {
