@@ -34,19 +34,7 @@ func TestAuthorization(t *testing.T) {
 	}))
 	defer origin.Close()
 	_, base := startGateway(t, testConfig(origin.URL, nil))
-	send := func(path, auth string) result {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return result{status: resp.StatusCode, body: string(b), cacheStatus: resp.Header.Get("Cache-Status")}
-	}
+	send := func(path, auth string) result { return getWith(t, base+path, "Authorization", auth) }
 	hit := func(r result) bool { return strings.HasPrefix(r.cacheStatus, "edgecache; hit") }
 
 	// A stored entry without those directives does not answer Alice; her

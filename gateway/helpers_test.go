@@ -120,9 +120,31 @@ func do(t testing.TB, method, url string) result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return roundTripResult(t, req)
+}
+
+// getWith is a GET of url with the request fields kv (name, value pairs;
+// a field whose value is empty is not sent).
+func getWith(t testing.TB, url string, kv ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			req.Header.Set(kv[i], kv[i+1])
+		}
+	}
+	return roundTripResult(t, req)
+}
+
+// roundTripResult sends req with the test client and reads the answer whole.
+func roundTripResult(t testing.TB, req *http.Request) result {
+	t.Helper()
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -26,20 +26,7 @@ func TestVaryNormalization(t *testing.T) {
 	cfg := testConfig(origin.URL, nil)
 	_, base := startGateway(t, cfg)
 	send := func(lang, flavour string) result {
-		req, _ := http.NewRequest(http.MethodGet, base+"/page", nil)
-		if lang != "" {
-			req.Header.Set("Accept-Language", lang)
-		}
-		if flavour != "" {
-			req.Header.Set("X-Flavour", flavour)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return result{status: resp.StatusCode, body: string(b), cacheStatus: resp.Header.Get("Cache-Status")}
+		return getWith(t, base+"/page", "Accept-Language", lang, "X-Flavour", flavour)
 	}
 	send("fr, en;q=0.5", "a,b") // stored
 	for _, tc := range []struct {
