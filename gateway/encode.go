@@ -223,6 +223,22 @@ type codings struct {
 	// the identity one made with the body.
 	views [compress.Brotli + 1]*view
 	base  *view
+
+	// The last few single-line Accept-Encoding values picked for, with
+	// their choices: clients send the same few values, so a hot entry
+	// parses each once (and allocates only when a new one displaces one).
+	recent [recentCodings]atomic.Pointer[aeChoice]
+	next   atomic.Uint32 // the slot the next new value takes
+}
+
+// recentCodings is how many Accept-Encoding values an entry remembers:
+// browsers, curl and CDNs in front between them send a handful.
+const recentCodings = 4
+
+// aeChoice is a codings' memo of one Accept-Encoding value's pick.
+type aeChoice struct {
+	ae string
+	cd compress.Coding
 }
 
 // rep is one representation: what a response in its coding carries.
@@ -309,13 +325,38 @@ func codedETag(etag string, cd compress.Coding) string {
 
 // pick returns the representation for a request with Accept-Encoding ae.
 func (c *codings) pick(ae []string) (compress.Coding, *rep) {
+	if len(ae) != 1 {
+		cd := c.choose(ae)
+		return cd, c.rep(cd)
+	}
+	for i := range c.recent {
+		if m := c.recent[i].Load(); m != nil && m.ae == ae[0] {
+			return m.cd, c.rep(m.cd)
+		}
+	}
+	cd := c.choose(ae)
+	// A copy: the request's strings are not the entry's to keep (internal/h1).
+	c.recent[(c.next.Add(1)-1)%recentCodings].Store(&aeChoice{strings.Clone(ae[0]), cd})
+	return cd, c.rep(cd)
+}
+
+// choose is the stored coding a request with Accept-Encoding ae prefers.
+func (c *codings) choose(ae []string) compress.Coding {
 	name := policies.PreferredOf(ae, c.have)
 	for i, n := range c.have {
 		if n == name {
-			return c.order[i], &c.reps[c.order[i]]
+			return c.order[i]
 		}
 	}
-	return compress.Identity, c.identity()
+	return compress.Identity
+}
+
+// rep is the representation in coding cd.
+func (c *codings) rep(cd compress.Coding) *rep {
+	if cd == compress.Identity {
+		return c.identity()
+	}
+	return &c.reps[cd]
 }
 
 // identity returns the identity representation, decoding its body the
@@ -366,7 +407,7 @@ func (v *view) sibling(r *rep, ok bool) *view {
 	if !ok {
 		s.status, s.lastMod = http.StatusBadGateway, ""
 	}
-	s.fields, s.lastRange = nil, new(atomic.Pointer[rangeHeader])
+	s.fields, s.lastRange, s.list = nil, new(atomic.Pointer[rangeHeader]), fieldList(r.header)
 	if v.fields != nil {
 		s.serialize(r.header) // memo.go
 	}

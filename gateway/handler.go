@@ -279,9 +279,7 @@ func serveView(w http.ResponseWriter, r *http.Request, st *reqState, v *view, ca
 			return
 		}
 	}
-	for k, vals := range v.header {
-		h[k] = vals
-	}
+	v.copyHeader(h)
 	h[hdrAge] = age
 	h[hdrCacheStatus] = cacheStatus
 	w.WriteHeader(v.status)

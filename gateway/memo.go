@@ -68,6 +68,7 @@ type view struct {
 	initialAge int64       // ms
 	swr, sie   int64       // ms
 	header     http.Header // canonical keys, Content-Length included
+	list       []field     // header's fields as a list, for copying (copyHeader)
 	fields     []byte      // header serialized for the fast path (h1.AppendField); nil if none may use it
 	clAt       int         // where Content-Length starts in fields, the last field (a 206 has its own)
 	hasDate    bool        // header has the origin's Date
@@ -276,5 +277,30 @@ func decodeView(raw []byte) *view {
 		v.coded = c
 		c.bind(v)
 	}
+	v.list = fieldList(h)
 	return v
+}
+
+// field is one of a view's header fields.
+type field struct {
+	k  string
+	vv []string
+}
+
+// fieldList is h's fields as a list: a hit copies them into the
+// response's header map without iterating a map (a quarter of the copy's
+// cost).
+func fieldList(h http.Header) []field {
+	l := make([]field, 0, len(h))
+	for k, vv := range h {
+		l = append(l, field{k, vv})
+	}
+	return l
+}
+
+// copyHeader sets v's stored fields in h.
+func (v *view) copyHeader(h http.Header) {
+	for _, f := range v.list {
+		h[f.k] = f.vv
+	}
 }

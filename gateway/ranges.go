@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ var zeroLength = []string{"0"}
 // entry, kept by the entry's view for the next request for that range.
 type rangeHeader struct {
 	r             policies.ByteRange
+	spec          string // the Range field it was asked by, "" when not one line
 	contentLength []string
 	contentRange  []string
 }
@@ -90,7 +92,10 @@ func serveRanges(w http.ResponseWriter, r *http.Request, st *reqState, v *view, 
 	}
 	rv := r.Header["Range"]
 	var buf [1]policies.ByteRange
-	rs := rangeOf(buf[:0], r, rv, v.header, len(v.body))
+	rs, ok := keptRange(buf[:0], r, rv, v)
+	if !ok {
+		rs = rangeOf(buf[:0], r, rv, v.header, len(v.body))
+	}
 	if rs.res == policies.RangeIgnore {
 		return false
 	}
@@ -99,13 +104,28 @@ func serveRanges(w http.ResponseWriter, r *http.Request, st *reqState, v *view, 
 		return true
 	}
 	h := w.Header()
-	for k, vals := range v.header {
-		h[k] = vals
-	}
+	v.copyHeader(h)
 	h[hdrAge] = hf.age
 	h[hdrCacheStatus] = hf.cacheStatus
 	st.rec.status = writeRange(w, r, v.body, rs, v.lastRange)
 	return true
+}
+
+// keptRange is the range set of Range rv when it is the one the entry's
+// last single range was asked by (view.lastRange) and no If-Range
+// applies: a hot range is not parsed again.
+func keptRange(dst []policies.ByteRange, r *http.Request, rv []string, v *view) (rangeSet, bool) {
+	if len(rv) != 1 || v.lastRange == nil {
+		return rangeSet{}, false
+	}
+	if _, ok := r.Header["If-Range"]; ok {
+		return rangeSet{}, false
+	}
+	rh := v.lastRange.Load()
+	if rh == nil || rh.spec == "" || rh.spec != rv[0] {
+		return rangeSet{}, false
+	}
+	return rangeSet{append(dst, rh.r), policies.RangeSatisfiable}, true
 }
 
 // writePreparedRange writes one range of v on the fast path's writer:
@@ -173,7 +193,7 @@ func writeRange(w http.ResponseWriter, r *http.Request, body []byte, rs rangeSet
 		return http.StatusRequestedRangeNotSatisfiable
 	}
 	if len(ranges) == 1 {
-		rh := singleRange(ranges[0], size, kept)
+		rh := singleRange(ranges[0], size, kept, r.Header["Range"])
 		h[hdrContentLength], h["Content-Range"] = rh.contentLength, rh.contentRange
 		w.WriteHeader(http.StatusPartialContent)
 		if r.Method != http.MethodHead {
@@ -199,7 +219,7 @@ func writeRange(w http.ResponseWriter, r *http.Request, body []byte, rs rangeSet
 
 // singleRange returns the field values of br, from kept when it holds
 // them (an entry's last range), else new ones, then kept.
-func singleRange(br policies.ByteRange, size int64, kept *atomic.Pointer[rangeHeader]) *rangeHeader {
+func singleRange(br policies.ByteRange, size int64, kept *atomic.Pointer[rangeHeader], rv []string) *rangeHeader {
 	if kept != nil {
 		if rh := kept.Load(); rh != nil && rh.r == br {
 			return rh
@@ -207,6 +227,7 @@ func singleRange(br policies.ByteRange, size int64, kept *atomic.Pointer[rangeHe
 	}
 	rh := &rangeHeader{
 		r:             br,
+		spec:          oneLine(rv),
 		contentLength: []string{strconv.FormatInt(br.Length, 10)},
 		contentRange:  []string{string(policies.AppendContentRange(nil, br, size))},
 	}
@@ -214,6 +235,15 @@ func singleRange(br policies.ByteRange, size int64, kept *atomic.Pointer[rangeHe
 		kept.Store(rh)
 	}
 	return rh
+}
+
+// oneLine is a copy of rv's only line (the request's strings are not the
+// entry's to keep, internal/h1), or "" when it has several.
+func oneLine(rv []string) string {
+	if len(rv) != 1 {
+		return ""
+	}
+	return strings.Clone(rv[0])
 }
 
 // ranged reports whether r asks for a range.
