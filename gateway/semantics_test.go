@@ -18,6 +18,7 @@ import (
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
+	"github.com/edgecache/edgecache/shardmap"
 )
 
 func doWith(t testing.TB, method, url string, kv ...string) result {
@@ -586,6 +587,13 @@ func TestCrossGatewayStampede(t *testing.T) {
 	t.Logf("4 gateways x 50 clients on one cold key: %d origin requests, %d failed", o.Count("/hot"), failed.Load())
 	if failed.Load() != 0 || o.Count("/hot") > 2 {
 		t.Fatalf("%d origin requests (goal <= 2), %d failed", o.Count("/hot"), failed.Load())
+	}
+	// The holder freed its fill lock with the entry's SET (or after it),
+	// before it answered: no lock is left to hold up the key's next miss.
+	for _, srv := range servers {
+		if keys, err := srv.Do("KEYS", shardmap.LockPrefix+"*"); err != nil || keys != "" {
+			t.Fatalf("fill lock left on %s: %q, %v", srv.Addr, keys, err)
+		}
 	}
 }
 
