@@ -8,6 +8,7 @@ import (
 	"github.com/edgecache/edgecache/internal/entry"
 	"github.com/edgecache/edgecache/origins"
 	"github.com/edgecache/edgecache/policies"
+	"github.com/edgecache/edgecache/shardmap"
 )
 
 // A fill is one miss of one key, made once for every request that waits
@@ -37,8 +38,11 @@ type fill struct {
 	auth     bool     // the request has Authorization: its own fill, straight to the origin
 	hints    []string // the Link fields of the origin's 103 (hints.go)
 	// unlock releases the cross-gateway fill lock once stored: by run,
-	// or by a streaming fill's goroutine (tee.go), which takes it.
+	// or by a streaming fill's goroutine (tee.go), which takes it. lock
+	// is that lock: write frees it with the entry's SET when both are on
+	// one shard (one round trip), and unlock then does nothing.
 	unlock func()
+	lock   *shardmap.Lock
 }
 
 // newFill is the fill of the request in st.
@@ -81,7 +85,7 @@ func (fl *fill) run() (*fetched, error) {
 // lockWait at most. The lock lives lockWait at most, for the same reason.
 func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 	g, rt := fl.g, fl.rt
-	release, held, supported, err := fl.gen.store.tryLock(ctx, fl.primary, rt.lockWait)
+	lock, held, supported, err := fl.gen.store.tryLock(ctx, fl.primary, rt.lockWait)
 	switch {
 	case !supported:
 		return nil, false
@@ -89,7 +93,8 @@ func (fl *fill) coordinate(ctx context.Context) (f *fetched, done bool) {
 		g.log.Debug("fill lock failed; fetching", "route", rt.name, "err", err)
 		return nil, false
 	case held:
-		return &fetched{cancel: release}, false
+		fl.lock = lock
+		return &fetched{cancel: lock.Release}, false
 	}
 	deadline := time.NewTimer(rt.lockWait)
 	defer deadline.Stop()
@@ -242,7 +247,7 @@ func (fl *fill) write(ctx context.Context, f *fetched, key string, e *entry.Entr
 	}
 	if fl.shardErr {
 		gen.store.setFallback(key, val, retain, tags) // without waiting on the shard again
-	} else if err := gen.store.set(ctx, key, val, retain, tags); err != nil {
+	} else if err := gen.store.setReleasing(ctx, storeItem{key, val, retain, tags}, fl.lock); err != nil {
 		f.detail = "store-failed"
 		g.log.DebugContext(fl.req.ctx, "store failed", "route", fl.rt.name, "err", err)
 		return

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/edgecache/edgecache/gateway"
 	"github.com/edgecache/edgecache/internal/testutil"
 	"github.com/edgecache/edgecache/internal/valkeytest"
+	"github.com/edgecache/edgecache/shardmap"
 )
 
 func doWith(t testing.TB, method, url string, kv ...string) result {
@@ -545,6 +547,11 @@ func TestCrossGatewayStampede(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		testutil.Reply(w, 200, "hot", "Cache-Control", "max-age=60")
 	})
+	for i := range 12 {
+		o.Handle(fmt.Sprintf("/more/%d", i), func(w http.ResponseWriter, r *http.Request, n int) {
+			testutil.Reply(w, 200, "more", "Cache-Control", "max-age=60")
+		})
+	}
 	servers := valkeytest.Start(t, 3)
 	cfg := testConfig(o.URL, servers)
 	var bases []string
@@ -586,6 +593,29 @@ func TestCrossGatewayStampede(t *testing.T) {
 	t.Logf("4 gateways x 50 clients on one cold key: %d origin requests, %d failed", o.Count("/hot"), failed.Load())
 	if failed.Load() != 0 || o.Count("/hot") > 2 {
 		t.Fatalf("%d origin requests (goal <= 2), %d failed", o.Count("/hot"), failed.Load())
+	}
+	// The holder freed its fill lock with the entry's SET (or after it),
+	// before it answered: no lock is left to hold up the key's next miss.
+	// More keys, one after another: a node's first release loads the
+	// script (NOSCRIPT, then Release), the later ones go in the SET's
+	// pipeline.
+	for i := range 12 {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/more/%d", bases[0], i), nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "stored") {
+			t.Fatalf("/more/%d not stored: %q", i, cs)
+		}
+	}
+	for _, srv := range servers {
+		if keys, err := srv.Do("KEYS", shardmap.LockPrefix+"*"); err != nil || keys != "" {
+			t.Fatalf("fill lock left on %s: %q, %v", srv.Addr, keys, err)
+		}
 	}
 }
 

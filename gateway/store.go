@@ -51,7 +51,11 @@ type store interface {
 	// tryLock takes the cross-gateway fill lock of key for at most ttl,
 	// without waiting. held is false when another holder has it;
 	// supported is false when the store has no such lock.
-	tryLock(ctx context.Context, key string, ttl time.Duration) (release func(), held, supported bool, err error)
+	tryLock(ctx context.Context, key string, ttl time.Duration) (lock *shardmap.Lock, held, supported bool, err error)
+	// setReleasing is set of it that also frees lock (nil: none), in the
+	// same round trip when the lock is on the key's shard (else it stays
+	// held: the caller releases it).
+	setReleasing(ctx context.Context, it storeItem, lock *shardmap.Lock) error
 	// owner names the shard that holds key ("" for the embedded store).
 	owner(key string) string
 	// hasFallback reports whether entries can be kept for shards that
@@ -149,6 +153,26 @@ func (s shardStore) set(ctx context.Context, key string, val []byte, ttl time.Du
 	return err
 }
 
+// storeItem is one value to set: under key, for ttl, indexed under tags.
+type storeItem struct {
+	key  string
+	val  []byte
+	ttl  time.Duration
+	tags []string
+}
+
+func (s shardStore) setReleasing(ctx context.Context, it storeItem, lock *shardmap.Lock) error {
+	if lock == nil || lock.Shard() != s.shards.Pick(it.key) {
+		return s.set(ctx, it.key, it.val, it.ttl, it.tags)
+	}
+	err := lock.SetReleasing(ctx, it.key, it.val, it.ttl, it.tags...)
+	if err != nil && s.fb != nil {
+		s.setFallback(it.key, it.val, it.ttl, it.tags)
+		return nil
+	}
+	return err
+}
+
 func (s shardStore) setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
 	ok, err := s.shards.Pick(key).SetNX(ctx, key, val, ttl)
 	if err != nil && s.fb != nil {
@@ -229,9 +253,9 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 	return n, errors.Join(errs...)
 }
 
-func (s shardStore) tryLock(ctx context.Context, key string, ttl time.Duration) (func(), bool, bool, error) {
-	release, held, err := s.shards.Pick(key).TryLock(ctx, key, ttl)
-	return release, held, true, err
+func (s shardStore) tryLock(ctx context.Context, key string, ttl time.Duration) (*shardmap.Lock, bool, bool, error) {
+	lock, held, err := s.shards.Pick(key).TryLock(ctx, key, ttl)
+	return lock, held, true, err
 }
 
 func (s shardStore) owner(key string) string { return s.shards.Pick(key).Name }
@@ -337,7 +361,11 @@ func (s memStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt t
 	return n, nil
 }
 
-func (s memStore) tryLock(context.Context, string, time.Duration) (func(), bool, bool, error) {
+func (s memStore) setReleasing(ctx context.Context, it storeItem, _ *shardmap.Lock) error {
+	return s.set(ctx, it.key, it.val, it.ttl, it.tags) // a memStore gives out no locks
+}
+
+func (s memStore) tryLock(context.Context, string, time.Duration) (*shardmap.Lock, bool, bool, error) {
 	return nil, false, false, nil
 }
 

@@ -2,8 +2,6 @@ package shardmap
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -471,27 +469,40 @@ func (s *Shard) run(ctx context.Context, cmd string, fn func(b *clientBox) error
 func (s *Shard) Set(ctx context.Context, key string, val []byte, ttl time.Duration, tags ...string) error {
 	return s.run(ctx, "set", func(b *clientBox) error {
 		c := b.c
-		ms := max(ttl.Milliseconds(), 1)
-		set := c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(ms).Build()
 		if len(tags) == 0 {
-			return c.Do(ctx, set).Error()
+			return c.Do(ctx, setCmd(c, key, val, ttl)).Error()
 		}
-		cmds := make(valkey.Commands, 0, 1+3*len(tags))
-		cmds = append(cmds, set)
-		for _, t := range tags {
-			tk := TagKey(t)
-			cmds = append(cmds,
-				c.B().Sadd().Key(tk).Member(key).Build(),
-				c.B().Pexpire().Key(tk).Milliseconds(ms).Nx().Build(),
-				c.B().Pexpire().Key(tk).Milliseconds(ms).Gt().Build())
-		}
-		for _, r := range c.DoMulti(ctx, cmds...) {
-			if err := r.Error(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return firstErr(c.DoMulti(ctx, setCmds(c, key, val, ttl, tags, 0)...))
 	})
+}
+
+func setCmd(c valkey.Client, key string, val []byte, ttl time.Duration) valkey.Completed {
+	return c.B().Set().Key(key).Value(valkey.BinaryString(val)).PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()
+}
+
+// setCmds are the commands of Set, with room for extra more.
+func setCmds(c valkey.Client, key string, val []byte, ttl time.Duration, tags []string, extra int) valkey.Commands {
+	ms := max(ttl.Milliseconds(), 1)
+	cmds := make(valkey.Commands, 0, 1+3*len(tags)+extra)
+	cmds = append(cmds, setCmd(c, key, val, ttl))
+	for _, t := range tags {
+		tk := TagKey(t)
+		cmds = append(cmds,
+			c.B().Sadd().Key(tk).Member(key).Build(),
+			c.B().Pexpire().Key(tk).Milliseconds(ms).Nx().Build(),
+			c.B().Pexpire().Key(tk).Milliseconds(ms).Gt().Build())
+	}
+	return cmds
+}
+
+// firstErr is the first error of a pipeline's replies.
+func firstErr(res []valkey.ValkeyResult) error {
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetNX stores val under key for ttl unless key exists; it reports
@@ -638,42 +649,6 @@ func (s *Shard) PurgeTag(ctx context.Context, tag string, soft bool, off int, st
 		return nil
 	})
 	return int(n), err
-}
-
-// LockPrefix starts the keys of fill locks.
-const LockPrefix = "edgecache:lock:"
-
-// unlockScript deletes a lock only if it still holds our token, so that a
-// holder whose lock expired cannot free the next holder's.
-var unlockScript = valkey.NewLuaScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
-// TryLock takes the lock name on this shard for at most ttl, without
-// waiting: SET NX PX with a random token. It reports false when another
-// holder has it. release frees it early (only if still ours).
-func (s *Shard) TryLock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
-	var tok [12]byte
-	_, _ = rand.Read(tok[:])
-	token := hex.EncodeToString(tok[:])
-	key := LockPrefix + name
-	err = s.run(ctx, "lock", func(b *clientBox) error {
-		c := b.c
-		err := c.Do(ctx, c.B().Set().Key(key).Value(token).Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
-		if valkey.IsValkeyNil(err) {
-			return nil // held by another
-		}
-		ok = err == nil
-		return err
-	})
-	if !ok || err != nil {
-		return nil, false, err
-	}
-	return func() {
-		_ = s.run(context.Background(), "unlock", func(b *clientBox) error {
-			return unlockScript.Exec(context.Background(), b.c, []string{key}, []string{token}).Error()
-		})
-	}, true, nil
 }
 
 // Connected reports whether the shard has a client.
