@@ -9,7 +9,8 @@
 // builds the response through two buffered writers and sorts the response
 // headers. This package serves a bodiless HTTP/1.1 GET or HEAD on its own
 // loop instead: one read of the request head into a per-connection
-// buffer, one parse into an ordinary *http.Request, the same http.Handler,
+// buffer, one parse into an ordinary *http.Request (the connection's,
+// reused: see Ownership below), the same http.Handler,
 // and one write of the response. The watch for a hang-up starts only when
 // the handler asks for the request context's Done channel (an origin fetch
 // does; a hit does not).
