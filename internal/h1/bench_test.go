@@ -134,13 +134,13 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// TestServeHitAllocates nothing per keep-alive hit over a real loopback
-// connection: the request, its header map, URL and context are the
-// connection's, reused; the head text and value slots come from its
+// TestServeHitAllocatesNothing: no allocation per keep-alive hit over a
+// real loopback connection: the request, its header map, URL and context
+// are the connection's, reused; the head text and value slots come from its
 // arena, a chunk every few dozen requests. The count is the process's
 // (client and server); the client below allocates nothing per request.
 // The exact mean, chunks included, is logged and bounded too.
-func TestServeHitAllocates(t *testing.T) {
+func TestServeHitAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}

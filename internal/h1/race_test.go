@@ -3,6 +3,6 @@
 package h1_test
 
 // raceEnabled: the race detector allocates on its own, so allocation
-// counts mean nothing under it (TestServeHitAllocates runs without -race
+// counts mean nothing under it (TestServeHitAllocatesNothing runs without -race
 // in `make test`).
 const raceEnabled = true
