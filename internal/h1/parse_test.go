@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -194,4 +196,55 @@ func TestParseAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per head", allocs)
 	}
 	t.Logf("%v allocations per head", allocs)
+}
+
+// TestParseReuse: heads parsed one after another on one connection (as
+// pipelined or kept-alive requests are) each read as net/http reads them
+// alone — nothing of the previous request's header, URL or context is
+// left in the reused request — and a context whose Done was asked for
+// is left to its holders: it stays canceled, and the next request gets
+// another.
+func TestParseReuse(t *testing.T) {
+	heads := []string{
+		"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nPragma: no-cache\r\nConnection: close\r\n\r\n",
+		"GET /b? HTTP/1.1\r\nHost: h2\r\n\r\n",
+		"HEAD /%7Ec/d%2Fe HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+		"GET /f HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n",
+	}
+	var stream []byte
+	for _, h := range heads {
+		stream = append(stream, h...)
+	}
+	c := testConn(stream)
+	var asked *reqCtx // a context whose Done was called
+	for i, h := range heads {
+		t.Run(fmt.Sprintf("head %d", i), func(t *testing.T) {
+			r, x, ok := c.parse([]byte(h))
+			if !ok {
+				t.Fatalf("%q not parsed", h)
+			}
+			c.r += len(h)
+			std, err := http.ReadRequest(bufio.NewReader(strings.NewReader(h)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRequest(t, []byte(h), r, std)
+			if x == asked {
+				t.Fatal("a context whose Done was asked for was reused")
+			}
+			if i == 1 {
+				_ = x.Done() // pipelined: no watch starts
+				asked = x
+			}
+			c.endRequest(x)
+		})
+	}
+	if asked == nil || asked.Err() == nil {
+		t.Fatal("the context whose Done was asked for is not canceled after its request")
+	}
+	select {
+	case <-asked.Done():
+	default:
+		t.Fatal("its Done channel is open")
+	}
 }
