@@ -22,8 +22,9 @@ import (
 //	store:    the TTL policy and the privacy rules decide; SET with PX,
 //	          under a Vary marker when the response varies
 //
-// A fill outlives the request that made it only in a background refresh,
-// whose fetchReq is a copy.
+// A fill outlives the request that made it only in a background refresh
+// and a streaming fill (tee.go detach), whose fetchReq is a copy: the
+// fast path reuses the request, its Header and URL (internal/h1).
 type fill struct {
 	g        *Gateway
 	gen      *Generation
@@ -295,7 +296,10 @@ func (fl *fill) variantKey(ctx context.Context, names []string, coding string, r
 
 // refreshInBackground revalidates a stale entry served under
 // stale-while-revalidate: once per key at a time (singleflight), detached
-// from the client's request, which has its answer already.
+// from the client's request, which has its answer already. It copies the
+// header and URL it reads: the fast path reuses r, its Header and URL for
+// the connection's next request once the handler returns (internal/h1's
+// ownership rule; TestRefreshOutlivesRequest). Strings need no copy.
 func (g *Gateway) refreshInBackground(r *http.Request, st *reqState, stale *view) {
 	preq := st.preq
 	preq.Header = r.Header.Clone()

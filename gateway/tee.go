@@ -433,7 +433,9 @@ func (fl *fill) joinable(f *fetched) bool {
 }
 
 // detach makes the fill's request its own, for a fill that outlives its
-// leader's request.
+// leader's request: the fast path reuses the leader's Header, URL and
+// context for its connection's next request (internal/h1), so they are
+// copied, and the context keeps only its values.
 func (fl *fill) detach() {
 	fr := fl.req
 	hdr := fr.header.Clone()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -19,6 +20,10 @@ import (
 // net/http, as net/http's own reader is this size too.
 const bufSize = 4096
 
+// headerHint is the room of a connection's header map: more fields than
+// a browser sends, so that the map, reused, never grows on a hit.
+const headerHint = 16
+
 // conn is one client connection on the fast path. Only its goroutine
 // touches it, except idle (read by Shutdown) and the hang-up watch, which
 // hands its result back through watchDone before the loop goes on.
@@ -28,6 +33,17 @@ type conn struct {
 	ctx    context.Context
 	remote string
 	base   *http.Request // the fields every request on the connection shares
+
+	// What the connection's requests reuse, one request at a time (the
+	// ownership rule in the package doc): the request, its header map and
+	// URL, its context while nothing asked for Done (nextCtx), and proto,
+	// base with that context, which each request starts as.
+	req    *http.Request
+	proto  *http.Request
+	header http.Header
+	url    url.URL
+	x      *reqCtx
+	arena  arena
 
 	buf  [bufSize]byte
 	r, w int // unparsed bytes are buf[r:w]
@@ -92,6 +108,7 @@ func (c *conn) start(state *tls.ConnectionState) {
 		RemoteAddr: c.remote,
 		TLS:        state,
 	}).WithContext(c.ctx)
+	c.req, c.header = new(http.Request), make(http.Header, headerHint)
 	c.bw = bufio.NewWriterSize(c.rwc, bufSize)
 	c.res.c = c
 	c.res.header = make(http.Header, 16)

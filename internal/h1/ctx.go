@@ -9,7 +9,10 @@ import (
 // canceled when the client hangs up during the request and when the
 // request ends; unlike net/http's, it watches the connection only once
 // something asks for Done — code that never waits on the context (a cache
-// hit) costs no goroutine, no read and no deadline change.
+// hit) costs no goroutine, no read and no deadline change. It is reused
+// for the connection's next request unless Done was called (conn.nextCtx):
+// nothing may keep it past the handler but context.WithoutCancel, which
+// reads only the embedded Context, set once.
 type reqCtx struct {
 	context.Context // the connection's: values, never canceled
 	c               *conn

@@ -26,7 +26,7 @@ import (
 // no-cache mirrored into Cache-Control, Close from the Connection header.
 // FuzzParse holds it to that against http.ReadRequest.
 func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
-	s := string(head) // one allocation: every string below is a slice of it
+	s := c.arena.copy(head) // every string below is a slice of it
 	eol := strings.Index(s, "\r\n")
 	method, target, ok := requestLine(s[:eol])
 	if !ok {
@@ -35,8 +35,9 @@ func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 
 	rest := s[eol+2 : len(s)-2] // header lines, each ending in CRLF
 	n := strings.Count(rest, "\r\n")
-	h := make(http.Header, n)
-	vals := make([]string, n) // the values share one backing array, as in textproto
+	h := c.header
+	clear(h)                  // the previous request's: nothing keeps it (see the package doc)
+	vals := c.arena.values(n) // the values share one backing array, as in textproto
 	var host string
 	hosts, closeConn := 0, false
 	for i := 0; len(rest) > 0; i++ {
@@ -71,13 +72,14 @@ func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 			h["Cache-Control"] = noCache
 		}
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
+	u, ok := c.parseTarget(target)
+	if !ok {
 		return nil, nil, false
 	}
 
-	x := &reqCtx{Context: c.ctx, c: c, pipelined: c.r+len(head) < c.w}
-	r := c.base.WithContext(x)
+	x := c.nextCtx(c.r+len(head) < c.w)
+	r := c.req
+	*r = *c.proto // the connection's fields and x, with nothing of the previous request
 	r.Method = method
 	r.URL = u
 	r.RequestURI = target
@@ -85,6 +87,50 @@ func (c *conn) parse(head []byte) (*http.Request, *reqCtx, bool) {
 	r.Host = host
 	r.Close = closeConn
 	return r, x, true
+}
+
+// parseTarget reads an origin-form target into the connection's URL, as
+// url.ParseRequestURI would: a target without escapes and without bytes
+// that a path keeps escaped (the common one) is only cut at its '?'; any
+// other is url.ParseRequestURI's, copied in.
+func (c *conn) parseTarget(target string) (*url.URL, bool) {
+	u := &c.url
+	*u = url.URL{}
+	path := target
+	if strings.HasSuffix(path, "?") && strings.Count(path, "?") == 1 {
+		u.ForceQuery, path = true, path[:len(path)-1]
+	} else {
+		path, u.RawQuery, _ = strings.Cut(path, "?")
+	}
+	u.Path = path
+	if strings.IndexByte(path, '%') < 0 && u.EscapedPath() == path {
+		return u, true // EscapedPath returns Path itself when nothing needs escaping: no allocation
+	}
+	v, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, false
+	}
+	*u = *v
+	return u, true
+}
+
+// nextCtx is the context of the request being parsed: the previous
+// request's, reset, unless something asked for its Done channel — a
+// channel or a hang-up watch somebody may still hold (context.AfterFunc,
+// a child context's goroutine) must stay the ended request's, so that
+// request gets a new one. A hit never asks: its context is reused.
+func (c *conn) nextCtx(pipelined bool) *reqCtx {
+	x := c.x
+	if x == nil || x.done != nil {
+		x = &reqCtx{Context: c.ctx, c: c}
+		c.x = x
+		c.proto = c.base.WithContext(x)
+	}
+	// Only this goroutine has x now: no watch runs (done is nil), and
+	// what may still hold it (context.WithoutCancel) reads only the
+	// embedded Context, which never changes.
+	x.pipelined, x.err, x.watching, x.ended = pipelined, nil, false, false
+	return x
 }
 
 var noCache = []string{"no-cache"}

@@ -9,7 +9,8 @@
 // builds the response through two buffered writers and sorts the response
 // headers. This package serves a bodiless HTTP/1.1 GET or HEAD on its own
 // loop instead: one read of the request head into a per-connection
-// buffer, one parse into an ordinary *http.Request, the same http.Handler,
+// buffer, one parse into an ordinary *http.Request (the connection's,
+// reused: see Ownership below), the same http.Handler,
 // and one write of the response. The watch for a hang-up starts only when
 // the handler asks for the request context's Done channel (an origin fetch
 // does; a hit does not).
@@ -22,6 +23,21 @@
 // connection's life. net/http then parses and answers it exactly as it
 // would have without this package, errors (400, 431, 505) included. The
 // fast path never has to be right about a request it was unsure of.
+//
+// Ownership: a fast-path request is the connection's, reused for its next
+// request, so that a keep-alive hit allocates nothing (net/http allocates
+// six objects per request, and at tens of thousands of hits a second the
+// GC they cause is where a quiet connection's tail latency goes). Nothing
+// may keep the *http.Request, its Header map, its URL or its context
+// after the handler returns: work that outlives it (a background refresh,
+// a fill that streams on for others) copies what it needs first —
+// r.Clone, Header.Clone, a copy of the URL, context.WithoutCancel (which
+// asks the context only for values, and those never change). Strings are
+// safe to keep: the head's text and its header value slices come from a
+// per-connection arena that is filled forward and never rewritten (a
+// full chunk is left to the GC). A request whose handler asked for its
+// context's Done channel leaves that context to whoever holds it: the
+// next request gets a new one.
 //
 // What differs from net/http on the fast path, by design: response header
 // order is the map's (not sorted); a hang-up is noticed only while the
