@@ -68,7 +68,9 @@ type Stats struct {
 // Stats returns the server's counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
-func (s *Server) maxStreams() int { return orDefault(s.MaxConcurrentStreams, DefaultMaxConcurrentStreams) }
+func (s *Server) maxStreams() int {
+	return orDefault(s.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+}
 
 func orDefault[T int | time.Duration](v, d T) T {
 	if v <= 0 {
