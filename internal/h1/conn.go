@@ -101,6 +101,7 @@ func (c *conn) start(state *tls.ConnectionState) {
 // connection over, until the client or the server closes it.
 func (c *conn) serve() {
 	handed := false
+	var h2 *tls.Conn // a TLS connection that chose h2, for srv.HTTP2
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			buf := make([]byte, 64<<10)
@@ -114,10 +115,17 @@ func (c *conn) serve() {
 			_ = c.rwc.Close()
 		}
 		c.srv.track(c, false)
+		if h2 != nil {
+			c.srv.HTTP2.ServeConn(h2) // untracked here: HTTP2 tracks and shuts down its own
+		}
 	}()
 	var state *tls.ConnectionState
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		if state, ok = c.handshake(tc); !ok {
+			if c.srv.HTTP2 != nil && tc.ConnectionState().NegotiatedProtocol == "h2" {
+				h2, handed = tc, true
+				return
+			}
 			handed = c.give(c.rwc)
 			return
 		}

@@ -110,25 +110,25 @@ var modTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // conditional and range requests, a POST echoed, Early Hints, a body
 // larger than every window, a streamed response.
 func gatewayish(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == "/hit":
+	switch r.URL.Path {
+	case "/hit":
 		h := w.Header()
 		h["Cache-Control"] = []string{"max-age=60"}
 		h["Content-Type"] = []string{"text/plain"}
 		h["Content-Length"] = []string{"5"}
 		h["Age"] = []string{"3"}
 		_, _ = w.Write([]byte("hello"))
-	case r.URL.Path == "/miss":
+	case "/miss":
 		select {
 		case <-time.After(20 * time.Millisecond):
 		case <-r.Context().Done():
 			return
 		}
 		fmt.Fprintf(w, "fetched %s", r.URL.RawQuery)
-	case r.URL.Path == "/file":
+	case "/file":
 		w.Header().Set("Etag", `"v1"`)
 		http.ServeContent(w, r, "f.txt", modTime, strings.NewReader("0123456789abcdefghij"))
-	case r.URL.Path == "/echo":
+	case "/echo":
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), 500)
@@ -136,18 +136,18 @@ func gatewayish(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("X-Len", fmt.Sprint(len(b)))
 		_, _ = w.Write(b)
-	case r.URL.Path == "/hints":
+	case "/hints":
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		_, _ = w.Write([]byte("after hints"))
-	case r.URL.Path == "/big":
+	case "/big":
 		_, _ = w.Write(bytes.Repeat([]byte("0123456789abcdef"), 1<<16)) // 1 MiB
-	case r.URL.Path == "/stream":
+	case "/stream":
 		for i := range 3 {
 			fmt.Fprintf(w, "part %d\n", i)
 			w.(http.Flusher).Flush()
 		}
-	case r.URL.Path == "/nocontent":
+	case "/nocontent":
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		http.NotFound(w, r)

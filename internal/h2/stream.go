@@ -129,7 +129,6 @@ func (c *conn) serve(st *stream, req *http.Request) {
 				c.resetLocked(st.id, http2.ErrCodeInternal)
 			}
 			c.running--
-			c.served++
 			c.afterStreamLocked(st)
 			c.mu.Unlock()
 		}
@@ -150,9 +149,9 @@ func (c *conn) finish(st *stream) {
 			_ = c.wfr.WriteRSTStream(st.id, http2.ErrCodeNo)
 		}
 		c.endStreamLocked(st, errHandler)
+		c.served++ // answered whole: what the rapid-reset budget weighs resets against
 	}
 	c.running--
-	c.served++
 	c.afterStreamLocked(st)
 }
 
