@@ -230,10 +230,14 @@ func (c *conn) frame(f http2.Frame) loopAction {
 	case *http2.GoAwayFrame:
 		// The client will open no more streams; the ones open finish.
 		c.sentGoAway = true
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			c.resetLocked(f.StreamID, http2.ErrCodeProtocol) // depends on itself
+		}
 	case *http2.PushPromiseFrame:
 		err = http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	// PRIORITY, unknown frames: ignored (RFC 9113 5.5, 5.3.2).
+	// Other PRIORITY frames and unknown frames are ignored (RFC 9113 5.5, 5.3.2).
 	if err != nil {
 		c.goAwayLocked(connCode(err))
 		return loopStop
@@ -345,9 +349,15 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	st.recvWindow -= n
-	st.body.add(f.Data(), n-len(f.Data()))
+	b := st.body
+	b.got += int64(len(f.Data()))
+	if b.want >= 0 && (b.got > b.want || (f.StreamEnded() && b.got != b.want)) {
+		c.resetLocked(f.StreamID, http2.ErrCodeProtocol) // malformed (RFC 9113 8.1.1)
+		return nil
+	}
+	b.add(f.Data(), n-len(f.Data()))
 	if f.StreamEnded() {
-		st.body.eof = true
+		b.eof = true
 	}
 	c.cond.Broadcast()
 	return nil

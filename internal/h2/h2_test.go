@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,7 @@ func newPair(t *testing.T, h http.Handler, tune func(*Server)) *pair {
 	t.Helper()
 	ref := httptest.NewUnstartedServer(h)
 	ref.EnableHTTP2 = true
+	ref.Config.ErrorLog = log.New(io.Discard, "", 0) // the abuse tests make it complain
 	ref.StartTLS()
 	t.Cleanup(ref.Close)
 	conf := ref.TLS.Clone()

@@ -41,8 +41,12 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) loopAction {
 	c.mu.Lock()
 	id := f.StreamID
 	if id%2 == 0 || id <= c.maxID {
-		if st := c.streams[id]; st != nil && st.body != nil && f.StreamEnded() {
-			st.body.eof = true // trailers end the body; their fields are dropped
+		if st := c.streams[id]; st != nil && st.body != nil && !st.body.eof && f.StreamEnded() {
+			// Trailers end the body; their fields are dropped.
+			if b := st.body; b.want >= 0 && b.got != b.want {
+				c.resetLocked(id, http2.ErrCodeProtocol)
+			}
+			st.body.eof = true
 			c.cond.Broadcast()
 			c.mu.Unlock()
 			return loopGo
@@ -177,12 +181,22 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	if method == "" || (method != http.MethodConnect && (path == "" || scheme == "")) {
 		return nil, 0
 	}
+	if f.HasPriority() && f.Priority.StreamDep == f.StreamID {
+		return nil, 0 // depends on itself (RFC 9113 5.3.1)
+	}
 	h := make(http.Header, len(f.Fields))
 	var cookies []string
 	for _, hf := range f.RegularFields() {
-		if hf.Name == "cookie" {
+		switch hf.Name {
+		case "cookie":
 			cookies = append(cookies, hf.Value)
 			continue
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return nil, 0 // connection-specific (RFC 9113 8.2.2)
+		case "te":
+			if hf.Value != "trailers" {
+				return nil, 0
+			}
 		}
 		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
 		h[k] = append(h[k], hf.Value)
@@ -212,6 +226,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 				return nil, 0
 			}
 		}
+		st.body.want = r.ContentLength
 	}
 	return r.WithContext(st.ctx), 0
 }
@@ -266,6 +281,8 @@ func (x *streamCtx) String() string { return "h2.requestContext" }
 type pipe struct {
 	st      *stream
 	buf     []byte
+	want    int64 // the Content-Length announced, -1 if none
+	got     int64 // the DATA bytes received
 	eof     bool
 	err     error // reset, closed, or the handler closed the body
 	unacked int   // bytes read whose credit the client has not got back
