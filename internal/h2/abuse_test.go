@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -192,5 +193,39 @@ func TestIdleAndPrefaceTimeouts(t *testing.T) {
 	r.frames(10*time.Second, func(f http2.Frame) { _, goaway = f.(*http2.GoAwayFrame) })
 	if !goaway || time.Since(start) > 5*time.Second {
 		t.Fatalf("idle: GOAWAY %v after %v, want GOAWAY after about 300ms", goaway, time.Since(start))
+	}
+}
+
+// TestShutdownGraceful: Shutdown sends GOAWAY, lets the stream in flight
+// finish its response, then closes the connection and returns.
+func TestShutdownGraceful(t *testing.T) {
+	var running, peak atomic.Int64
+	p := newPair(t, slowHandler(&running, &peak), nil)
+	r := dialRaw(t, p)
+	if err := r.headers(1, "/slow", true); err != nil {
+		t.Fatal(err)
+	}
+	for running.Load() == 0 { // the handler has started
+		time.Sleep(time.Millisecond)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errc <- p.srv.Shutdown(ctx)
+	}()
+	var goaway, ended bool
+	var body string
+	r.frames(5*time.Second, func(f http2.Frame) {
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goaway = !ended // before the response's end
+		case *http2.DataFrame:
+			body += string(f.Data())
+			ended = ended || f.StreamEnded()
+		}
+	})
+	if err := <-errc; err != nil || !goaway || !ended || body != "done" {
+		t.Fatalf("Shutdown %v; GOAWAY before the end %v, stream ended %v with %q", err, goaway, ended, body)
 	}
 }
