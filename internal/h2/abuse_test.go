@@ -229,3 +229,47 @@ func TestShutdownGraceful(t *testing.T) {
 		t.Fatalf("Shutdown %v; GOAWAY before the end %v, stream ended %v with %q", err, goaway, ended, body)
 	}
 }
+
+// TestLongStreamOutlivesPrefaceTimeout: the preface's deadline ends with
+// the preface; a stream that takes longer is still answered.
+func TestLongStreamOutlivesPrefaceTimeout(t *testing.T) {
+	p := newPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(600 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "late")
+	}), func(s *Server) { s.PrefaceTimeout = 150 * time.Millisecond })
+	// A raw client (Go's would retry on a new connection) whose preface,
+	// SETTINGS and HEADERS arrive in one write: the server reads the
+	// HEADERS before it ever waits for input.
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.addr, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var out bytes.Buffer
+	r := &rawConn{t: t, conn: conn, fr: http2.NewFramer(&out, conn)}
+	r.enc = hpack.NewEncoder(&r.hb)
+	out.WriteString(http2.ClientPreface)
+	if r.fr.WriteSettings() != nil || r.headers(1, "/", true) != nil {
+		t.Fatal("framing")
+	}
+	if _, err := conn.Write(out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	var goaway bool
+	r.frames(2*time.Second, func(f http2.Frame) {
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			body += string(f.Data())
+		case *http2.GoAwayFrame:
+			goaway = true
+		}
+	})
+	if body != "late" || goaway {
+		t.Fatalf("body %q, GOAWAY %v; want late and no GOAWAY", body, goaway)
+	}
+}

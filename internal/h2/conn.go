@@ -112,6 +112,7 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	_ = c.rwc.SetWriteDeadline(time.Time{})
+	c.idle = true // the preface's read deadline is on until beforeBlock changes it
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.onSettings(sf) == nil

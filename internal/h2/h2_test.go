@@ -289,3 +289,17 @@ func TestConcurrentStreams(t *testing.T) {
 		t.Fatalf("every stream left the read loop: the hits were not served inline")
 	}
 }
+
+// TestExpectContinue: a client that waits for 100 Continue gets it when
+// the handler reads the body, not after its own timeout.
+func TestExpectContinue(t *testing.T) {
+	p := newPair(t, http.HandlerFunc(gatewayish), nil)
+	tr := p.client.Transport.(*http.Transport).Clone()
+	tr.ExpectContinueTimeout = 10 * time.Second
+	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	start := time.Now()
+	a := do(t, c, "POST", p.addr+"/echo", "waited", "Expect", "100-continue")
+	if a.status != 200 || a.body != "waited" || time.Since(start) > 5*time.Second {
+		t.Fatalf("%d %q after %v, want the echo well before the client's 10s", a.status, a.body, time.Since(start))
+	}
+}

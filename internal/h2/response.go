@@ -59,6 +59,19 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 }
 
+// continueLocked sends 100 Continue (no header fields but :status),
+// unless the final response is out already.
+func (w *responseWriter) continueLocked() {
+	if w.committed {
+		return
+	}
+	c := w.st.c
+	c.hbuf.Reset()
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
+	_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: w.st.id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true})
+	_ = c.flushLocked() // a body read runs off the read loop
+}
+
 // status answers with code and no body (the 431 of a header list too
 // large).
 func (w *responseWriter) status(code int) { w.WriteHeader(code) }

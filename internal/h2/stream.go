@@ -227,6 +227,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 			}
 		}
 		st.body.want = r.ContentLength
+		st.body.expect = strings.EqualFold(h.Get("Expect"), "100-continue")
 	}
 	return r.WithContext(st.ctx), 0
 }
@@ -284,6 +285,7 @@ type pipe struct {
 	want    int64 // the Content-Length announced, -1 if none
 	got     int64 // the DATA bytes received
 	eof     bool
+	expect  bool  // the client waits for 100 Continue before the body
 	err     error // reset, closed, or the handler closed the body
 	unacked int   // bytes read whose credit the client has not got back
 }
@@ -297,6 +299,11 @@ func (p *pipe) Read(b []byte) (int, error) {
 	c := p.st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if p.expect && p.err == nil && !p.st.gone {
+		// The first read asks for the body, as net/http's does.
+		p.expect = false
+		p.st.rw.continueLocked()
+	}
 	for len(p.buf) == 0 && !p.eof && p.err == nil {
 		c.detachLocked(p.st)
 		c.cond.Wait()
