@@ -149,6 +149,11 @@ func gatewayish(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "part %d\n", i)
 			w.(http.Flusher).Flush()
 		}
+	case "/overlong":
+		w.Header().Set("Content-Length", "3")
+		_, err := w.Write([]byte("abcdef"))
+		w.Header().Set("X-Err", fmt.Sprint(err)) // too late to be sent: the head is out with the body
+		_, _ = w.Write([]byte("abc"))
 	case "/nocontent":
 		w.WriteHeader(http.StatusNoContent)
 	default:
@@ -301,5 +306,15 @@ func TestExpectContinue(t *testing.T) {
 	a := do(t, c, "POST", p.addr+"/echo", "waited", "Expect", "100-continue")
 	if a.status != 200 || a.body != "waited" || time.Since(start) > 5*time.Second {
 		t.Fatalf("%d %q after %v, want the echo well before the client's 10s", a.status, a.body, time.Since(start))
+	}
+}
+
+// TestWriteBeyondContentLength: a Write past the Content-Length the
+// handler set fails (net/http's server sends it while the head is
+// buffered, and the client refuses the response), the rest is served.
+func TestWriteBeyondContentLength(t *testing.T) {
+	p := newPair(t, http.HandlerFunc(gatewayish), nil)
+	if a := do(t, p.client, "GET", p.addr+"/overlong", ""); a.status != 200 || a.body != "abc" || a.header.Get("Content-Length") != "3" {
+		t.Fatalf("%d %q %v, want 200 abc with Content-Length 3", a.status, a.body, a.header)
 	}
 }

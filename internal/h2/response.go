@@ -26,7 +26,9 @@ type responseWriter struct {
 	wrote     bool // the final status is set
 	committed bool // its HEADERS frame is out
 	ended     bool
-	head      bool // a HEAD request: the body is counted, not sent
+	head      bool  // a HEAD request: the body is counted, not sent
+	declared  int64 // the handler's Content-Length, -1 if none
+	written   int64
 	buf       []byte
 }
 
@@ -41,7 +43,12 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if code >= 200 || code == http.StatusSwitchingProtocols {
-		w.wrote, w.code = true, code
+		w.wrote, w.code, w.declared = true, code, -1
+		if v := w.h["Content-Length"]; len(v) == 1 {
+			if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+				w.declared = n
+			}
+		}
 		return
 	}
 	if code == http.StatusContinue {
@@ -83,6 +90,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !bodyAllowed(w.code) {
 		return 0, http.ErrBodyNotAllowed
 	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength // as net/http: more would be malformed
+	}
+	w.written += int64(len(p))
 	if !w.committed && len(w.buf)+len(p) <= bufferLimit {
 		w.buf = append(w.buf, p...)
 		return len(p), nil
