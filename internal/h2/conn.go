@@ -26,6 +26,13 @@ const (
 	// WINDOW_UPDATE goes out: half the window, as most servers do.
 	windowRefill = initialWindow / 2
 	readBufSize  = 16 << 10
+	// flushAt is the buffered output past which a response's DATA is
+	// written at once rather than with the batch: a large body does not
+	// sit whole in the connection's buffer.
+	flushAt = 64 << 10
+	// keepBuf is the most write buffer a connection keeps between
+	// batches; a larger one (a big head) is dropped after its write.
+	keepBuf = 256 << 10
 )
 
 var errClosed = errors.New("h2: connection closed")
@@ -419,6 +426,9 @@ func (c *conn) flushLocked() error {
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.WriteTimeout, DefaultWriteTimeout)))
 	_, err := c.rwc.Write(c.wbuf.Bytes())
 	c.wbuf.Reset()
+	if c.wbuf.Cap() > keepBuf {
+		c.wbuf = bytes.Buffer{}
+	}
 	if err != nil {
 		c.closeLocked()
 	}

@@ -202,6 +202,9 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 		st.sendWindow -= n
 		c.sendWindow -= n
 		p = p[n:]
+		if c.wbuf.Len() >= flushAt && c.flushLocked() != nil {
+			return errClosed
+		}
 		if last {
 			return nil
 		}
