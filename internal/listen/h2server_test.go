@@ -1,7 +1,14 @@
 package listen_test
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +65,77 @@ func TestHTTP2ServerChoice(t *testing.T) {
 				if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
 					t.Fatalf("request %d: %s %d", i, resp.Proto, resp.StatusCode)
 				}
+			}
+		})
+	}
+}
+
+// TestHTTP2GatewayDifferential sends the same requests through Go's h2
+// client to two gateways, one on each HTTP/2 server, in front of one
+// origin: a miss, a hit, HEAD, a range, a 304, a POST with a body (to the
+// origin through the proxy), an uncacheable 404. Status, body and the
+// header fields must match (Date and Age aside).
+func TestHTTP2GatewayDifferential(t *testing.T) {
+	o := newOriginFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone" {
+			http.NotFound(w, r)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Etag", `"e1"`)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "origin %s %s %q", r.Method, r.URL.Path, b)
+	})
+	ca, dir := newCA(t), t.TempDir()
+	cert := ca.writeCert(t, dir, "edge", "edge.test")
+	clients := map[string]*http.Client{}
+	for _, srv := range []string{config.HTTP2ServerInline, config.HTTP2ServerStd} {
+		cfg := edgeConfig(t, o, func(s *config.Server) {
+			s.TLS.Certificates = []config.Certificate{cert}
+			s.HTTP2.Server = srv
+		})
+		clients[srv] = tlsClient(ca, startEdge(t, cfg, listen.Options{}).addr, true)
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		kv                       []string
+	}{
+		{"miss", "GET", "/d/a", "", nil},
+		{"hit", "GET", "/d/a", "", nil},
+		{"HEAD hit", "HEAD", "/d/a", "", nil},
+		{"range", "GET", "/d/a", "", []string{"Range", "bytes=2-7"}},
+		{"304", "GET", "/d/a", "", []string{"If-None-Match", `"e1"`}},
+		{"POST", "POST", "/d/post", strings.Repeat("p", 100<<10), nil},
+		{"404", "GET", "/gone", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]string
+			for i, srv := range []string{config.HTTP2ServerInline, config.HTTP2ServerStd} {
+				req, _ := http.NewRequest(tc.method, "https://edge.test"+tc.path, strings.NewReader(tc.body))
+				for j := 0; j+1 < len(tc.kv); j += 2 {
+					req.Header.Set(tc.kv[j], tc.kv[j+1])
+				}
+				resp, err := clients[srv].Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", srv, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.ProtoMajor != 2 {
+					t.Fatalf("%s: %s body %v", srv, resp.Proto, err)
+				}
+				resp.Header.Del("Date")
+				resp.Header.Del("Age")
+				keys := slices.Sorted(maps.Keys(resp.Header))
+				var hb strings.Builder
+				for _, k := range keys {
+					fmt.Fprintf(&hb, "%s: %q\n", k, resp.Header[k])
+				}
+				got[i] = fmt.Sprintf("%d\n%s%d bytes, sha256 %x: %.200q", resp.StatusCode, hb.String(), len(b), sha256.Sum256(b), b)
+			}
+			if got[0] != got[1] {
+				t.Fatalf("inline:\n%s\nstd:\n%s", got[0], got[1])
 			}
 		})
 	}
