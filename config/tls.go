@@ -84,7 +84,8 @@ type HTTP2 struct {
 	MaxConcurrentStreams int `koanf:"max_concurrent_streams"`
 	// MaxHeaderListBytes bounds the decoded header list of one request.
 	MaxHeaderListBytes int `koanf:"max_header_list_bytes"`
-	// Server is the HTTP/2 server of TLS connections: "inline" or "std".
+	// Server is the HTTP/2 server of h2 and h2c connections: "inline"
+	// (internal/h2) or "std" (net/http's).
 	Server string `koanf:"server"`
 }
 

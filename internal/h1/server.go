@@ -56,8 +56,9 @@ type Server struct {
 	// connection that replays those bytes).
 	Fallback *http.Server
 	// HTTP2, if set, serves the TLS connections that chose h2 by ALPN
-	// (after the handshake) instead of Fallback, and shuts down with this
-	// server (internal/h2's Server).
+	// (after the handshake) and the plain ones that open with HTTP/2's
+	// preface (h2c with prior knowledge) instead of Fallback, and shuts
+	// down with this server (internal/h2's Server).
 	HTTP2 interface {
 		ServeConn(c net.Conn)
 		Shutdown(ctx context.Context) error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,22 +20,36 @@ import (
 )
 
 // TestHTTP2ServerChoice: server.http2.server picks the server that
-// answers ALPN h2, told apart by their SETTINGS (net/http's announces a
-// 1 MiB SETTINGS_MAX_FRAME_SIZE; internal/h2 keeps the 16 KiB default),
-// and both serve a hit.
+// answers ALPN h2 and h2c's prior knowledge, told apart by their
+// SETTINGS (net/http's announces a 1 MiB SETTINGS_MAX_FRAME_SIZE;
+// internal/h2 keeps the 16 KiB default), and both serve a miss and a hit.
 func TestHTTP2ServerChoice(t *testing.T) {
 	for _, tc := range []struct {
 		server        string
+		h2c           bool
 		wantFrameSize bool
-	}{{config.HTTP2ServerInline, false}, {config.HTTP2ServerStd, true}} {
-		t.Run(tc.server, func(t *testing.T) {
+	}{
+		{config.HTTP2ServerInline, false, false}, {config.HTTP2ServerStd, false, true},
+		{config.HTTP2ServerInline, true, false}, {config.HTTP2ServerStd, true, true},
+	} {
+		t.Run(fmt.Sprintf("%s h2c=%v", tc.server, tc.h2c), func(t *testing.T) {
 			ca, dir := newCA(t), t.TempDir()
 			cfg := edgeConfig(t, newOrigin(t).URL, func(s *config.Server) {
-				s.TLS.Certificates = []config.Certificate{ca.writeCert(t, dir, "edge", "edge.test")}
+				if tc.h2c {
+					s.H2C = true
+				} else {
+					s.TLS.Certificates = []config.Certificate{ca.writeCert(t, dir, "edge", "edge.test")}
+				}
 				s.HTTP2.Server = tc.server
 			})
 			e := startEdge(t, cfg, listen.Options{})
-			conn, err := tls.Dial("tcp", e.addr, &tls.Config{ServerName: "edge.test", RootCAs: ca.pool, NextProtos: []string{"h2"}})
+			var conn net.Conn
+			var err error
+			if tc.h2c {
+				conn, err = net.Dial("tcp", e.addr)
+			} else {
+				conn, err = tls.Dial("tcp", e.addr, &tls.Config{ServerName: "edge.test", RootCAs: ca.pool, NextProtos: []string{"h2"}})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,14 +71,21 @@ func TestHTTP2ServerChoice(t *testing.T) {
 			if has != tc.wantFrameSize {
 				t.Fatalf("SETTINGS_MAX_FRAME_SIZE announced %v, want %v (the other server answered)", has, tc.wantFrameSize)
 			}
+			c, url := tlsClient(ca, e.addr, true), "https://edge.test/choice"
+			if tc.h2c {
+				var p http.Protocols
+				p.SetUnencryptedHTTP2(true)
+				c, url = &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}, "http://"+e.addr+"/choice"
+			}
 			for i := range 2 { // a miss, then a hit
-				resp, err := tlsClient(ca, e.addr, true).Get("https://edge.test/choice")
+				resp, err := c.Get(url)
 				if err != nil {
 					t.Fatal(err)
 				}
+				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
-					t.Fatalf("request %d: %s %d", i, resp.Proto, resp.StatusCode)
+				if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != "origin /choice" {
+					t.Fatalf("request %d: %s %d %q", i, resp.Proto, resp.StatusCode, b)
 				}
 			}
 		})

@@ -291,6 +291,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, plain func(context.
 	}
 	if sc.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)
+		if !sc.TLS.Enabled() && !sc.DisableFastPath && sc.HTTP2.Server == config.HTTP2ServerInline {
+			// HTTP/1.1 on the fast path, the h2c preface to internal/h2.
+			tcp = fastPath(h, srv, sc)
+		}
 	}
 	servers = append(servers, tcp)
 	go func() { errc <- tcp.Serve(ln) }()
