@@ -84,6 +84,9 @@ type HTTP2 struct {
 	MaxConcurrentStreams int `koanf:"max_concurrent_streams"`
 	// MaxHeaderListBytes bounds the decoded header list of one request.
 	MaxHeaderListBytes int `koanf:"max_header_list_bytes"`
+	// Server is the HTTP/2 server of h2 and h2c connections: "inline"
+	// (internal/h2) or "std" (net/http's).
+	Server string `koanf:"server"`
 }
 
 // ProxyProtocol reads the client's address from a PROXY protocol (v1 or
@@ -133,6 +136,7 @@ func (c *Config) ensureEdgeDefaults() {
 	}
 	setDefault(&s.HTTP2.MaxConcurrentStreams, DefaultHTTP2MaxStreams)
 	setDefault(&s.HTTP2.MaxHeaderListBytes, DefaultHTTP2MaxHeaderList)
+	setDefault(&s.HTTP2.Server, DefaultHTTP2Server)
 	setDefault(&s.ProxyProtocol.HeaderTimeout, DefaultProxyHeaderTimeout)
 }
 
@@ -223,6 +227,9 @@ func (c *Config) validateEdge(bad func(field, format string, args ...any)) {
 	}
 	if s.HTTP2.MaxHeaderListBytes < 1024 {
 		bad("server.http2.max_header_list_bytes", "at least 1024, got %d", s.HTTP2.MaxHeaderListBytes)
+	}
+	if v := s.HTTP2.Server; v != HTTP2ServerInline && v != HTTP2ServerStd {
+		bad("server.http2.server", "want %q or %q, got %q", HTTP2ServerInline, HTTP2ServerStd, v)
 	}
 	for i, cidr := range s.ProxyProtocol.TrustedCIDRs {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {

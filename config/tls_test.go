@@ -58,6 +58,8 @@ func TestTLSValidation(t *testing.T) {
 		{"http3-without-tls", "server:\n  http3: true\n", "server.http3: HTTP/3 needs TLS"},
 		{"redirect-without-tls", "server:\n  redirect_listen: 127.0.0.1:80\n", "server.redirect_listen: redirects to HTTPS need TLS"},
 		{"bad-cidr", "server:\n  proxy_protocol:\n    trusted_cidrs: [10.0.0.0/33]\n", "server.proxy_protocol.trusted_cidrs[0]: "},
+		{"http2-server-std", "server:\n  http2:\n    server: std\n", ""},
+		{"http2-server-unknown", "server:\n  http2:\n    server: fast\n", "server.http2.server: want \"inline\" or \"std\""},
 		{"acme-no-domains", "server:\n  tls:\n    acme: {email: a@b.test}\n", "server.tls.acme.domains: "},
 		{"acme-valkey-no-shards", "server:\n  tls:\n    acme: {domains: [a.test], storage: valkey}\n", "server.tls.acme.storage: "},
 		{"acme-http-ca", "server:\n  tls:\n    acme: {domains: [a.test], ca: \"http://ca.test/dir\"}\n", "server.tls.acme.ca: "},
@@ -72,6 +74,8 @@ func TestTLSValidation(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			case tc.want == "" && c.Server.TLS.ACME != nil && c.Server.TLS.ACME.Storage != DefaultACMEStorage:
 				t.Fatalf("acme storage default %q", c.Server.TLS.ACME.Storage)
+			case tc.want == "" && tc.name != "http2-server-std" && c.Server.HTTP2.Server != DefaultHTTP2Server:
+				t.Fatalf("server.http2.server default %q", c.Server.HTTP2.Server)
 			}
 		})
 	}

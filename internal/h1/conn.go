@@ -33,6 +33,7 @@ type conn struct {
 	ctx    context.Context
 	remote string
 	base   *http.Request // the fields every request on the connection shares
+	h2     net.Conn      // given to srv.HTTP2 when the loop ends (ALPN h2, or h2c's preface)
 
 	// What the connection's requests reuse, one request at a time (the
 	// ownership rule in the package doc): the request, its header map and
@@ -131,10 +132,17 @@ func (c *conn) serve() {
 			_ = c.rwc.Close()
 		}
 		c.srv.track(c, false)
+		if c.h2 != nil {
+			c.srv.HTTP2.ServeConn(c.h2) // untracked here: HTTP2 tracks and shuts down its own
+		}
 	}()
 	var state *tls.ConnectionState
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		if state, ok = c.handshake(tc); !ok {
+			if c.srv.HTTP2 != nil && tc.ConnectionState().NegotiatedProtocol == "h2" {
+				c.h2, handed = tc, true
+				return
+			}
 			handed = c.give(c.rwc)
 			return
 		}
@@ -344,8 +352,17 @@ func (c *conn) handOver() bool {
 	}
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	rest := append([]byte(nil), c.buf[c.r:c.w]...)
-	return c.give(&replayConn{Conn: c.rwc, buf: rest, tls: c.base.TLS})
+	rc := &replayConn{Conn: c.rwc, buf: rest, tls: c.base.TLS}
+	if c.srv.HTTP2 != nil && c.base.TLS == nil && bytes.HasPrefix(rest, h2cPreface) {
+		c.h2 = rc // h2c with prior knowledge: served once this loop has let go
+		return true
+	}
+	return c.give(rc)
 }
+
+// h2cPreface is the head of HTTP/2's client preface, which the loop
+// reads as a request head.
+var h2cPreface = []byte("PRI * HTTP/2.0\r\n\r\n")
 
 // give hands rwc to Fallback and counts it; false if Fallback has shut
 // down.

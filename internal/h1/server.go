@@ -71,6 +71,14 @@ type Server struct {
 	// r.TLS (net/http only knows a *tls.Conn's state, and it gets a
 	// connection that replays those bytes).
 	Fallback *http.Server
+	// HTTP2, if set, serves the TLS connections that chose h2 by ALPN
+	// (after the handshake) and the plain ones that open with HTTP/2's
+	// preface (h2c with prior knowledge) instead of Fallback, and shuts
+	// down with this server (internal/h2's Server).
+	HTTP2 interface {
+		ServeConn(c net.Conn)
+		Shutdown(ctx context.Context) error
+	}
 	// ReadHeaderTimeout bounds the reading of a request head: from the
 	// accept for a connection's first request (a connection that sends
 	// nothing is closed after it, as in net/http), from its first byte
@@ -179,7 +187,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	ferr := make(chan error, 1)
-	go func() { ferr <- s.Fallback.Shutdown(ctx) }()
+	go func() {
+		var h2err error
+		if s.HTTP2 != nil {
+			h2err = s.HTTP2.Shutdown(ctx)
+		}
+		ferr <- errors.Join(s.Fallback.Shutdown(ctx), h2err)
+	}()
 
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgecache/edgecache/config"
 	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/internal/h2"
 	"github.com/edgecache/edgecache/internal/metrics"
 	"github.com/edgecache/edgecache/internal/telemetry"
 )
@@ -285,11 +286,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, plain func(context.
 		srv.Protocols.SetHTTP2(true)
 		ln = tls.NewListener(ln, s.base)
 		if !sc.DisableFastPath {
-			tcp = fastPath(h, srv)
+			tcp = fastPath(h, srv, sc)
 		}
 	}
 	if sc.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)
+		if !sc.TLS.Enabled() && !sc.DisableFastPath && sc.HTTP2.Server == config.HTTP2ServerInline {
+			// HTTP/1.1 on the fast path, the h2c preface to internal/h2.
+			tcp = fastPath(h, srv, sc)
+		}
 	}
 	servers = append(servers, tcp)
 	go func() { errc <- tcp.Serve(ln) }()
@@ -312,8 +317,8 @@ type shutdowner interface{ Shutdown(context.Context) error }
 // ALPN on the gateway's HTTP/1.1 loop, after the handshake; h2, ACME's
 // acme-tls/1, a failed handshake and every request the loop does not
 // serve go to srv with the connection. Shutting it down shuts srv down.
-func fastPath(h http.Handler, srv *http.Server) *h1.Server {
-	return &h1.Server{
+func fastPath(h http.Handler, srv *http.Server, sc config.Server) *h1.Server {
+	s := &h1.Server{
 		Handler:           h,
 		Fallback:          srv,
 		ReadHeaderTimeout: srv.ReadHeaderTimeout,
@@ -321,6 +326,18 @@ func fastPath(h http.Handler, srv *http.Server) *h1.Server {
 		ConnContext:       srv.ConnContext,
 		ErrorLog:          srv.ErrorLog,
 	}
+	if sc.HTTP2.Server == config.HTTP2ServerInline {
+		s.HTTP2 = &h2.Server{
+			Handler:              h,
+			MaxConcurrentStreams: sc.HTTP2.MaxConcurrentStreams,
+			MaxHeaderListBytes:   sc.HTTP2.MaxHeaderListBytes,
+			PrefaceTimeout:       srv.ReadHeaderTimeout,
+			IdleTimeout:          srv.IdleTimeout,
+			ConnContext:          srv.ConnContext,
+			ErrorLog:             srv.ErrorLog,
+		}
+	}
+	return s
 }
 
 func (s *Server) shutdown(servers []shutdowner, timeout time.Duration) error {
