@@ -57,7 +57,7 @@ var (
 	brotliSmallPool = sync.Pool{New: func() any {
 		return brotli.NewWriterOptions(nil, brotli.WriterOptions{Quality: BrotliLevel, LGWin: BrotliSmallWindowBits})
 	}}
-	zstdEnc    = sync.OnceValue(func() *zstd.Encoder {
+	zstdEnc = sync.OnceValue(func() *zstd.Encoder {
 		// With no writer, only EncodeAll is used; concurrency 1 keeps
 		// the encoder's memory small (EncodeAll is still safe for
 		// concurrent use).
