@@ -235,6 +235,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			memLimit.apply(g.Generation().Config, log)
 			reloadEdge(edge, g, log)
 			memLimit.settle()
+			trim(log) // the reload's parsing and building touched pages again
 		}
 	}
 	hup := make(chan os.Signal, 1)
@@ -254,6 +255,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// below takes a millisecond or so to set up.
 	served := make(chan error, 1)
 	go func() { served <- edge.Serve(ctx, ln, g.Serve) }()
+	go trimAfter(ctx, DefaultTrimDelay, log)
 	if src.File != "" {
 		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
 			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/edgecache/edgecache/config"
 )
@@ -42,3 +44,32 @@ func (m *memoryLimit) apply(cfg *config.Config, log *slog.Logger) {
 // the scavenger return over minutes. One forced GC off the request path,
 // after the generation is built, costs a few ms of CPU.
 func (m *memoryLimit) settle() { debug.FreeOSMemory() }
+
+// DefaultTrimDelay is how long after the listeners open the executable's
+// startup pages are unmapped (trimExecutable): long enough for the work
+// that follows the start in the background (file watches, the admin
+// listener, the shard clients' first round trips) to be done, so that
+// only what serving uses comes back.
+const DefaultTrimDelay = time.Second
+
+// trim unmaps the executable's read-only pages (trim_linux.go), off the
+// request path; a failure only costs memory, so it is logged at debug.
+func trim(log *slog.Logger) {
+	n, err := trimExecutable()
+	if err != nil {
+		log.Debug("cannot trim the executable's pages", "err", err)
+		return
+	}
+	log.Debug("trimmed the executable's startup pages", "bytes", n)
+}
+
+// trimAfter calls trim once after delay, unless ctx ends first.
+func trimAfter(ctx context.Context, delay time.Duration, log *slog.Logger) {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+		trim(log)
+	}
+}

@@ -187,3 +187,40 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestBrotliWindowBySize: a body that fits in BrotliSmallWindowBits is
+// encoded with the small-window writer, decodes to itself, and comes out
+// within 1% of what the default 4 MiB window makes of it (the window
+// holds the whole body either way; the writers' hashers differ).
+func TestBrotliWindowBySize(t *testing.T) {
+	small := 1 << BrotliSmallWindowBits
+	for _, size := range []int{1 << 10, 16 << 10, small, small + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			body := jsonBody(size)[:size]
+			enc, err := Encode(nil, Brotli, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(brotli.NewReader(bytes.NewReader(enc)))
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("decoded %d bytes (err %v), want the %d of the body", len(got), err, size)
+			}
+			var def bytes.Buffer
+			w := brotli.NewWriterLevel(&def, BrotliLevel)
+			if _, err := w.Write(body); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d bytes: %d encoded, %d with the default window", size, len(enc), def.Len())
+			if float64(len(enc)) > 1.01*float64(def.Len()) {
+				t.Errorf("%d bytes encoded, the default window makes %d", len(enc), def.Len())
+			}
+			_, pool := brotliWriter(size)
+			if want := size <= small; (pool == &brotliSmallPool) != want {
+				t.Errorf("size %d: small-window pool %v, want %v", size, pool == &brotliSmallPool, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cli
+
+// trimExecutable does nothing outside Linux (trim_linux.go).
+func trimExecutable() (int64, error) { return 0, nil }
