@@ -34,6 +34,18 @@ func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 // body is a compressible JSON document the fill compresses; without, the
 // route does not compress (a plain hit, as before compression).
 func warmHit(tb testing.TB, cfg *config.Config, wantCS, ae string) (http.Handler, *http.Request, *discardWriter) {
+	return warmHitWith(tb, cfg, wantCS, ae, nil)
+}
+
+// curlFields are the fields curl sends with every request: the "-curl"
+// rows compare a Range or a compressed hit with a plain hit that carries
+// request fields too, as every real one does (wrk sends none), so that
+// the ratio is what the feature costs and not what the first field in an
+// empty header map costs every lookup.
+var curlFields = http.Header{"User-Agent": {"curl/7.88.1"}, "Accept": {"*/*"}}
+
+// warmHitWith is warmHit with the request fields extra.
+func warmHitWith(tb testing.TB, cfg *config.Config, wantCS, ae string, extra http.Header) (http.Handler, *http.Request, *discardWriter) {
 	origin := newTestOrigin(tb)
 	origin.body = func(string) string { return string(make([]byte, 1024)) }
 	if ae != "" {
@@ -47,6 +59,9 @@ func warmHit(tb testing.TB, cfg *config.Config, wantCS, ae string) (http.Handler
 	req := httptest.NewRequest(http.MethodGet, "http://bench.example/products/12345?a=1&b=2", nil)
 	if ae != "" {
 		req.Header.Set("Accept-Encoding", ae)
+	}
+	for k, vv := range extra {
+		req.Header[k] = vv
 	}
 	w := &discardWriter{h: http.Header{}}
 	// Miss, then L2, then L1: the L1 may remember the miss until Valkey's
@@ -68,7 +83,12 @@ func warmHit(tb testing.TB, cfg *config.Config, wantCS, ae string) (http.Handler
 // benchHit measures the handler on a warm key: one request and one writer,
 // reused.
 func benchHit(b *testing.B, cfg *config.Config, wantCS, ae string) {
-	h, req, w := warmHit(b, cfg, wantCS, ae)
+	benchHitFields(b, cfg, wantCS, ae, nil)
+}
+
+// benchHitFields is benchHit with the request fields extra.
+func benchHitFields(b *testing.B, cfg *config.Config, wantCS, ae string, extra http.Header) {
+	h, req, w := warmHitWith(b, cfg, wantCS, ae, extra)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -141,6 +161,17 @@ func BenchmarkHit(b *testing.B) {
 	// and its stored body written; no compression work (encode.go).
 	b.Run("valkey-l1-compressed", func(b *testing.B) {
 		benchHit(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1, "br, gzip")
+	})
+	// The same three with curl's request fields (curlFields): the plain
+	// hits BenchmarkHitRange's and the compressed "-curl" rows compare with.
+	b.Run("embedded-curl", func(b *testing.B) {
+		benchHitFields(b, testConfig("http://unused", nil), hitL1, "", curlFields)
+	})
+	b.Run("valkey-l1-curl", func(b *testing.B) {
+		benchHitFields(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1, "", curlFields)
+	})
+	b.Run("valkey-l1-compressed-curl", func(b *testing.B) {
+		benchHitFields(b, testConfig("http://unused", valkeytest.Start(b, 3)), hitL1, "br, gzip", curlFields)
 	})
 	b.Run("valkey-l1-wasm-key", func(b *testing.B) {
 		cfg := testConfig("http://unused", valkeytest.Start(b, 3))

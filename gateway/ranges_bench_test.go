@@ -26,7 +26,12 @@ var rangeHitCases = []struct {
 // warmRange warms a key as warmHit does, then makes its request ask for
 // one range of the 1024-byte body.
 func warmRange(tb testing.TB, cfg *config.Config) (http.Handler, *http.Request, *discardWriter) {
-	h, req, w := warmHit(tb, cfg, hitL1, "")
+	return warmRangeWith(tb, cfg, nil)
+}
+
+// warmRangeWith is warmRange with the request fields extra.
+func warmRangeWith(tb testing.TB, cfg *config.Config, extra http.Header) (http.Handler, *http.Request, *discardWriter) {
+	h, req, w := warmHitWith(tb, cfg, hitL1, "", extra)
 	req.Header["Range"] = []string{"bytes=100-611"}
 	return h, req, w
 }
@@ -42,20 +47,32 @@ func wantRangeHit(tb testing.TB, w *discardWriter) {
 // BenchmarkHitRange is BenchmarkHit's L1 hit asked for a single range
 // (512 of the 1024 bytes): compare with BenchmarkHit's embedded and
 // valkey-l1 (the goal is at most 1.2x).
+// The "-curl" rows send curl's fields too: compare them with
+// BenchmarkHit's "-curl" rows.
 func BenchmarkHitRange(b *testing.B) {
 	for _, c := range rangeHitCases {
-		b.Run(c.name, func(b *testing.B) {
-			h, req, w := warmRange(b, c.cfg(b))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				clear(w.h)
-				h.ServeHTTP(w, req)
-			}
-			b.StopTimer()
-			wantRangeHit(b, w)
-		})
+		for _, extra := range []struct {
+			suffix string
+			h      http.Header
+		}{{"", nil}, {"-curl", curlFields}} {
+			b.Run(c.name+extra.suffix, func(b *testing.B) {
+				benchRange(b, c.cfg(b), extra.h)
+			})
+		}
 	}
+}
+
+// benchRange measures a single-range L1 hit with the request fields extra.
+func benchRange(b *testing.B, cfg *config.Config, extra http.Header) {
+	h, req, w := warmRangeWith(b, cfg, extra)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+	b.StopTimer()
+	wantRangeHit(b, w)
 }
 
 // TestRangeHitAllocs pins a single-range L1 hit at zero allocations per
