@@ -325,6 +325,9 @@ func codedETag(etag string, cd compress.Coding) string {
 
 // pick returns the representation for a request with Accept-Encoding ae.
 func (c *codings) pick(ae []string) (compress.Coding, *rep) {
+	if len(ae) == 0 {
+		return compress.Identity, c.identity() // no Accept-Encoding: what wrk and most bots send
+	}
 	if len(ae) != 1 {
 		cd := c.choose(ae)
 		return cd, c.rep(cd)

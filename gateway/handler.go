@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/internal/h2"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -44,9 +45,18 @@ type reqState struct {
 type detached struct{ parent context.Context }
 
 func (d *detached) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (d *detached) Done() <-chan struct{}       { return nil }
-func (d *detached) Err() error                  { return nil }
-func (d *detached) Value(key any) any           { return d.parent.Value(key) }
+
+// Done is asked for by a shard client about to wait for a round trip (an
+// L1 hit asks nothing): on HTTP/2 the request then leaves its connection's
+// read loop (h2.MayBlock), so that a slow or frozen shard holds this
+// stream only, not the connection's others.
+func (d *detached) Done() <-chan struct{} {
+	h2.MayBlock(d.parent)
+	return nil
+}
+
+func (d *detached) Err() error        { return nil }
+func (d *detached) Value(key any) any { return d.parent.Value(key) }
 
 var statePool = sync.Pool{New: func() any { return &reqState{key: make([]byte, 0, 256)} }}
 

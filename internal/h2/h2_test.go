@@ -318,3 +318,59 @@ func TestWriteBeyondContentLength(t *testing.T) {
 		t.Fatalf("%d %q %v, want 200 abc with Content-Length 3", a.status, a.body, a.header)
 	}
 }
+
+// TestMayBlockFreesTheLoop: a handler that announces a wait that does not
+// go through Done (MayBlock, as the gateway's shard lookups do, under a
+// context with values of its own on top) leaves the read loop first, so
+// another stream on the same connection is answered while it waits.
+// Without the announcement the other stream waits behind it: the case
+// shows the test can tell.
+func TestMayBlockFreesTheLoop(t *testing.T) {
+	type key struct{}
+	const hold = 600 * time.Millisecond
+	for _, announce := range []bool{true, false} {
+		t.Run(fmt.Sprintf("announce=%v", announce), func(t *testing.T) {
+			started := make(chan struct{}, 1)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/slow" {
+					if announce {
+						MayBlock(context.WithValue(r.Context(), key{}, 1))
+					}
+					started <- struct{}{}
+					time.Sleep(hold) // a wait the server cannot see
+				}
+				_, _ = io.WriteString(w, "ok")
+			})
+			p := newPair(t, h, nil)
+			get := func(path string) error {
+				resp, err := p.client.Get(p.addr + path)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return err
+			}
+			if err := get("/warm"); err != nil { // one connection, then reused
+				t.Fatal(err)
+			}
+			slow := make(chan error, 1)
+			go func() { slow <- get("/slow") }()
+			<-started
+			start := time.Now()
+			if err := get("/fast"); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			if err := <-slow; err != nil {
+				t.Fatal(err)
+			}
+			if announce && took > hold/2 {
+				t.Errorf("the other stream took %v while the announced wait held the loop", took)
+			}
+			if !announce && took < hold/2 {
+				t.Errorf("the other stream took %v: without MayBlock it should have waited behind the handler", took)
+			}
+		})
+	}
+}

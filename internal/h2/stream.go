@@ -277,6 +277,36 @@ func (x *streamCtx) cancelLocked(err error) {
 
 func (x *streamCtx) String() string { return "h2.requestContext" }
 
+// Value answers streamKey with the stream's context itself (MayBlock
+// finds it under any values added on top).
+func (x *streamCtx) Value(key any) any {
+	if key == (streamKey{}) {
+		return x
+	}
+	return x.Context.Value(key)
+}
+
+// streamKey is the context key of a stream's own context.
+type streamKey struct{}
+
+// MayBlock tells the server that the handler of the request whose context
+// (or a context derived from it) is ctx is about to wait without asking for
+// Done — a wait bounded by something other than the client, such as a
+// shard's command timeout: a handler running on its connection's read loop
+// hands the loop on first, as Done does, so that the connection's other
+// streams are not held behind the wait. Outside this package's requests it
+// does nothing.
+func MayBlock(ctx context.Context) {
+	x, ok := ctx.Value(streamKey{}).(*streamCtx)
+	if !ok {
+		return
+	}
+	c := x.st.c
+	c.mu.Lock()
+	c.detachLocked(x.st)
+	c.mu.Unlock()
+}
+
 // pipe is a request body: the DATA frames' bytes, bounded by the
 // stream's receive window. Guarded by conn.mu; waits on conn.cond.
 type pipe struct {
