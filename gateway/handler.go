@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgecache/edgecache/internal/h1"
-	"github.com/edgecache/edgecache/internal/h2"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -46,14 +45,12 @@ type detached struct{ parent context.Context }
 
 func (d *detached) Deadline() (time.Time, bool) { return time.Time{}, false }
 
-// Done is asked for by a shard client about to wait for a round trip (an
-// L1 hit asks nothing): on HTTP/2 the request then leaves its connection's
-// read loop (h2.MayBlock), so that a slow or frozen shard holds this
-// stream only, not the connection's others.
-func (d *detached) Done() <-chan struct{} {
-	h2.MayBlock(d.parent)
-	return nil
-}
+// Done is nil: a shard read is bounded by the shard's command timeout,
+// not by the client. It must not read parent: contexts that valkey-go
+// derives from this one (its command timeouts) ask their parent for Done
+// again when their timers fire, after this pooled value was reset or
+// reused (h2.MayBlock would need parent here; see RATIONALE).
+func (d *detached) Done() <-chan struct{} { return nil }
 
 func (d *detached) Err() error        { return nil }
 func (d *detached) Value(key any) any { return d.parent.Value(key) }
