@@ -320,8 +320,8 @@ func TestWriteBeyondContentLength(t *testing.T) {
 }
 
 // TestMayBlockFreesTheLoop: a handler that announces a wait that does not
-// go through Done (MayBlock, under a
-// context with values of its own on top) leaves the read loop first, so
+// go through Done (MayBlock, under a context with values of its own on
+// top) leaves the read loop first, so
 // another stream on the same connection is answered while it waits.
 // Without the announcement the other stream waits behind it: the case
 // shows the test can tell.
