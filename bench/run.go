@@ -219,6 +219,7 @@ type row struct {
 	system   string
 	res      wrkResult
 	cpu      time.Duration // server CPU per request
+	client   float64       // the load generator's CPU during the run, in CPUs (1.0: one CPU busy throughout)
 	other    float64       // share of the servers' CPUs used by other processes during the run
 	syscalls float64       // read and write system calls per request (/proc/PID/io)
 	note     string
@@ -603,6 +604,7 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 			ncpu = 1
 		}
 		rw.other = max(float64(other)/float64(elapsed*time.Duration(ncpu)), 0)
+		rw.client = float64(r.CPU) / float64(elapsed)
 		if r.Non2xx > 0 || r.SockErrs > 0 {
 			rw.note = fmt.Sprintf("%d non-2xx, %d socket errors", r.Non2xx, r.SockErrs)
 		}
@@ -773,7 +775,7 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 		desc = fmt.Sprintf("servers on CPU %s, wrk on CPU %s (taskset)", v.serverCPUs, v.wrkCPUs)
 	}
 	fmt.Fprintf(out, "== %s: %s; wrk -t %d; nginx %d worker(s); load average at the end %s\n", v.name, desc, v.threads, v.workers, loadAvg())
-	fmt.Fprintf(out, "%-27s %-10s %10s %9s %9s %9s %7s %10s %10s %6s  %s\n", "workload", "system", "req/s", "p50", "p99", "CPU/req", "rw/req", "vs nginx", "vs varnish", "other", "note")
+	fmt.Fprintf(out, "%-27s %-10s %10s %9s %9s %9s %7s %10s %10s %6s %6s  %s\n", "workload", "system", "req/s", "p50", "p99", "CPU/req", "rw/req", "vs nginx", "vs varnish", "other", "client", "note")
 	for _, r := range vr.rows {
 		vsN, vsV := "", ""
 		if r.system == "edgecache" {
@@ -811,14 +813,19 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 			}
 			note = strings.TrimSpace(note + " same shards on their TLS port; CPU/req includes the 3 shards")
 		}
-		fmt.Fprintf(out, "%-27s %-10s %10.0f %9s %9s %9s %7.2f %10s %10s %5.0f%%  %s\n", r.workload, r.system, r.res.RPS, fmtDur(r.res.P50), fmtDur(r.res.P99), fmtDur(r.cpu), r.syscalls, vsN, vsV, r.other*100, note)
+		fmt.Fprintf(out, "%-27s %-10s %10.0f %9s %9s %9s %7.2f %10s %10s %5.0f%% %6.2f  %s\n", r.workload, r.system, r.res.RPS, fmtDur(r.res.P50), fmtDur(r.res.P99), fmtDur(r.cpu), r.syscalls, vsN, vsV, r.other*100, r.client, note)
 	}
 	if _, ok := o.keyPluginExtras(); !ok {
 		fmt.Fprintf(out, "%-27s %-10s %10s  not run: no %s in -plugins %q\n", wlPlugin, "edgecache", "-", keyPluginFile, o.plugins)
 	}
 	fmt.Fprintf(out, "edgecache RSS after its L1 run: %.1f MiB\n", float64(vr.edgeRSS)/(1<<20))
 	fmt.Fprintf(out, "rw/req: read and write system calls of the server per request (/proc/PID/io syscr+syscw; epoll and others not counted)\n")
-	fmt.Fprintf(out, "other: the share of the servers' CPUs (shared: both, less wrk; pinned: CPU 0) that other processes used during the row\n\n")
+	fmt.Fprintf(out, "other: the share of the servers' CPUs (shared: both, less wrk; pinned: CPU 0) that other processes used during the row\n")
+	client := "client: the CPUs the load generator (wrk, h2load) kept busy during the row"
+	if v.wrkCPUs != "" {
+		client += fmt.Sprintf("; it has CPU %s alone, so near 1.00 the client set the pace, not the server", v.wrkCPUs)
+	}
+	fmt.Fprintf(out, "%s\n\n", client)
 }
 
 func fmtDur(d time.Duration) string {

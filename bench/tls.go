@@ -148,6 +148,7 @@ func tlsGoals(variant string, vr *variantResult, check func(goal string, ok bool
 			continue
 		}
 		r := e.res.RPS / n.res.RPS
-		check(fmt.Sprintf("%s: %s >= %.1fx nginx", variant, g.workload, g.min), r >= g.min, fmt.Sprintf("%.2fx", r))
+		check(fmt.Sprintf("%s: %s >= %.1fx nginx", variant, g.workload, g.min), r >= g.min,
+			fmt.Sprintf("%.2fx (client CPUs busy %.2f vs %.2f)", r, e.client, n.client))
 	}
 }
