@@ -147,16 +147,30 @@ func readSLEB32(p []byte) (v int32, n int) {
 
 // mergeSegments sorts segs by offset and joins neighbours closer than
 // DataMergeGap; ok is false when two segments overlap or one does not fit
-// in 32 bits of address (instantiation fails on it; left to wazero).
+// in 32 bits of address (instantiation fails on it; left to wazero), and
+// when the zeros filled in would outweigh the data: one byte every 4 KiB
+// must not make a small module allocate gigabytes here.
 func mergeSegments(segs []dataSegment) (out []dataSegment, ok bool) {
 	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
+	var data, zeros uint64
 	for i, s := range segs {
-		if uint64(s.offset)+uint64(len(s.init)) > 1<<32 {
+		end := uint64(s.offset) + uint64(len(s.init))
+		if end > 1<<32 {
 			return nil, false
 		}
-		if i > 0 && uint64(segs[i-1].offset)+uint64(len(segs[i-1].init)) > uint64(s.offset) {
-			return nil, false
+		data += uint64(len(s.init))
+		if i > 0 {
+			prevEnd := uint64(segs[i-1].offset) + uint64(len(segs[i-1].init))
+			if prevEnd > uint64(s.offset) {
+				return nil, false
+			}
+			if gap := uint64(s.offset) - prevEnd; gap < DataMergeGap {
+				zeros += gap
+			}
 		}
+	}
+	if zeros > data {
+		return nil, false
 	}
 	for i := 0; i < len(segs); {
 		start := segs[i].offset

@@ -51,6 +51,7 @@ func TestMergeDataSegments(t *testing.T) {
 		{"many segments", module(70, 16, 2, 0), true},
 		{"too few to bother", module(10, 16, 2, 0), false},
 		{"overlapping", module(70, 16, 0, 0), false},
+		{"more zeros than data", module(70, 16, 4000, 0), false},
 		{"passive", module(70, 16, 2, 1), false},
 		{"a data count section", module(70, 16, 2, 0, sectionDataCount, 1, 70), false},
 		{"not wasm", []byte("not a module at all"), false},
@@ -103,4 +104,24 @@ func memoryAfterInstantiate(t *testing.T, wasm []byte) []byte {
 		t.Fatal("memory not readable")
 	}
 	return bytes.Clone(mem)
+}
+
+// FuzzMergeDataSegments: whatever the bytes, the merge returns them
+// unchanged or a module whose data section it reads back, never panics,
+// and never grows a module past twice its size.
+func FuzzMergeDataSegments(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0b\x07\x01\x00\x41\x10\x0b\x01\x01"))
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out := mergeDataSegments(wasm)
+		if bytes.Equal(out, wasm) {
+			return
+		}
+		if len(out) > 2*len(wasm)+DataMergeGap {
+			t.Fatalf("%d bytes became %d", len(wasm), len(out))
+		}
+		if _, ok := readDataSegments(dataPayload(t, out)); !ok {
+			t.Fatal("the merged data section does not read back")
+		}
+	})
 }
