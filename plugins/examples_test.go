@@ -132,15 +132,61 @@ func TestGoStripParams(t *testing.T) {
 	}
 }
 
-func TestGoStripParamsBadConfig(t *testing.T) {
+// TestGoStripParamsConfig runs the example's own config parser (it does
+// not use encoding/json, to stay small): what JSON allows in the config
+// is read, anything else rejects it at init.
+func TestGoStripParamsConfig(t *testing.T) {
 	bin, err := os.ReadFile(filepath.Join(examples, "go-stripparams.wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = host.Load(context.Background(), bin, hook.PluginOptions{Name: "bad", Config: []byte(`{"drop": 3}`), PoolSize: 1})
-	if !errors.Is(err, wasm.ErrInit) {
-		t.Fatalf("Load with a bad config: %v, want ErrInit", err)
+	cases := []struct {
+		name, config string
+		ok           bool
+		query, want  string // with ok: a query and the key's query it gives
+	}{
+		{"spaces and both lists", " {\n\t\"drop\" : [ \"ref\" ] ,\r\"drop_prefixes\":[\"pk_\",\"x\"]}\n", true, "ref=1&pk_a=2&xy=3&b=4", "b=4"},
+		{"escapes", `{"drop": ["r\u0065f", "a\"b", "c\\d", "\u00E9t\u00e9"]}`, true, "ref=1&a\"b=2&c\\d=3&\u00e9t\u00e9=4&q=5", "q=5"},
+		{"a surrogate pair", `{"drop": ["\ud83d\ude00"]}`, true, "\U0001F600=1&q=2", "q=2"},
+		{"null and empty lists", `{"drop": null, "drop_prefixes": []}`, true, "ref=1", "ref=1"},
+		{"empty object", `{}`, true, "fbclid=1&a=1", "a=1"},
+		{"a number", `{"drop": 3}`, false, "", ""},
+		{"another field", `{"drop": [], "keep": ["a"]}`, false, "", ""},
+		{"a list of numbers", `{"drop": [1]}`, false, "", ""},
+		{"trailing bytes", `{"drop": []} x`, false, "", ""},
+		{"unterminated", `{"drop": ["ref`, false, "", ""},
+		{"a bad escape", `{"drop": ["\x41"]}`, false, "", ""},
+		{"a trailing comma", `{"drop": ["a",]}`, false, "", ""},
+		{"not an object", `["ref"]`, false, "", ""},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := host.Load(context.Background(), bin, hook.PluginOptions{Name: "strip", Config: []byte(tc.config), PoolSize: 1})
+			if !tc.ok {
+				if !errors.Is(err, wasm.ErrInit) {
+					_ = closeIf(p)
+					t.Fatalf("Load: %v, want ErrInit", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			key := policies.FromPlugin(p, policies.Set{}).Key
+			got := string(key.AppendKey(nil, req("GET", "/p", tc.query)))
+			if want := "https://shop.example/p?" + tc.want; got != want {
+				t.Fatalf("key %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func closeIf(p *wasm.Plugin) error {
+	if p == nil {
+		return nil
+	}
+	return p.Close(context.Background())
 }
 
 func TestCTTLByStatus(t *testing.T) {

@@ -118,7 +118,7 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (ModuleInfo, error) {
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(DefaultMemoryLimitPages))
 	defer rt.Close(ctx)
-	cm, err := rt.CompileModule(ctx, wasm)
+	cm, err := rt.CompileModule(ctx, mergeDataSegments(wasm))
 	if err != nil {
 		return ModuleInfo{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}

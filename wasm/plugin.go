@@ -171,7 +171,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, o hook.PluginOptions) (*Pl
 	if err := instantiateImports(ctx, rt); err != nil {
 		return fail(err)
 	}
-	cm, err := rt.CompileModule(ctx, wasm)
+	cm, err := rt.CompileModule(ctx, mergeDataSegments(wasm))
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrInvalidModule, err))
 	}
