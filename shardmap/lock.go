@@ -103,9 +103,10 @@ func (s *Shard) TryLock(ctx context.Context, name string, ttl time.Duration) (lo
 // SetReleasing is Set on l's shard followed, in the same pipeline, by
 // the release of l: a fill that holds its key's lock stores the entry and
 // frees the lock with one write and one read, where Set then Release
-// take two round trips (a first call on a node that does not know the
-// script yet takes them anyway: NOSCRIPT). Valkey runs a connection's commands in order, so
-// the lock is freed only after the entry is stored, as before. A Cluster
+// take two round trips (a release past the lock's validity, delCmd, on a
+// node that does not know the script yet takes them anyway: NOSCRIPT).
+// Valkey runs a connection's commands in order, so the lock is freed only
+// after the entry is stored, as before. A Cluster
 // sends each slot's commands to its node, in no order between nodes, so
 // there it is Set then Release. A pipelined release that failed is
 // retried by Release before it returns.
