@@ -3,6 +3,7 @@ package shardmap
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,8 @@ func TestSetReleasing(t *testing.T) {
 			if n, err := s.PurgeTag(ctx, "tag1", false, 0, nil); err != nil || n != 1 {
 				t.Fatalf("the tags went with the SET: purged %d, %v", n, err)
 			}
-			b, ok, err := s.TryLock(ctx, "k1", time.Minute)
+			const short = 100 * time.Millisecond
+			b, ok, err := s.TryLock(ctx, "k1", short)
 			if err != nil || !ok {
 				t.Fatalf("TryLock after release: %v, %v", ok, err)
 			}
@@ -70,7 +72,9 @@ func TestSetReleasing(t *testing.T) {
 			}
 
 			// b's lock expires and another holder takes it: b's store
-			// must leave the new holder's lock alone.
+			// (past its validity: the script) must leave the new
+			// holder's lock alone.
+			waitGone(t, func() bool { return lockVal("k1") == "" }, 10*short)
 			if _, err := node(LockPrefix+"k1").Do("SET", LockPrefix+"k1", "other"); err != nil {
 				t.Fatal(err)
 			}
@@ -80,6 +84,85 @@ func TestSetReleasing(t *testing.T) {
 			entry("k1", "v2")
 			if v := lockVal("k1"); v != "other" {
 				t.Fatalf("b's store freed another holder's lock: %q", v)
+			}
+		})
+	}
+}
+
+// waitGone polls cond every 5 ms until it holds, failing after limit.
+func waitGone(t *testing.T, cond func() bool, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not done within %v", limit)
+		}
+	}
+}
+
+// TestReleaseCommand: a lock freed within half its ttl of being taken is
+// freed with a plain DEL (the SET NX reached Valkey after TryLock read
+// the clock, so it cannot have expired), by SetReleasing and by Release;
+// later, with the token-checking script (TestSetReleasing pins that it
+// leaves another holder's lock alone). Counted on the server (INFO
+// commandstats).
+func TestReleaseCommand(t *testing.T) {
+	ctx := context.Background()
+	srv := valkeytest.Start(t, 1)[0]
+	s := Dial(Spec{Name: "a", Addr: srv.Addr}, batchOptions())
+	defer s.Close()
+	calls := func(cmd string) int {
+		t.Helper()
+		out, err := srv.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(out, "cmdstat_"+cmd+":calls=")
+		if !ok {
+			return 0
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	const ttl = 200 * time.Millisecond
+	tests := []struct {
+		name   string
+		wait   time.Duration // between TryLock and the release
+		store  bool          // SetReleasing, else Release
+		script bool          // freed by the script, else by one DEL alone
+	}{
+		{"store, within validity", 0, true, false},
+		{"release, within validity", 0, false, false},
+		{"store, past validity", ttl * 3 / 4, true, true},
+		{"release, past validity", ttl * 3 / 4, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, ok, err := s.TryLock(ctx, "k", ttl)
+			if err != nil || !ok {
+				t.Fatalf("TryLock: %v, %v", ok, err)
+			}
+			time.Sleep(tt.wait)
+			del0, ev0 := calls("del"), calls("evalsha")+calls("eval")
+			if tt.store {
+				err = l.SetReleasing(ctx, "k", []byte("v"), time.Minute)
+			} else {
+				l.Release()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := srv.Do("GET", LockPrefix+"k"); !errors.Is(err, valkeytest.ErrNil) {
+				t.Fatalf("lock still there: %q, %v", v, err)
+			}
+			// The script's own DEL counts too; a first EVALSHA on a
+			// server without the script fails (NOSCRIPT) and is counted.
+			del, ev := calls("del")-del0, calls("evalsha")+calls("eval")-ev0
+			if del != 1 || (ev > 0) != tt.script {
+				t.Fatalf("DEL %d, EVAL/EVALSHA %d; want 1 DEL, script %v", del, ev, tt.script)
 			}
 		})
 	}
