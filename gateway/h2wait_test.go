@@ -88,7 +88,7 @@ func (e *statusError) Error() string { return http.StatusText(e.status) }
 
 // serveH2 serves g's traffic handler with internal/h2 on ln (h2c, prior
 // knowledge) and counts the connections accepted.
-func serveH2(t *testing.T, g *gateway.Gateway, ln net.Listener) (*h2.Server, *atomic.Int64) {
+func serveH2(t testing.TB, g *gateway.Gateway, ln net.Listener) (*h2.Server, *atomic.Int64) {
 	t.Helper()
 	srv := &h2.Server{Handler: g.Handler()}
 	var accepted atomic.Int64
@@ -114,7 +114,7 @@ func serveH2(t *testing.T, g *gateway.Gateway, ln net.Listener) (*h2.Server, *at
 
 // h2cClient is Go's client speaking HTTP/2 without TLS (prior knowledge):
 // its requests share one connection.
-func h2cClient(t *testing.T) *http.Client {
+func h2cClient(t testing.TB) *http.Client {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: &p}
@@ -135,4 +135,30 @@ func h2Get(c *http.Client, url string) (status int, cacheStatus string, err erro
 		return 0, "", &statusError{http.StatusHTTPVersionNotSupported}
 	}
 	return resp.StatusCode, resp.Header.Get("Cache-Status"), nil
+}
+
+// BenchmarkServeHitH2 is an L1 hit over one HTTP/2 connection on
+// internal/h2 (h2c, Go's client in the same process): ns/op is a round
+// trip and allocs/op are mostly the client's; compare runs, not to h1.
+func BenchmarkServeHitH2(b *testing.B) {
+	origin := newTestOrigin(b)
+	origin.body = func(string) string { return string(make([]byte, 1024)) }
+	g, ln := newGatewayListenerWith(b, testConfig(origin.URL, valkeytest.Start(b, 1)), gateway.Options{})
+	serveH2(b, g, ln)
+	c := h2cClient(b)
+	url := "http://" + ln.Addr().String() + "/products/12345"
+	for range 50 { // miss, the fill's re-checks, then L1 hits
+		if _, cs, err := h2Get(c, url); err != nil {
+			b.Fatal(err)
+		} else if cs == hitL1 {
+			break
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if st, cs, err := h2Get(c, url); err != nil || st != http.StatusOK || cs != hitL1 {
+			b.Fatalf("%d %q %v, want an L1 hit", st, cs, err)
+		}
+	}
 }
