@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edgecache/edgecache/internal/h1"
+	"github.com/edgecache/edgecache/internal/h2"
 	"github.com/edgecache/edgecache/policies"
 )
 
@@ -38,9 +39,9 @@ type reqState struct {
 	lookupCtx detached
 }
 
-// detached is a request's context without its cancellation (values only).
-// It lives in the pooled reqState: nothing may keep it past the call it
-// is passed to.
+// detached is a request's context without its cancellation (values only),
+// for requests not on internal/h2 (lookupContext). It lives in the pooled
+// reqState: nothing may keep it past the call it is passed to.
 type detached struct{ parent context.Context }
 
 func (d *detached) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -49,7 +50,7 @@ func (d *detached) Deadline() (time.Time, bool) { return time.Time{}, false }
 // not by the client. It must not read parent: contexts that valkey-go
 // derives from this one (its command timeouts) ask their parent for Done
 // again when their timers fire, after this pooled value was reset or
-// reused (h2.MayBlock would need parent here; see RATIONALE).
+// reused. That is why an h2 request's lookup does not use it.
 func (d *detached) Done() <-chan struct{} { return nil }
 
 func (d *detached) Err() error        { return nil }
@@ -139,9 +140,8 @@ func (g *Gateway) cacheKey(r *http.Request, st *reqState) string {
 // command timeout, not by the client: waiting on the request's Done would
 // start the fast path's hang-up watch on every L2 read (internal/h1).
 func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
-	st.lookupCtx.parent = r.Context()
+	ctx, gen := st.lookupContext(r), st.gen
 	defer func() { st.lookupCtx.parent = nil }()
-	ctx, gen := &st.lookupCtx, st.gen
 	st.stored = primary
 	raw, t, err := g.read(ctx, gen, primary, st.wall)
 	st.tier, st.err = t, err
@@ -162,6 +162,24 @@ func (g *Gateway) lookup(r *http.Request, st *reqState, primary string) {
 	if st.err == nil {
 		st.found = g.views.get(st.stored, raw, st.tier.local(), l1Off)
 	}
+}
+
+// lookupContext is r's context without its cancellation, for the lookup.
+// On internal/h2 it is the stream's own (h2.WithoutCancel): valkey-go asks
+// it for Done before a round trip (an L2 read, a wait on a frozen shard),
+// never on an L1 hit, and that ask moves the handler off the connection's
+// read loop, so the wait holds this stream only, not the connection's
+// others; it stays valid after the request, which the pooled detached
+// does not (see its Done). Elsewhere it is the pooled detached: the
+// HTTP/1 hit path allocates nothing for it.
+func (st *reqState) lookupContext(r *http.Request) context.Context {
+	if r.ProtoMajor == 2 {
+		if ctx := h2.WithoutCancel(r.Context()); ctx != nil {
+			return ctx
+		}
+	}
+	st.lookupCtx.parent = r.Context()
+	return &st.lookupCtx
 }
 
 // serveFound answers from the entry the lookup found when it may

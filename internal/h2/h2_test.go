@@ -320,21 +320,33 @@ func TestWriteBeyondContentLength(t *testing.T) {
 }
 
 // TestMayBlockFreesTheLoop: a handler that announces a wait that does not
-// go through Done (MayBlock, under a context with values of its own on
-// top) leaves the read loop first, so
-// another stream on the same connection is answered while it waits.
-// Without the announcement the other stream waits behind it: the case
-// shows the test can tell.
+// go through the request's Done (MayBlock, under a context with values of
+// its own on top; or asking Done of WithoutCancel's context, as valkey-go
+// does before a round trip) leaves the read loop first, so another stream
+// on the same connection is answered while it waits. Without the
+// announcement the other stream waits behind it: the case shows the test
+// can tell.
 func TestMayBlockFreesTheLoop(t *testing.T) {
 	type key struct{}
 	const hold = 600 * time.Millisecond
-	for _, announce := range []bool{true, false} {
-		t.Run(fmt.Sprintf("announce=%v", announce), func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		announce func(r *http.Request)
+	}{
+		{"MayBlock", func(r *http.Request) { MayBlock(context.WithValue(r.Context(), key{}, 1)) }},
+		{"WithoutCancel.Done", func(r *http.Request) {
+			if WithoutCancel(context.WithValue(r.Context(), key{}, 1)).Done() != nil {
+				panic("WithoutCancel's Done is not nil")
+			}
+		}},
+		{"none", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			started := make(chan struct{}, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/slow" {
-					if announce {
-						MayBlock(context.WithValue(r.Context(), key{}, 1))
+					if tc.announce != nil {
+						tc.announce(r)
 					}
 					started <- struct{}{}
 					time.Sleep(hold) // a wait the server cannot see
@@ -342,35 +354,90 @@ func TestMayBlockFreesTheLoop(t *testing.T) {
 				_, _ = io.WriteString(w, "ok")
 			})
 			p := newPair(t, h, nil)
-			get := func(path string) error {
-				resp, err := p.client.Get(p.addr + path)
-				if err != nil {
-					return err
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				return err
-			}
-			if err := get("/warm"); err != nil { // one connection, then reused
+			if err := p.get("/warm"); err != nil { // one connection, then reused
 				t.Fatal(err)
 			}
 			slow := make(chan error, 1)
-			go func() { slow <- get("/slow") }()
+			go func() { slow <- p.get("/slow") }()
 			<-started
 			start := time.Now()
-			if err := get("/fast"); err != nil {
+			if err := p.get("/fast"); err != nil {
 				t.Fatal(err)
 			}
 			took := time.Since(start)
 			if err := <-slow; err != nil {
 				t.Fatal(err)
 			}
-			if announce && took > hold/2 {
+			if tc.announce != nil && took > hold/2 {
 				t.Errorf("the other stream took %v while the announced wait held the loop", took)
 			}
-			if !announce && took < hold/2 {
+			if tc.announce == nil && took < hold/2 {
 				t.Errorf("the other stream took %v: without MayBlock it should have waited behind the handler", took)
 			}
 		})
+	}
+}
+
+func (p *pair) get(path string) error {
+	resp, err := p.client.Get(p.addr + path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return err
+}
+
+// TestWithoutCancelAfterTheRequest: WithoutCancel's context outlives its
+// request, as the gateway's lookup needs (valkey-go's timeout contexts ask
+// their parent for Done when their timer fires, maybe after the request):
+// a context derived from it whose timer fires after the response, and
+// Done, Err and Value asked from another goroutine then, neither fail nor
+// race (-race) nor hand a loop on; the values stay the handler's. A
+// second call in one request gets a context of its own.
+func TestWithoutCancelAfterTheRequest(t *testing.T) {
+	type key struct{}
+	type kept struct {
+		first, second context.Context
+		timed         context.Context
+		cancel        context.CancelFunc
+	}
+	got := make(chan kept, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var k kept
+		k.first = WithoutCancel(context.WithValue(r.Context(), key{}, "first"))
+		k.second = WithoutCancel(context.WithValue(r.Context(), key{}, "second"))
+		k.timed, k.cancel = context.WithTimeout(k.first, 100*time.Millisecond)
+		got <- k
+		_, _ = io.WriteString(w, "ok")
+	})
+	p := newPair(t, h, nil)
+	if err := p.get("/"); err != nil {
+		t.Fatal(err)
+	}
+	k := <-got
+	defer k.cancel()
+	detached := p.srv.Stats().Detached.Load()
+	<-k.timed.Done() // the timer fires after the response: removeChild asks k.first for Done
+	if k.timed.Err() != context.DeadlineExceeded {
+		t.Errorf("derived context: %v, want the deadline", k.timed.Err())
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if k.first.Done() != nil || k.first.Err() != nil {
+				t.Error("WithoutCancel's context is canceled")
+			}
+		})
+	}
+	wg.Wait()
+	if v1, v2 := k.first.Value(key{}), k.second.Value(key{}); v1 != "first" || v2 != "second" {
+		t.Errorf("values %v, %v; want first, second", v1, v2)
+	}
+	if n := p.srv.Stats().Detached.Load(); n != detached {
+		t.Errorf("Done after the request handed a loop on (%d detached, was %d)", n, detached)
+	}
+	if WithoutCancel(context.Background()) != nil {
+		t.Error("WithoutCancel outside a request of this package is not nil")
 	}
 }

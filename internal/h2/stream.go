@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -240,6 +241,7 @@ type streamCtx struct {
 	st              *stream
 	done            chan struct{}
 	err             error
+	quiet           quietCtx // WithoutCancel's, in the same allocation
 }
 
 func (x *streamCtx) Done() <-chan struct{} {
@@ -297,15 +299,68 @@ type streamKey struct{}
 // streams are not held behind the wait. Outside this package's requests it
 // does nothing.
 func MayBlock(ctx context.Context) {
-	x, ok := ctx.Value(streamKey{}).(*streamCtx)
-	if !ok {
-		return
+	if x, ok := ctx.Value(streamKey{}).(*streamCtx); ok {
+		x.mayBlock()
 	}
+}
+
+// mayBlock hands the read loop on if x's handler holds it. It is safe from
+// any goroutine at any time: after the stream ended it does nothing.
+func (x *streamCtx) mayBlock() {
 	c := x.st.c
 	c.mu.Lock()
 	c.detachLocked(x.st)
 	c.mu.Unlock()
 }
+
+// WithoutCancel is context.WithoutCancel for a wait that the handler
+// bounds itself, such as a shard read under its command timeout: the
+// values of ctx (a request's context of this package, or one derived from
+// it), no cancellation, and a Done that announces the wait (MayBlock) and
+// returns nil. A client that asks for Done only when it is about to wait
+// (valkey-go: a round trip, not an L1 hit) so moves the handler off its
+// connection's read loop exactly when it may block.
+//
+// Unlike a context the handler pools, it stays valid after the request:
+// the contexts a client derives from it ask it for Done again later, from
+// their timer's goroutine (context's removeChild), and then it does
+// nothing, since the stream has ended and is never reused. The first call
+// per stream takes no allocation; it returns nil outside this package's
+// requests.
+func WithoutCancel(ctx context.Context) context.Context {
+	x, ok := ctx.Value(streamKey{}).(*streamCtx)
+	if !ok {
+		return nil
+	}
+	c := x.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if x.quiet.values != nil { // a second wait of the same request
+		return &quietCtx{values: ctx, x: x}
+	}
+	x.quiet = quietCtx{values: ctx, x: x}
+	return &x.quiet
+}
+
+// quietCtx is WithoutCancel's context. Its fields are written once, before
+// it is handed out, and only read after.
+type quietCtx struct {
+	values context.Context
+	x      *streamCtx
+}
+
+func (q *quietCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done announces the wait and returns nil: the handler's own bound (a
+// command timeout) ends it, not the client.
+func (q *quietCtx) Done() <-chan struct{} {
+	q.x.mayBlock()
+	return nil
+}
+
+func (q *quietCtx) Err() error        { return nil }
+func (q *quietCtx) Value(key any) any { return q.values.Value(key) }
+func (q *quietCtx) String() string    { return "h2.WithoutCancel" }
 
 // pipe is a request body: the DATA frames' bytes, bounded by the
 // stream's receive window. Guarded by conn.mu; waits on conn.cond.
