@@ -83,7 +83,7 @@ var errCodings = errors.New("gateway: bad " + hdrCodings + " field")
 // when compression is disabled.
 type compression struct {
 	types    *compress.Types
-	codings  []compress.Coding // made at fill time, in preference order
+	codings  []compress.Coding // the route's, in preference order (made on demand)
 	minBytes int
 }
 
