@@ -461,3 +461,40 @@ func TestCompressRevalidated(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressLargeBodyOnDemand: a fill stores a large compressible body
+// as it came, serves the first client that asks for br the identity body
+// (with Vary: Accept-Encoding) while br is made in the background, and
+// br once it is made, from the one origin request.
+func TestCompressLargeBodyOnDemand(t *testing.T) {
+	o := newCodingOrigin(t)
+	base := compressGateway(t, o, nil)
+	body := jsonBody(gateway.EncodeInlineMax * 3)
+	o.set("/big", originResp{ctype: "application/json", body: body})
+	if r := getCoded(t, http.MethodGet, base+"/big", "-"); r.header.Get("Content-Encoding") != "" || !bytes.Equal(r.body, body) {
+		t.Fatalf("miss without Accept-Encoding: %q, body equal %v", r.header.Get("Content-Encoding"), bytes.Equal(r.body, body))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := getCoded(t, http.MethodGet, base+"/big", "br")
+		if !bytes.Equal(r.body, body) {
+			t.Fatalf("br client (%q): body differs", r.header.Get("Content-Encoding"))
+		}
+		if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Accept-Encoding") {
+			t.Fatalf("Vary %q lacks Accept-Encoding", r.header.Values("Vary"))
+		}
+		if r.header.Get("Content-Encoding") == "br" {
+			if r.header.Get("Etag") != `"v1-br"` || len(r.raw) >= len(body) {
+				t.Errorf("br: ETag %q, %d bytes of %d", r.header.Get("Etag"), len(r.raw), len(body))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("br was not served within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := o.hits("/big"); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
