@@ -165,11 +165,11 @@ func compressGateway(t testing.TB, o *codingOrigin, mutate func(*config.Config))
 // TestCompressedRepresentations: a compressible body the origin sent
 // uncompressed is filled once and every client gets a body it can decode
 // that equals the origin's, in the coding it prefers, with Vary,
-// Content-Length and a per-coding ETag; small and large bodies (the large
-// one's identity body is decoded from a stored coding, not stored). The
-// large one is past compress.StoreIdentityBelow and under the fill's first
-// piece (headAfter): at 64 KiB the leader's answer streamed or not by
-// whether the origin's EOF came with its last bytes.
+// Content-Length and a per-coding ETag; small and large bodies (each
+// coding made on the first request that picks it). The large one is past
+// compress.StoreIdentityBelow and under the fill's first piece
+// (headAfter): at 64 KiB the leader's answer streamed or not by whether
+// the origin's EOF came with its last bytes.
 func TestCompressedRepresentations(t *testing.T) {
 	o := newCodingOrigin(t)
 	base := compressGateway(t, o, nil)
