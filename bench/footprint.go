@@ -14,15 +14,20 @@ import (
 )
 
 // The footprint run (`edgebench run -only footprint`, `make footprint`):
-// the real binary against one shard, its RSS and PSS idle and after
-// warming footprintKeys keys of 1 KiB, and where the bytes are, from its
-// own Go runtime metrics (the admin /metrics) and /proc.
+// the real binary against one shard, its RSS and PSS idle, after warming
+// footprintKeys keys of 1 KiB with clients that send no Accept-Encoding
+// (wrk, curl, most API clients), and after the same keys were asked for
+// again by clients that send footprintBrowserAE (what a browser-facing
+// POP pays: the codings made on demand), and where the bytes are, from
+// its own Go runtime metrics (the admin /metrics) and /proc.
 const (
 	footprintKeys = 1000
 	// footprintSettle is how long an instance idles before a reading:
 	// long enough for startup's garbage to be collected and the
 	// background fill of anything lazy to have run.
 	footprintSettle = 2 * time.Second
+	// footprintBrowserAE is the Accept-Encoding of the second warm-up.
+	footprintBrowserAE = "br, gzip"
 )
 
 // footprintRow is one reading.
@@ -74,31 +79,33 @@ func footprint(ctx context.Context, o benchOpts, root string, out io.Writer) err
 			fmt.Fprintf(out, "%s: not run: not in -plugins %q\n", c.name, o.plugins)
 			continue
 		}
-		idle, hot, err := footprintOne(ctx, o, s, dir, fmt.Sprintf("fp-%d", i), c.x)
+		got, err := footprintOne(ctx, o, s, dir, fmt.Sprintf("fp-%d", i), c.x)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		idle.name, hot.name = c.name+", idle", c.name+", warm"
-		rows = append(rows, idle, hot)
+		got[0].name, got[1].name, got[2].name = c.name+", idle", c.name+", warm", c.name+", warm+"+strings.ReplaceAll(footprintBrowserAE, " ", "")
+		rows = append(rows, got[:]...)
 	}
 	printFootprint(out, rows)
 	return nil
 }
 
-func footprintOne(ctx context.Context, o benchOpts, s *stack, dir, name string, x extras) (idle, hot footprintRow, err error) {
+// footprintOne reads one instance idle, warm, and warm after the
+// browser-like clients.
+func footprintOne(ctx context.Context, o benchOpts, s *stack, dir, name string, x extras) (rows [3]footprintRow, err error) {
 	listen, _ := freeAddr()
 	admin, _ := freeAddr()
 	cfg := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfg, []byte(s.edgeYAML(listen, admin, false, x)), 0o644); err != nil {
-		return idle, hot, err
+		return rows, err
 	}
 	p, err := start(dir, name, "", []string{"EDGECACHE_ADMIN_TOKEN=" + s.token}, filepath.Join(o.bin, "edgecache"), "serve", "--config", cfg)
 	if err != nil {
-		return idle, hot, err
+		return rows, err
 	}
 	defer p.stop()
 	if err := p.waitTCP(ctx, listen, 20*time.Second); err != nil {
-		return idle, hot, err
+		return rows, err
 	}
 	read := func() (footprintRow, error) {
 		time.Sleep(footprintSettle)
@@ -106,14 +113,45 @@ func footprintOne(ctx context.Context, o benchOpts, s *stack, dir, name string, 
 		r.gomet, err = scrapeMetrics("http://"+admin+"/metrics", s.token)
 		return r, err
 	}
-	if idle, err = read(); err != nil {
-		return idle, hot, err
+	for i, ae := range []string{"", "", footprintBrowserAE} {
+		if i > 0 {
+			if err := warmCoded(ctx, listen, footprintKeys, 2, ae); err != nil {
+				return rows, fmt.Errorf("warming (Accept-Encoding %q): %w", ae, err)
+			}
+		}
+		if rows[i], err = read(); err != nil {
+			return rows, err
+		}
 	}
-	if err := warm(ctx, listen, footprintKeys, 2); err != nil {
-		return idle, hot, fmt.Errorf("warming: %w", err)
+	return rows, nil
+}
+
+// warmCoded is warm with Accept-Encoding ae ("": none; Go's client
+// would otherwise ask for gzip itself).
+func warmCoded(ctx context.Context, addr string, keys, rounds int, ae string) error {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	defer c.CloseIdleConnections()
+	for range rounds {
+		for i := 1; i <= keys; i++ {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/products/%d", addr, i), nil)
+			if err != nil {
+				return err
+			}
+			if ae != "" {
+				req.Header.Set("Accept-Encoding", ae)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("warm-up of %s: %s", addr, resp.Status)
+			}
+		}
 	}
-	hot, err = read()
-	return idle, hot, err
+	return nil
 }
 
 // procMemory reads VmRSS, RssAnon, RssFile (status) and Pss (smaps_rollup)

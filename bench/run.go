@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -492,24 +491,7 @@ func render(name, dst string, data any) error {
 // warm requests every key rounds times, one at a time: edgecache needs a
 // miss, then an L2 read that fills the L1, then L1 hits.
 func warm(ctx context.Context, addr string, keys, rounds int) error {
-	c := &http.Client{Timeout: 10 * time.Second}
-	for range rounds {
-		for i := 1; i <= keys; i++ {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			resp, err := c.Get(fmt.Sprintf("http://%s/products/%d", addr, i))
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("warm-up of %s: %s", addr, resp.Status)
-			}
-		}
-	}
-	return nil
+	return warmCoded(ctx, addr, keys, rounds, "gzip") // what Go's client asks for by itself (footprint.go)
 }
 
 func runVariant(ctx context.Context, o benchOpts, root string, name string, out io.Writer) (*variantResult, error) {

@@ -165,11 +165,11 @@ func compressGateway(t testing.TB, o *codingOrigin, mutate func(*config.Config))
 // TestCompressedRepresentations: a compressible body the origin sent
 // uncompressed is filled once and every client gets a body it can decode
 // that equals the origin's, in the coding it prefers, with Vary,
-// Content-Length and a per-coding ETag; small and large bodies (the large
-// one's identity body is decoded from a stored coding, not stored). The
-// large one is past compress.StoreIdentityBelow and under the fill's first
-// piece (headAfter): at 64 KiB the leader's answer streamed or not by
-// whether the origin's EOF came with its last bytes.
+// Content-Length and a per-coding ETag; small and large bodies (each
+// coding made on the first request that picks it). The large one is past
+// compress.StoreIdentityBelow and under the fill's first piece
+// (headAfter): at 64 KiB the leader's answer streamed or not by whether
+// the origin's EOF came with its last bytes.
 func TestCompressedRepresentations(t *testing.T) {
 	o := newCodingOrigin(t)
 	base := compressGateway(t, o, nil)
@@ -459,5 +459,42 @@ func TestCompressRevalidated(t *testing.T) {
 				t.Errorf("origin sent %d full responses and %d 304s, want 1 and 1", full.Load(), notMod.Load())
 			}
 		})
+	}
+}
+
+// TestCompressLargeBodyOnDemand: a fill stores a large compressible body
+// as it came, serves the first client that asks for br the identity body
+// (with Vary: Accept-Encoding) while br is made in the background, and
+// br once it is made, from the one origin request.
+func TestCompressLargeBodyOnDemand(t *testing.T) {
+	o := newCodingOrigin(t)
+	base := compressGateway(t, o, nil)
+	body := jsonBody(gateway.EncodeInlineMax * 3)
+	o.set("/big", originResp{ctype: "application/json", body: body})
+	if r := getCoded(t, http.MethodGet, base+"/big", "-"); r.header.Get("Content-Encoding") != "" || !bytes.Equal(r.body, body) {
+		t.Fatalf("miss without Accept-Encoding: %q, body equal %v", r.header.Get("Content-Encoding"), bytes.Equal(r.body, body))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := getCoded(t, http.MethodGet, base+"/big", "br")
+		if !bytes.Equal(r.body, body) {
+			t.Fatalf("br client (%q): body differs", r.header.Get("Content-Encoding"))
+		}
+		if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Accept-Encoding") {
+			t.Fatalf("Vary %q lacks Accept-Encoding", r.header.Values("Vary"))
+		}
+		if r.header.Get("Content-Encoding") == "br" {
+			if r.header.Get("Etag") != `"v1-br"` || len(r.raw) >= len(body) {
+				t.Errorf("br: ETag %q, %d bytes of %d", r.header.Get("Etag"), len(r.raw), len(body))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("br was not served within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := o.hits("/big"); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
 	}
 }

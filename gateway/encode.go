@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,19 +18,24 @@ import (
 
 // Compression
 //
-// A compressible response the origin sent without a coding is encoded
-// once, when the fill stores it, into each coding of the route's compress
-// block (internal/compress), and stored as one entry: the codings' bodies
+// A compressible response the origin sent without a coding is stored as
+// it came, with an internal field, hdrCodings, that names the codings of
+// the route's compress block (internal/compress) as pending. Decoding the
+// entry (memo.go) builds its representations as sibling views of the
+// entry, each with its own pre-built header (Content-Encoding,
+// Content-Length, ETag, Vary: Accept-Encoding); a hit only picks one
+// (view.represent, policies.PreferredOf: a scan of Accept-Encoding) and
+// writes it. A pending coding is encoded from the identity body the first
+// time a request picks it (codings.produce), once per decoded entry, so
+// once per gateway while the entry's view is memoized; a client that
+// sends no Accept-Encoding costs no encoding at all. The coding is not
+// written back to the shard (RATIONALE.md, "Compression").
+//
+// Entries filled by gateways before lazy codings hold the codings' bodies
 // one after another, the identity body after them when it is small
-// (compress.StoreIdentityBelow), and an internal field, hdrCodings, that
-// says where each body is. Decoding the entry (memo.go) builds one
-// representation per coding, each with its own pre-built header
-// (Content-Encoding, Content-Length, ETag, Vary: Accept-Encoding), as
-// sibling views of the entry; a hit only picks one (view.represent,
-// policies.PreferredOf: a scan of Accept-Encoding) and writes it. A large
-// identity body is decoded from the fastest-decoding coding the first
-// time a client needs it, once per decoded entry (so once per gateway
-// while the entry's view is memoized).
+// (compress.StoreIdentityBelow): those are still served, their large
+// identity body decoded from the fastest-decoding coding the first time a
+// client needs it.
 //
 // Each coding has its own entity tag: the origin's, suffixed with the
 // coding inside the quotes ("abc" → "abc-br"; a weak one stays weak), as
@@ -46,9 +52,23 @@ import (
 // hdrCodings is the internal field of an entry the fill compressed: one
 // value per body, "<coding> <offset> <length>", in the server's order of
 // preference, identity last ("identity - <length>" when it is decoded on
-// demand instead of stored). stripInternal removes it from origin
-// responses.
+// demand instead of stored; "<coding> + 0" for a coding not stored, made
+// from the identity body when a client first picks it). stripInternal
+// removes it from origin responses.
 const hdrCodings = "Edgecache-Codings"
+
+// pendingOffset is the offset an hdrCodings value gives a coding the
+// entry does not hold.
+const pendingOffset = "+"
+
+// EncodeInlineMax is the largest identity body a request encodes into a
+// pending coding itself (and the requests that pick it meanwhile wait
+// for). A larger one is encoded in the background, once, and served as
+// identity until it is done: a megabyte at brotli 6 takes tens of
+// milliseconds, more than a hit should wait, while 64 KiB (the small
+// brotli window, compress.BrotliSmallWindowBits) takes about a
+// millisecond.
+const EncodeInlineMax = 64 << 10
 
 // maxDecodedBody bounds the identity body decoded from a stored coding,
 // whatever the entry claims: the fill stores nothing larger than a
@@ -63,7 +83,7 @@ var errCodings = errors.New("gateway: bad " + hdrCodings + " field")
 // when compression is disabled.
 type compression struct {
 	types    *compress.Types
-	codings  []compress.Coding // made at fill time, in preference order
+	codings  []compress.Coding // the route's, in preference order (made on demand)
 	minBytes int
 }
 
@@ -89,29 +109,40 @@ func codingNamed(name string) (compress.Coding, bool) {
 	return 0, false
 }
 
-// compress encodes f for the store when the route compresses it: f's
-// header gains hdrCodings (and loses Accept-Encoding from its Vary), its
-// body becomes the entry's bodies, and f.coded the representations its
-// clients are answered with (the identity one is the origin's body). A
-// body that no coding makes smaller is left as it is. An entry that was
-// compressed already (a 304 revalidated it: recode) is not encoded again.
+// compress marks f for the store when the route compresses it: f's
+// header gains hdrCodings, naming every coding of the route as pending
+// (encoded from the identity body when a client first picks it, see
+// produce) and the identity body as stored, and loses Accept-Encoding
+// from its Vary; f.coded is the representations its clients are answered
+// with. Nothing is encoded here: most clients of an API edge send no
+// Accept-Encoding, and a fill that encoded every coding spent a fifth of
+// a miss's CPU on bodies nobody asked for. An entry that was compressed
+// already (a 304 revalidated it: recode) is left as it is.
 func (fl *fill) compress(f *fetched) {
 	c := fl.rt.compress
-	if c == nil || f.coded != nil || !c.applies(f) {
+	if c == nil || f.coded != nil || len(c.codings) == 0 || !c.applies(f) {
 		return
 	}
-	header, blob, ok := c.encode(f.header, f.body)
-	if !ok {
-		return
-	}
-	coded, err := parseCodings(header, blob)
-	if err != nil { // cannot happen: encode wrote the field
+	header := c.mark(f.header, len(f.body))
+	coded, err := parseCodings(header, f.body)
+	if err != nil { // cannot happen: mark wrote the field
 		fl.g.log.Error("compressed entry does not parse", "route", fl.rt.name, "err", err)
 		return
 	}
-	coded.reps[compress.Identity].body = f.body
-	coded.lazy = false
-	f.header, f.body, f.coded = header, blob, coded
+	f.header, f.coded = header, coded
+}
+
+// mark is the stored header of an entry whose codings are all pending
+// and whose identity body, n bytes, is the stored body.
+func (c *compression) mark(header http.Header, n int) http.Header {
+	index := make([]string, 0, len(c.codings)+1)
+	for _, cd := range c.codings {
+		index = append(index, cd.String()+" "+pendingOffset+" 0")
+	}
+	h := header.Clone()
+	h[hdrCodings] = append(index, "identity 0 "+strconv.Itoa(n))
+	dropVaryCoding(h)
+	return h
 }
 
 // applies reports whether f is stored compressed: a full response with a
@@ -136,8 +167,9 @@ func (c *compression) applies(f *fetched) bool {
 	return !policies.ParseCacheControl(h["Cache-Control"]).NoTransform
 }
 
-// encode makes the stored header and body of a compressed entry; false
-// when no coding is smaller than body (the identity entry is stored).
+// encode makes the stored header and body of an entry with every coding
+// stored, as gateways before lazy codings (compress) filled them, which
+// parseCodings still reads; false when no coding is smaller than body.
 func (c *compression) encode(header http.Header, body []byte) (http.Header, []byte, bool) {
 	var blob []byte
 	index := make([]string, 0, len(c.codings)+1)
@@ -219,6 +251,17 @@ type codings struct {
 	limit int64
 	once  sync.Once
 
+	// Pending codings are not stored: each is encoded from the identity
+	// body the first time a request picks it (produce), at most once per
+	// codings (made), and served from then on; ready says it is done
+	// and smaller than the identity body.
+	pending [compress.Brotli + 1]bool
+	ready   [compress.Brotli + 1]atomic.Bool
+	started [compress.Brotli + 1]atomic.Bool // a background encode was started
+	made    [compress.Brotli + 1]sync.Once
+	hdr     http.Header // the representations' common fields (repHeader's base)
+	tag     string      // the origin's entity tag
+
 	// For an entry's view (bind): one sibling view per representation,
 	// the identity one made with the body.
 	views [compress.Brotli + 1]*view
@@ -264,8 +307,13 @@ func parseCodings(header http.Header, body []byte) (*codings, error) {
 		}
 		cd, ok := codingNamed(f[0])
 		n, err := strconv.Atoi(f[2])
-		if !ok || err != nil || n < 0 || n > maxDecodedBody || c.reps[cd].header != nil {
+		if !ok || err != nil || n < 0 || n > maxDecodedBody || c.reps[cd].header != nil || c.pending[cd] {
 			return nil, fmt.Errorf("%w: %q", errCodings, v)
+		}
+		if f[1] == pendingOffset && cd != compress.Identity {
+			c.pending[cd] = true
+			c.have, c.order = append(c.have, cd.String()), append(c.order, cd)
+			continue
 		}
 		var b []byte
 		if f[1] == "-" && cd == compress.Identity {
@@ -283,12 +331,16 @@ func parseCodings(header http.Header, body []byte) (*codings, error) {
 	if c.reps[compress.Identity].header == nil || len(c.order) == 0 {
 		return nil, fmt.Errorf("%w: no identity or no coding", errCodings)
 	}
+	c.hdr, c.tag = base, etag
 	if c.lazy {
-		c.src = c.order[0]
+		c.src = compress.Identity
 		for _, cd := range [...]compress.Coding{compress.Brotli, compress.Gzip, compress.Zstd} { // fastest to decode last
 			if c.reps[cd].header != nil {
 				c.src = cd
 			}
+		}
+		if c.src == compress.Identity { // every coding pending: nothing to decode the identity body from
+			return nil, fmt.Errorf("%w: identity neither stored nor coded", errCodings)
 		}
 	}
 	return c, nil
@@ -329,18 +381,71 @@ func (c *codings) pick(ae []string) (compress.Coding, *rep) {
 		return compress.Identity, c.identity() // no Accept-Encoding: what wrk and most bots send
 	}
 	if len(ae) != 1 {
-		cd := c.choose(ae)
+		cd := c.serves(c.choose(ae))
 		return cd, c.rep(cd)
 	}
 	for i := range c.recent {
 		if m := c.recent[i].Load(); m != nil && m.ae == ae[0] {
-			return m.cd, c.rep(m.cd)
+			cd := c.serves(m.cd)
+			return cd, c.rep(cd)
 		}
 	}
 	cd := c.choose(ae)
 	// A copy: the request's strings are not the entry's to keep (internal/h1).
 	c.recent[(c.next.Add(1)-1)%recentCodings].Store(&aeChoice{strings.Clone(ae[0]), cd})
+	cd = c.serves(cd)
 	return cd, c.rep(cd)
+}
+
+// serves is the coding a request that picked cd is served: cd, once its
+// representation exists (a pending one is produced first), else identity.
+// It does not allocate once cd is made.
+func (c *codings) serves(cd compress.Coding) compress.Coding {
+	if !c.pending[cd] || c.ready[cd].Load() {
+		return cd
+	}
+	return c.produce(cd)
+}
+
+// produce makes the pending coding cd, once. A body up to
+// EncodeInlineMax is encoded by the request that picked it, and the
+// requests that pick it meanwhile wait for it (sync.Once): they would
+// otherwise get identity, bigger on the wire, for the millisecond it
+// takes, and a later request the coding. A larger body is encoded in the
+// background and served as identity until it is done, so no request waits
+// for a long encode. A coding that is not smaller than the identity body
+// is never ready: its requests get identity.
+func (c *codings) produce(cd compress.Coding) compress.Coding {
+	if len(c.reps[compress.Identity].body) > EncodeInlineMax {
+		if c.started[cd].CompareAndSwap(false, true) {
+			go c.made[cd].Do(func() { c.encode(cd) })
+		}
+	} else {
+		c.made[cd].Do(func() { c.encode(cd) })
+	}
+	if c.ready[cd].Load() {
+		return cd
+	}
+	return compress.Identity
+}
+
+// encode makes the representation of the pending coding cd from the
+// identity body, and its view when c is an entry's (bind).
+func (c *codings) encode(cd compress.Coding) {
+	id := c.reps[compress.Identity].body
+	out, err := compress.Encode(nil, cd, id)
+	if err != nil || len(out) >= len(id) {
+		return // not worth it (or failed): identity serves cd's requests
+	}
+	if cap(out)-len(out) > len(out)/8 {
+		out = bytes.Clone(out) // the encoder's buffer grew by doubling: keep what the body needs
+	}
+	r := &c.reps[cd]
+	*r = rep{header: repHeader(c.hdr, cd, len(out), c.tag), body: out, etag: codedETag(c.tag, cd)}
+	if v := c.base; v != nil {
+		c.views[cd] = v.sibling(r, true)
+	}
+	c.ready[cd].Store(true)
 }
 
 // choose is the stored coding a request with Accept-Encoding ae prefers.
@@ -395,7 +500,9 @@ var undecodable = []byte("edgecache: stored body does not decode\n")
 func (c *codings) bind(v *view) {
 	c.base = v
 	for _, cd := range c.order {
-		c.views[cd] = v.sibling(&c.reps[cd], true)
+		if !c.pending[cd] {
+			c.views[cd] = v.sibling(&c.reps[cd], true)
+		}
 	}
 	if !c.lazy {
 		c.views[compress.Identity] = v.sibling(&c.reps[compress.Identity], true)

@@ -269,7 +269,7 @@ func decodeView(raw []byte) *view {
 	if v.status >= 200 && v.status != http.StatusNoContent && v.status != http.StatusNotModified {
 		v.serialize(h)
 	}
-	if len(h[hdrCodings]) > 0 { // compressed at fill time (encode.go)
+	if len(h[hdrCodings]) > 0 { // compressible: representations per coding (encode.go)
 		c, err := parseCodings(h, e.Body)
 		if err != nil {
 			return nil

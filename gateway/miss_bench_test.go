@@ -14,8 +14,9 @@ import (
 // BenchmarkMiss measures the miss path in the handler: a new key per
 // request (lookup, fill lock, origin request over loopback, store with
 // its SET, lock release), 1 KiB bodies, one Valkey shard. "compressed" is
-// the default route, whose fill encodes br, zstd and gzip; "identity"
-// does not compress. ns/op is the wall time of one miss after another,
+// the default route, whose fill marks the entry's codings pending (the
+// requests send no Accept-Encoding, so none is made); "identity" does not
+// compress. ns/op is the wall time of one miss after another,
 // Valkey's and the origin's wait included; cpu-ns/op is this process's
 // CPU per miss (getrusage: the gateway and the in-process test origin,
 // not Valkey), the figure to compare.
