@@ -17,7 +17,7 @@ const wlCompressed = "L1 hit, Accept-Encoding br,gzip"
 const compressedAE = "br, gzip"
 
 // compressedRows are the compressed-hit rows, edgecache and nginx
-// interleaved. edgecache sends the br body it encoded once at fill time;
+// interleaved. edgecache sends the br body it encoded once, on the first request that asked for br;
 // nginx (gzip on, its default level 1) compresses the cached body on
 // every request, since gzip_static serves only files on disk, never a
 // proxy_cache entry. Varnish is left out: it compresses only what VCL

@@ -8,18 +8,18 @@ import (
 	"github.com/edgecache/edgecache/internal/compress"
 )
 
-// DefaultCompressMinBytes is the smallest body compressed at fill time:
-// below it a coding saves too few bytes to pay for its headers (nginx's
+// DefaultCompressMinBytes is the smallest body compressed (on demand: when
+// a client first asks for a coding): below it a coding saves too few bytes to pay for its headers (nginx's
 // gzip_min_length defaults to 20, Cloudflare's to 50; a few hundred bytes
 // is where br and gzip start to save more than a packet's worth).
 const DefaultCompressMinBytes = 256
 
-// DefaultCompressCodings are the codings made at fill time, in the
-// server's order of preference when a client weighs several equally.
+// DefaultCompressCodings are the codings made on demand (when a client
+// first picks one), in the server's order of preference when a client weighs several equally.
 var DefaultCompressCodings = []string{"br", "zstd", "gzip"}
 
-// Compress is which responses the cache encodes once at fill time. The
-// top-level block is the default of every route; a route's block
+// Compress is which responses the cache encodes, once per coding when a
+// client first asks for it. The top-level block is the default of every route; a route's block
 // overrides it field by field (zero fields inherit).
 type Compress struct {
 	// Disabled stores responses only as the origin sent them. The

@@ -21,7 +21,7 @@ type Config struct {
 	Log       Log       `koanf:"log"`
 	// Forwarding is what fills and passes tell the origin (security.go).
 	Forwarding Forwarding `koanf:"forwarding"`
-	// Compress is every route's compression at fill time (compress.go).
+	// Compress is every route's compression, made on demand (compress.go).
 	Compress Compress `koanf:"compress"`
 }
 

@@ -80,7 +80,7 @@ type route struct {
 	fwd            *forwarding             // the generation's forwarding section (forward.go)
 	privacy        policies.PrivacyOptions // the route's opt-outs of policies.Private
 	allowedOrigins map[string]bool         // hosts a miss plugin may send the request to (miss.go)
-	compress       *compression            // nil: not compressed at fill time (encode.go)
+	compress       *compression            // nil: never compressed (encode.go)
 }
 
 // build turns a validated config into the next generation, published

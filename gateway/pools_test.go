@@ -288,8 +288,11 @@ func TestPoolEjectAndRecover(t *testing.T) {
 	if !st[0].Ejected {
 		t.Fatalf("5xx server not ejected: %+v", st[0])
 	}
-	if bad > 3 {
-		t.Fatalf("%d 5xx responses reached clients; consecutive_failures is 3", bad)
+	// Each ejection follows 3 consecutive failures; on a loaded box the 60
+	// requests can outlast the 500 ms ejection, and the server, back in
+	// the pool, fails 3 more times before it is ejected again.
+	if limit := 3 * int(st[0].Ejections); bad > limit {
+		t.Fatalf("%d 5xx responses reached clients for %d ejections; consecutive_failures is 3", bad, st[0].Ejections)
 	}
 	srv[0].status.Store(0)
 	time.Sleep(600 * time.Millisecond)
