@@ -54,11 +54,14 @@ type Lock struct {
 // fetch of that key, never a wrong entry. The script costs Valkey about
 // ten times a DEL (Lua, then GET and DEL), on every miss that fills.
 func (l *Lock) delCmd(c valkey.Client) valkey.Completed {
-	if time.Now().Before(l.sureUntil) {
+	if l.sure() {
 		return c.B().Del().Key(l.key).Build()
 	}
 	return c.B().Evalsha().Sha1(unlockSHA).Numkeys(1).Key(l.key).Arg(l.token).Build()
 }
+
+// sure reports whether the lock is surely still ours (delCmd).
+func (l *Lock) sure() bool { return time.Now().Before(l.sureUntil) }
 
 // Shard is the shard the lock is held on.
 func (l *Lock) Shard() *Shard { return l.s }
@@ -71,7 +74,7 @@ func (l *Lock) Release() {
 		return
 	}
 	_ = l.s.run(context.Background(), "unlock", func(b *clientBox) error {
-		if time.Now().Before(l.sureUntil) {
+		if l.sure() {
 			return b.c.Do(context.Background(), b.c.B().Del().Key(l.key).Build()).Error()
 		}
 		return unlockScript.Exec(context.Background(), b.c, []string{l.key}, []string{l.token}).Error()

@@ -38,8 +38,8 @@ func (c Coding) String() string {
 }
 
 // The levels Encode uses. A body is encoded once per coding and gateway
-// and sent many times, so the levels lean towards size, short of the slow top levels
-// (brotli 11 costs ~50x level 5 for a few percent).
+// and sent many times, so the levels lean towards size, short of the slow
+// top levels (brotli 11 costs ~50x level 5 for a few percent).
 const (
 	// BrotliLevel is brotli's quality (0-11).
 	BrotliLevel = 6
