@@ -89,13 +89,22 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebble {
 // nothing (no AAAA, no CAA: issuance allowed).
 func startDNS(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", pc.LocalAddr().String()) // pebble asks over TCP
-	if err != nil {
-		t.Fatal(err)
+	// pebble asks over TCP on the UDP port's number: the kernel picks a
+	// free UDP port, whose TCP twin another test's connection may hold,
+	// so try a few.
+	var pc net.PacketConn
+	var tcp net.Listener
+	for try := 0; tcp == nil; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if tcp, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatal(err)
+			}
+		}
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
