@@ -52,6 +52,7 @@ type Server struct {
 	ProxyProtocol  ProxyProtocol `koanf:"proxy_protocol"`
 	RedirectListen string        `koanf:"redirect_listen"`
 	MemoryLimit    ByteSize      `koanf:"memory_limit"` // GOMEMLIMIT-style; caps the caches (memory.go)
+	IdleRelease    time.Duration `koanf:"idle_release"` // quiet this long: free heap back to the OS; negative: never
 	viewMemoBytes  int64         // the view memo's bound under MemoryLimit (memory.go)
 }
 

@@ -25,6 +25,12 @@ const (
 	DefaultNegativeTTL       = 10 * time.Second
 	DefaultKeep              = 10 * time.Minute
 	DefaultLockWait          = 2 * time.Second
+	// DefaultIdleRelease is how long the process must be quiet before
+	// the heap it freed goes back to the OS (internal/cli/release.go).
+	DefaultIdleRelease = time.Second
+	// MinIdleRelease is the shortest server.idle_release: each window is
+	// one getrusage and one runtime/metrics read.
+	MinIdleRelease = 100 * time.Millisecond
 )
 
 // EnsureDefaults fills every zero field with its default and returns c.
@@ -33,6 +39,7 @@ func (c *Config) EnsureDefaults() *Config {
 	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.Server.IdleRelease, DefaultIdleRelease)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		setDefault(&r.PathPrefix, "/")

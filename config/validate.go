@@ -161,6 +161,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if d := c.Server.IdleRelease; d > 0 && d < MinIdleRelease {
+		bad("server.idle_release", "at least %v, or negative to turn it off; got %v", MinIdleRelease, d)
+	}
 	v := c.Valkey
 	if v.L1BytesPerConn < 0 {
 		bad("valkey.l1_bytes_per_conn", "must not be negative")

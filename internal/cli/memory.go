@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgecache/edgecache/config"
@@ -16,13 +17,15 @@ import (
 // it at start, and an operator who set it meant it; the caches are still
 // capped by server.memory_limit (config/memory.go).
 type memoryLimit struct {
-	env bool // GOMEMLIMIT was set
-	set bool // this process set a limit
+	env  bool         // GOMEMLIMIT was set
+	set  bool         // this process set a limit
+	idle atomic.Int64 // server.idle_release (release.go)
 }
 
 func newMemoryLimit() *memoryLimit { return &memoryLimit{env: os.Getenv("GOMEMLIMIT") != ""} }
 
 func (m *memoryLimit) apply(cfg *config.Config, log *slog.Logger) {
+	m.idle.Store(int64(cfg.Server.IdleRelease))
 	limit := int64(cfg.Server.MemoryLimit)
 	switch {
 	case m.env:
@@ -44,6 +47,9 @@ func (m *memoryLimit) apply(cfg *config.Config, log *slog.Logger) {
 // the scavenger return over minutes. One forced GC off the request path,
 // after the generation is built, costs a few ms of CPU.
 func (m *memoryLimit) settle() { debug.FreeOSMemory() }
+
+// idleRelease is the current server.idle_release.
+func (m *memoryLimit) idleRelease() time.Duration { return time.Duration(m.idle.Load()) }
 
 // DefaultTrimDelay is how long after the listeners open the executable's
 // startup pages are unmapped (trimExecutable): long enough for the work
