@@ -256,7 +256,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	served := make(chan error, 1)
 	go func() { served <- edge.Serve(ctx, ln, g.Serve) }()
 	go trimAfter(ctx, DefaultTrimDelay, log)
-	go releaseWhenQuiet(ctx, memLimit.idleRelease, memLimit.settle)
+	go releaseWhenQuiet(ctx, memLimit.idleRelease, memLimit.settle, log)
 	if src.File != "" {
 		if err := config.Watch(ctx, src.File, config.DefaultDebounce, func() { reload("file") }); err != nil {
 			log.Warn("cannot watch the config file; SIGHUP still reloads", "err", err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"runtime/metrics"
 	"time"
 )
@@ -90,7 +91,7 @@ func (s *sampler) read() (r releaseSample, ok bool) {
 // releaseWhenQuiet checks every window (the current server.idle_release,
 // read through window) and releases when quietRelease says so, until ctx
 // ends. A negative or zero window turns it off until a reload sets one.
-func releaseWhenQuiet(ctx context.Context, window func() time.Duration, release func()) {
+func releaseWhenQuiet(ctx context.Context, window func() time.Duration, release func(), log *slog.Logger) {
 	s := newSampler()
 	prev, ok := s.read()
 	if !ok {
@@ -112,9 +113,11 @@ func releaseWhenQuiet(ctx context.Context, window func() time.Duration, release 
 		}
 		cur, _ := s.read()
 		if quietRelease(prev, cur, w, last) {
+			start := time.Now()
 			release()
-			cur, _ = s.read() // the release's own CPU is not the next window's
-			last = cur.allocs
+			done, _ := s.read() // the release's own CPU is not the next window's
+			log.Debug("quiet: returned the free heap to the OS", "took", time.Since(start), "cpu", done.cpu-cur.cpu, "allocated_since_last", cur.allocs-last, "live", done.live)
+			cur, last = done, done.allocs
 		}
 		prev = cur
 	}

@@ -79,7 +79,7 @@ func TestReleaseWhenQuiet(t *testing.T) {
 	go releaseWhenQuiet(ctx, func() time.Duration { return window }, func() {
 		releases.Add(1)
 		debug.FreeOSMemory()
-	})
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// 64 MiB of garbage, made while busy.
 	for range 64 {
 		sink = append(sink, make([]byte, 1<<20))
