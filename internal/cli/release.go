@@ -98,16 +98,17 @@ func releaseWhenQuiet(ctx context.Context, window func() time.Duration, release 
 		return
 	}
 	last := prev.allocs
+	t := time.NewTimer(time.Hour) // one timer: an idle loop allocates nothing
+	defer t.Stop()
 	for {
 		w := window()
 		wait := w
 		if w <= 0 {
 			wait = time.Second // off: look again for a reload that turns it on
 		}
-		t := time.NewTimer(wait)
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		}
