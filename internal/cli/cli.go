@@ -187,7 +187,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer g.Close()
 	api := admin.New(g, token) // the admin API and status page, over the gateway's View
 	defer api.Close()
-	memLimit.settle()
 	edge, closeEdge, err := newEdge(cfg, g, log) // TLS, HTTP/2, HTTP/3, PROXY protocol (edge.go)
 	if err != nil {
 		log.Error("cannot start the traffic listener", "err", err)
@@ -255,6 +254,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// below takes a millisecond or so to set up.
 	served := make(chan error, 1)
 	go func() { served <- edge.Serve(ctx, ln, g.Serve) }()
+	go memLimit.settle() // the startup's garbage, once serving: off the first request's path
 	go trimAfter(ctx, DefaultTrimDelay, log)
 	go releaseWhenQuiet(ctx, memLimit.idleRelease, memLimit.settle, log)
 	if src.File != "" {
