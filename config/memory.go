@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -77,14 +78,28 @@ type CacheBounds struct {
 	FillBytes      int64
 }
 
-// l1Conns is how many L1 caches the shards hold: one per shard connection
-// (valkey-go keeps one pipelined connection per node, PipelineMultiplex
-// 0), at least one per shard.
+// l1Conns is how many L1 caches the shards hold: one per connection,
+// ValkeyConnsPerNode per shard (a Cluster shard counts as one node: its
+// nodes are not known here).
 func (c *Config) l1Conns() int64 {
 	if c.Valkey.DisableL1 {
 		return 0
 	}
-	return int64(len(c.Shards))
+	return int64(len(c.Shards)) * ValkeyConnsPerNode()
+}
+
+// ValkeyConnsPerNode is how many pipelined connections valkey-go opens to
+// each node, each with an L1 of its own (CacheSizeEachConn):
+// 2^⌊log2 GOMAXPROCS⌋, at most 4 (valkey-go v1.0.79's
+// singleClientMultiplex, PipelineMultiplex 0): 1 on one core, 2 on two or
+// three, 4 from four. shardmap's TestConnsPerNode counts them on a real
+// server, so that a valkey-go that changes this fails a test.
+func ValkeyConnsPerNode() int64 {
+	n := 0
+	for p := runtime.GOMAXPROCS(0); p >= 2 && n < 2; p >>= 1 {
+		n++
+	}
+	return 1 << n
 }
 
 // capCaches returns the cache bounds of c with viewMemo the view memo's
