@@ -247,6 +247,7 @@ func TestShardAuthFailures(t *testing.T) {
 		g, base, path := fileGateway(t, doc(ca.CAFile, good))
 		wantStatus(t, get(t, base+"/r"), 200, stored)
 		wantStatus(t, get(t, base+"/r"), 200, hitL2)
+		wantL1(t, func() result { return get(t, base+"/r") }) // after its own fill (wantL1); below the L1 must hold it
 		gen := g.Generation().ID
 		for _, tc := range []struct{ name, caFile, pwFile, want string }{
 			{"wrong password", ca.CAFile, wrong, "WRONGPASS"},
