@@ -22,6 +22,9 @@ func TestConnsPerNode(t *testing.T) {
 		t.Run(fmt.Sprint("GOMAXPROCS=", procs), func(t *testing.T) {
 			runtime.GOMAXPROCS(procs)
 			want := config.ValkeyConnsPerNode()
+			if n := gatewayClients(t, srv); n != 0 { // the previous case's connections are gone
+				t.Fatalf("%d connections left from the previous case", n)
+			}
 			opts := batchOptions()
 			opts.DisableL1, opts.L1BytesPerConn = false, 1<<20
 			s := Dial(Spec{Name: "a", Addr: srv.Addr}, opts)
