@@ -18,6 +18,7 @@ import (
 	"github.com/edgecache/edgecache/internal/h1"
 	"github.com/edgecache/edgecache/internal/observe"
 	"github.com/edgecache/edgecache/internal/telemetry"
+	"github.com/edgecache/edgecache/origins"
 )
 
 // Defaults of the gateway's in-process memos.
@@ -106,8 +107,8 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024
 		t.MaxIdleConnsPerHost = 256
-		t.ResponseHeaderTimeout = 0 // bounded per route by the origin timeout
-		g.transport = t
+		t.ResponseHeaderTimeout = 0           // bounded per route by the origin timeout
+		g.transport = origins.NewTransport(t) // plain-HTTP GETs on the caller's goroutine
 	}
 	g.transport = g.obs.WrapTransport(g.transport) // client spans, when tracing is on
 	g.host = o.Plugins

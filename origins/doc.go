@@ -3,7 +3,9 @@
 //
 // A Pool is an http.RoundTripper. A request to it names the pool, not a
 // server: RoundTrip picks a server, rewrites the request's scheme and host
-// to it and sends it on the pool's own transport (TLS, connection pool).
+// to it and sends it on the pool's own transport (TLS, connection pool): a
+// Transport, which carries plain-HTTP GET and HEAD requests on the
+// caller's goroutine and the rest through net/http's.
 //
 // # How a request travels
 //

@@ -38,7 +38,7 @@ type Pool struct {
 	seq     []int // weighted round-robin order of server indexes
 	rr      atomic.Uint64
 	tr      http.RoundTripper
-	own     *http.Transport // nil when Options.Transport was given
+	own     *Transport // nil when Options.Transport was given
 
 	sem     chan struct{} // nil: no cap
 	waiting atomic.Int64
@@ -103,7 +103,8 @@ func New(o Options) (*Pool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("origins: pool %q: %w", o.Name, err)
 		}
-		p.tr, p.own = t, t
+		own := NewTransport(t)
+		p.tr, p.own = own, own
 	}
 	if o.MaxConcurrent > 0 {
 		p.sem = make(chan struct{}, o.MaxConcurrent)
@@ -122,8 +123,9 @@ func New(o Options) (*Pool, error) {
 	return p, nil
 }
 
-// newTransport is the pool's own transport: its TLS and connection
-// options. HTTP/2 is negotiated over TLS when the server offers it.
+// newTransport is the net/http side of the pool's own transport (New
+// wraps it in a Transport): its TLS and connection options. HTTP/2 is
+// negotiated over TLS when the server offers it.
 func newTransport(o Options) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
