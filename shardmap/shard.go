@@ -87,6 +87,9 @@ type Options struct {
 	// Log receives connection events (no tracking, insecure TLS); nil
 	// discards them.
 	Log *slog.Logger
+	// Member names this gateway in each shard's roll of the gateways that
+	// use it (peers.go); "": not on the roll, and Alone is always false.
+	Member string
 }
 
 // Shard is one Valkey shard: a valkey-go client with client-side caching
@@ -113,6 +116,8 @@ type Shard struct {
 	mu      sync.Mutex // guards dialing and closed
 	dialing bool
 	closed  bool
+
+	peerStop chan struct{} // closed by Close: ends the roll's beat (peers.go); nil without Member
 }
 
 // clientBox holds a shard's clients. r serves lookups: the same client as
@@ -135,6 +140,11 @@ func Dial(spec Spec, o Options) *Shard {
 	}
 	if err := s.connect(); err != nil {
 		s.br.trip(time.Now().UnixNano())
+	}
+	if o.Member != "" {
+		_ = s.join() // before the first request: peers see us at once (peers.go)
+		s.peerStop = make(chan struct{})
+		go s.beat(s.peerStop)
 	}
 	return s
 }
@@ -335,6 +345,9 @@ func (s *Shard) redial() {
 		s.mu.Unlock()
 		if err == nil {
 			s.br.succeed()
+			if s.opts.Member != "" {
+				_ = s.join()
+			}
 		}
 	}()
 }
@@ -662,10 +675,17 @@ func (s *Shard) Healthy() bool {
 // Close closes the client. Calls after Close fail with ErrDown.
 func (s *Shard) Close() {
 	s.mu.Lock()
+	was := s.closed
 	s.closed = true
 	b := s.client.Swap(nil)
 	s.mu.Unlock()
+	if !was && s.peerStop != nil {
+		close(s.peerStop)
+	}
 	if b != nil {
+		if s.opts.Member != "" {
+			s.leave(b)
+		}
 		b.close()
 	}
 }
