@@ -75,6 +75,7 @@ type Gateway struct {
 	fillBuf   fillBudget       // bytes buffered by fills in flight (fillbuf.go)
 	now       func() time.Time // Options.Now; nil: time.Now
 	busy      sync.Map         // key → *tee of a fill streaming a body it means to store (tee.go)
+	member    string           // this gateway on the shards' roll of their gateways (shardmap/peers.go)
 
 	// certs lists the TLS certificates served, for the status (edge.go).
 	certs atomic.Pointer[func() any]
@@ -95,6 +96,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		transport: o.Transport,
 		log:       o.Logger,
 		now:       o.Now,
+		member:    memberID(),
 	}
 	if g.log == nil {
 		g.log = slog.Default()

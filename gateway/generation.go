@@ -128,7 +128,7 @@ func (gw *Gateway) build(cfg *config.Config, prev *Generation, source string) (*
 	})
 	if len(cfg.Shards) == 0 {
 		g.useEmbedded(prev)
-	} else if err := g.useShards(prev, gw.log); err != nil {
+	} else if err := g.useShards(prev, gw.log, gw.member); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -187,14 +187,17 @@ func (g *Generation) useEmbedded(prev *Generation) {
 // useShards makes the configured shards g's L2 and keeps the fallback
 // store. shardmap builds the set from prev's: unchanged shards keep their
 // clients and L1, new ones are dialed, and a change of placement opens
-// the rebalance window.
-func (g *Generation) useShards(prev *Generation, log *slog.Logger) error {
+// the rebalance window. member is the gateway's name on the shards' roll
+// of the gateways that use them (shardmap/peers.go).
+func (g *Generation) useShards(prev *Generation, log *slog.Logger, member string) error {
 	v := g.Config.Valkey
 	var from *shardmap.Set
 	if prev != nil {
 		from = prev.shards
 	}
-	set, err := shardmap.Build(g.Config.Shards, shardmap.OptionsOf(v, log), from,
+	o := shardmap.OptionsOf(v, log)
+	o.Member = member
+	set, err := shardmap.Build(g.Config.Shards, o, from,
 		shardmap.BuildOptions{Reload: prev != nil, Window: v.RebalanceWindow, Life: entryLife})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

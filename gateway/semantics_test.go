@@ -657,6 +657,62 @@ func TestLockHolderDeathBounded(t *testing.T) {
 	}
 }
 
+// TestFillLockOnlyWithPeers: a gateway alone on its shard fills without
+// the cross-gateway lock (its singleflight is the coordination, and the
+// lock a round trip per miss); once a second gateway uses the shard, both
+// take it, the one that was alone without a restart (shardmap/peers.go).
+func TestFillLockOnlyWithPeers(t *testing.T) {
+	o := testutil.NewOrigin(t)
+	entered := make(chan string, 4)
+	release := make(chan struct{})
+	o.Default(func(w http.ResponseWriter, r *http.Request, n int) {
+		entered <- r.URL.Path
+		<-release
+		testutil.Reply(w, 200, "ok", "Cache-Control", "max-age=60")
+	})
+	srv := valkeytest.Start(t, 1)
+	cfg := testConfig(o.URL, srv)
+	_, a := startGateway(t, cfg)
+	host := strings.TrimPrefix(a, "http://")
+	// locksDuringFill GETs path from base and returns the fill locks on
+	// the shard while the origin holds the request.
+	locksDuringFill := func(base, path string) string {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", base+path, nil)
+			req.Host = host
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		<-entered
+		keys, kerr := srv[0].Do("KEYS", shardmap.LockPrefix+"*")
+		release <- struct{}{}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if kerr != nil {
+			t.Fatal(kerr)
+		}
+		return keys
+	}
+	if keys := locksDuringFill(a, "/alone"); keys != "" {
+		t.Fatalf("a gateway alone on its shard took a fill lock: %q", keys)
+	}
+	_, b := startGateway(t, cfg)
+	waitFor(t, "a sees b on the roll", func() (bool, string) {
+		keys := locksDuringFill(a, fmt.Sprintf("/peer-a/%d", time.Now().UnixNano()))
+		return keys != "", "no lock: " + keys
+	})
+	if keys := locksDuringFill(b, "/peer-b"); keys == "" {
+		t.Fatal("the second gateway filled without the lock")
+	}
+}
+
 // 8. Large bodies stream through; a client that disconnects leaks nothing.
 func TestLargeBodiesStream(t *testing.T) {
 	o := testutil.NewOrigin(t)

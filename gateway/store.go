@@ -3,8 +3,11 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -50,7 +53,8 @@ type store interface {
 	purgeTag(ctx context.Context, tag string, soft bool, staleAt time.Time) (int, error)
 	// tryLock takes the cross-gateway fill lock of key for at most ttl,
 	// without waiting. held is false when another holder has it;
-	// supported is false when the store has no such lock.
+	// supported is false when the store has no such lock, or nobody to
+	// coordinate with (shardmap/peers.go).
 	tryLock(ctx context.Context, key string, ttl time.Duration) (lock *shardmap.Lock, held, supported bool, err error)
 	// setReleasing is set of it that also frees lock (nil: none), in the
 	// same round trip when the lock is on the key's shard (else it stays
@@ -253,9 +257,26 @@ func (s shardStore) purgeTag(ctx context.Context, tag string, soft bool, staleAt
 	return n, errors.Join(errs...)
 }
 
+// tryLock takes the lock on key's shard, unless this gateway is the only
+// one that uses the shard: its singleflight is then all the coordination
+// there is to have, and the lock would cost every miss a round trip
+// (shardmap/peers.go).
 func (s shardStore) tryLock(ctx context.Context, key string, ttl time.Duration) (*shardmap.Lock, bool, bool, error) {
-	lock, held, err := s.shards.Pick(key).TryLock(ctx, key, ttl)
+	sh := s.shards.Pick(key)
+	if sh.Alone(ctx, time.Now()) {
+		return nil, false, false, nil
+	}
+	lock, held, err := sh.TryLock(ctx, key, ttl)
 	return lock, held, true, err
+}
+
+// memberID names this gateway on the shards' roll: the host and a random
+// part, so that two gateways on one host (or in one test) are two.
+func memberID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	return host + "/" + hex.EncodeToString(b[:])
 }
 
 func (s shardStore) owner(key string) string { return s.shards.Pick(key).Name }
