@@ -1054,6 +1054,9 @@ func goals(out io.Writer, o benchOpts, all map[string]*variantResult, cold *cold
 		if e1 != nil && n1 != nil {
 			check(name+": one-connection hit p50 <= nginx's", e1.res.P50 <= n1.res.P50,
 				fmt.Sprintf("%s vs %s", fmtDur(e1.res.P50), fmtDur(n1.res.P50)))
+			// Issue 19's tail goal: the row's p99 is the median of its rounds.
+			check(name+": one-connection hit p99 <= nginx's", e1.res.P99 <= n1.res.P99,
+				fmt.Sprintf("%s vs %s (%.2fx)", fmtDur(e1.res.P99), fmtDur(n1.res.P99), float64(e1.res.P99)/float64(n1.res.P99)))
 		}
 		if r, ok := func() (float64, bool) {
 			e, b := vr.find(wlL2, "edgecache"), vr.find(wlL1, "nginx")
