@@ -67,6 +67,15 @@ func TestTemplates(t *testing.T) {
 			t.Fatalf("%+v", c)
 		}
 	}
+	// The lone gateway of the CPU-per-miss row: its own shards, not the stack's.
+	alone := []string{"127.0.0.1:7101", "127.0.0.1:7102"}
+	c, err := config.Parse([]byte(s.edgeYAML("127.0.0.1:8080", "127.0.0.1:9090", false, extras{shards: alone})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Shards) != 2 || c.Shards[0].Addr != alone[0] || c.Shards[1].Addr != alone[1] {
+		t.Fatalf("lone gateway's shards: %+v", c.Shards)
+	}
 	o := benchOpts{plugins: "../plugins/testdata/examples"}
 	for name, x := range map[string]func() (extras, bool){
 		"key plugin":    o.keyPluginExtras,

@@ -30,8 +30,14 @@ var bigBodies = []struct {
 }
 
 // wlMissCPU is the miss path measured for CPU per miss: the server (and,
-// for edgecache, its shards, where it stores) without the origin.
-const wlMissCPU = "miss, 20 ms origin (CPU)"
+// for edgecache, its shards, where it stores) without the origin. The
+// edgecache row's gateway is alone on its shards, as nginx is alone with
+// its cache; wlMissCPUPeers is the same gateway config on the shards the
+// other instances use too, where every miss takes the fill lock.
+const (
+	wlMissCPU      = "miss, 20 ms origin (CPU)"
+	wlMissCPUPeers = "miss (CPU), with peers"
+)
 
 // benchSystem is a system under test of a variant's table.
 type benchSystem struct {
@@ -81,16 +87,26 @@ func (s *stack) rows19(o benchOpts, scripts string, systems []benchSystem,
 			}
 		}
 	}
-	for i, sys := range systems {
-		pids := sys.pids
-		if sys.name == "edgecache" {
-			pids = append(append([]int(nil), pids...), s.shardPids...)
+	type missRow struct {
+		workload string
+		sys      benchSystem
+	}
+	var rows []missRow
+	for _, sys := range systems {
+		if sys.name == "edgecache" && s.edge["edgecache-alone"] != "" {
+			rows = append(rows,
+				missRow{wlMissCPU, benchSystem{sys.name, s.edge["edgecache-alone"], append([]int{s.edgePid["edgecache-alone"]}, s.aloneShardPids...)}},
+				missRow{wlMissCPUPeers, benchSystem{sys.name, sys.addr, append(append([]int(nil), sys.pids...), s.shardPids...)}})
+			continue
 		}
-		// A fresh key range per system: none of them has seen these keys.
+		rows = append(rows, missRow{wlMissCPU, sys})
+	}
+	for i, r := range rows {
+		// A fresh key range per row: no system has seen these keys.
 		base := (time.Now().Unix()%10000*100 + int64(i+1)) * 1000000
 		w := wrkRun{URL: "/", Script: filepath.Join(scripts, "miss.lua"), Env: []string{"BENCH_MISS_BASE=" + strconv.FormatInt(base, 10)},
 			Header: []string{"Host: miss.bench"}}
-		if err := measure(wlMissCPU, sys.name, sys.addr, pids, w); err != nil {
+		if err := measure(r.workload, r.sys.name, r.sys.addr, r.sys.pids, w); err != nil {
 			return err
 		}
 	}
@@ -105,12 +121,15 @@ func bigNote(r row) string {
 			return fmt.Sprintf("%.0f MB/s", r.res.RPS*float64(bb.bytes)/1e6)
 		}
 	}
-	if r.workload == wlMissCPU {
+	switch r.workload {
+	case wlMissCPU:
 		note := "CPU/req is the server's alone (edgecache: with its shards), not the origin's"
 		if r.system == "edgecache" {
-			note += "; this run's miss latency includes the 20 ms origin"
+			note += "; a gateway alone on its 3 shards (no fill lock: 2 round trips per miss); this run's miss latency includes the 20 ms origin"
 		}
 		return note
+	case wlMissCPUPeers:
+		return "the gateway of the other rows, on shards 4 other gateways use: every miss takes the fill lock (3 round trips); CPU/req with its shards"
 	}
 	return ""
 }

@@ -79,10 +79,11 @@ func (o benchOpts) pluginPath(file string) string {
 
 // extras are what a benchmark instance's config adds to the base one.
 type extras struct {
-	products, miss string // YAML lines under those routes
-	top            string // top-level YAML
-	tlsCA          string // reach the shards' TLS ports, trusting this CA
-	server         string // YAML lines under server (TLS: tls.go)
+	products, miss string   // YAML lines under those routes
+	top            string   // top-level YAML
+	tlsCA          string   // reach the shards' TLS ports, trusting this CA
+	server         string   // YAML lines under server (TLS: tls.go)
+	shards         []string // the shards to use instead of the stack's (the lone gateway's)
 }
 
 // keyPluginExtras make the products route's key hook a WASM plugin.
@@ -270,9 +271,12 @@ type stack struct {
 	varnAddr               string
 	varnPid                int
 	shardPids              []int
-	slowPid                int
-	token                  string
-	tls                    tlsStack // tls.go
+	// the lone gateway's own shards: the CPU-per-miss row (rows19.go)
+	aloneShardAddrs []string
+	aloneShardPids  []int
+	slowPid         int
+	token           string
+	tls             tlsStack // tls.go
 }
 
 func (s *stack) stop() {
@@ -298,7 +302,11 @@ func (s *stack) edgeYAML(listen, admin string, disableL1 bool, x extras) string 
 	fmt.Fprintf(&b, "  - name: products\n    origin: http://%s\n    default_ttl: 1h\n", s.originAddr)
 	indent(x.products)
 	b.WriteString("shards:\n")
-	for i, a := range s.shardAddrs {
+	shards := s.shardAddrs
+	if x.shards != nil {
+		shards = x.shards
+	}
+	for i, a := range shards {
 		if x.tlsCA != "" { // same names, so the same placement as the plain instance
 			fmt.Fprintf(&b, "  - { name: shard-%c, addr: %q, tls: { ca_file: %q } }\n", 'a'+i, s.tlsAddrs[i], x.tlsCA)
 			continue
@@ -336,6 +344,40 @@ func (s *stack) startEdge(ctx context.Context, name, cpus string, disableL1 bool
 }
 
 var benchBin = "bin"
+
+// startShard starts a Valkey (or Redis) server on a free loopback port,
+// and on a TLS port too when ca is not nil; it returns both addresses
+// ("" without TLS) and its pid.
+func (s *stack) startShard(ctx context.Context, name, cpus string, ca *valkeytest.CA) (addr, tlsAddr string, pid int, err error) {
+	port, err := freePort()
+	if err != nil {
+		return "", "", 0, err
+	}
+	sdir := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(sdir, 0o755); err != nil {
+		return "", "", 0, err
+	}
+	args := []string{serverBinary(), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--dir", sdir}
+	if ca != nil {
+		tlsPort, err := freePort()
+		if err != nil {
+			return "", "", 0, err
+		}
+		args = append(args, ca.ServerArgs(tlsPort)...)
+		tlsAddr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+	}
+	p, err := start(s.dir, name, cpus, nil, args...)
+	if err != nil {
+		return "", "", 0, err
+	}
+	s.procs = append(s.procs, p)
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	if err := p.waitTCP(ctx, addr, 10*time.Second); err != nil {
+		return "", "", 0, err
+	}
+	return addr, tlsAddr, p.pid(), nil
+}
 
 func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack, error) {
 	benchBin = o.bin
@@ -378,32 +420,13 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 	}
 	s.tlsCA = ca.CAFile
 	for i := range 3 {
-		port, err := freePort()
+		addr, tlsAddr, pid, err := s.startShard(ctx, fmt.Sprintf("shard-%d", i), v.serverCPUs, ca)
 		if err != nil {
-			return nil, err
-		}
-		tlsPort, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		sdir := filepath.Join(dir, fmt.Sprintf("shard-%d", i))
-		if err := os.MkdirAll(sdir, 0o755); err != nil {
-			return nil, err
-		}
-		args := append([]string{serverBinary(), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--protected-mode", "no", "--dir", sdir}, ca.ServerArgs(tlsPort)...)
-		p, err := start(dir, fmt.Sprintf("shard-%d", i), v.serverCPUs, nil, args...)
-		if err != nil {
-			return nil, err
-		}
-		s.procs = append(s.procs, p)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := p.waitTCP(ctx, addr, 10*time.Second); err != nil {
 			return nil, err
 		}
 		s.shardAddrs = append(s.shardAddrs, addr)
-		s.tlsAddrs = append(s.tlsAddrs, "127.0.0.1:"+strconv.Itoa(tlsPort))
-		s.shardPids = append(s.shardPids, p.pid())
+		s.tlsAddrs = append(s.tlsAddrs, tlsAddr)
+		s.shardPids = append(s.shardPids, pid)
 	}
 	if err := s.startEdge(ctx, "edgecache", v.serverCPUs, false, extras{}); err != nil {
 		return nil, err
@@ -418,6 +441,22 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 		if err := s.startEdge(ctx, "edgecache-plugin", v.serverCPUs, false, x); err != nil {
 			return nil, err
 		}
+	}
+	// The CPU-per-miss row's gateway has 3 shards of its own, as nginx has
+	// its cache directory: alone on them, it takes no fill lock (see
+	// shardmap/peers.go), as a gateway that is a POP's only one does not.
+	// The same row on the shared shards, where the other instances are
+	// peers and every miss takes the lock, is measured too (rows19.go).
+	for i := range 3 {
+		addr, _, pid, err := s.startShard(ctx, fmt.Sprintf("alone-shard-%d", i), v.serverCPUs, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.aloneShardAddrs = append(s.aloneShardAddrs, addr)
+		s.aloneShardPids = append(s.aloneShardPids, pid)
+	}
+	if err := s.startEdge(ctx, "edgecache-alone", v.serverCPUs, false, extras{shards: s.aloneShardAddrs}); err != nil {
+		return nil, err
 	}
 
 	// nginx
