@@ -2,8 +2,10 @@ package shardmap
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,5 +95,41 @@ func TestPeersRoll(t *testing.T) {
 			}
 			waitAlone(t, a, false, "a, with the gateway without L1 on the roll")
 		})
+	}
+}
+
+// TestRetiredShardClosesOffTheCall: the last call to end on a retired
+// shard does not wait for its Close, whose leave of the roll waits up to
+// a second on a stalled server (SIGSTOP here); the shard closes anyway.
+func TestRetiredShardClosesOffTheCall(t *testing.T) {
+	node := valkeytest.Start(t, 1)[0]
+	s := Dial(Spec{Name: "a", Addr: node.Addr}, peerOptions("gw-a"))
+	defer s.Close()
+	waitAlone(t, s, true, "the gateway on its shard")
+	if _, err := s.acquire(time.Now().UnixNano()); err != nil { // a call in flight
+		t.Fatal(err)
+	}
+	s.retire()
+	if !s.Connected() {
+		t.Fatal("retired with a call in flight: closed before the call ended")
+	}
+	p, err := os.FindProcess(node.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Signal(syscall.SIGCONT) }()
+	start := time.Now()
+	s.release()
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("the last call's release took %v: it waited for Close", d)
+	}
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if !waitClosed(t, s) {
+		t.Fatal("the retired shard did not close after its last call")
 	}
 }

@@ -371,9 +371,13 @@ func (s *Shard) acquire(now int64) (*clientBox, error) {
 	return b, nil
 }
 
+// release ends a call that acquired. The last call on a retired shard
+// closes it, on a goroutine of its own: Close leaves the roll, a round
+// trip of up to a second to a shard that may be slow, which the request
+// that happened to finish last must not wait for.
 func (s *Shard) release() {
 	if s.inflight.Add(-1) == 0 && s.retired.Load() {
-		s.Close()
+		go s.Close()
 	}
 }
 
