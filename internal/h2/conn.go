@@ -22,6 +22,9 @@ const (
 	maxWindow        = 1<<31 - 1
 	defaultFrameSize = 16384
 	headerTableSize  = 4096
+	// initialHeaderTableSize is the encoder's dynamic table size until the
+	// client's SETTINGS say less (RFC 9113 6.5.2; x/net's hpack default).
+	initialHeaderTableSize = 4096
 	// windowRefill is the unacknowledged receive credit after which a
 	// WINDOW_UPDATE goes out: half the window, as most servers do.
 	windowRefill = initialWindow / 2
@@ -50,12 +53,17 @@ type conn struct {
 	raddr string
 	idle  bool // the read deadline is the idle one
 
-	mu         sync.Mutex
-	cond       sync.Cond // window updates, body data, resets, close
-	wbuf       bytes.Buffer
-	wfr        *http2.Framer // writes frames into wbuf
-	hbuf       bytes.Buffer
-	henc       *hpack.Encoder
+	mu   sync.Mutex
+	cond sync.Cond // window updates, body data, resets, close
+	wbuf bytes.Buffer
+	wfr  *http2.Framer // writes frames into wbuf
+	hbuf bytes.Buffer
+	henc *hpack.Encoder
+	// hencSize is the encoder's dynamic table size; hencUpdate: the client
+	// lowered it (SETTINGS_HEADER_TABLE_SIZE) and the next head must start
+	// with the size update, which henc writes (writeHeadersLocked).
+	hencSize   uint32
+	hencUpdate bool
 	streams    map[uint32]*stream
 	sendWindow int64
 	peerWindow int32  // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -73,7 +81,7 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{
 		srv: s, rwc: rwc, raddr: rwc.RemoteAddr().String(), tls: tlsState(rwc),
 		streams: make(map[uint32]*stream), sendWindow: initialWindow,
-		peerWindow: initialWindow, peerFrame: defaultFrameSize,
+		peerWindow: initialWindow, peerFrame: defaultFrameSize, hencSize: initialHeaderTableSize,
 	}
 	c.cond.L = &c.mu
 	c.br = bufio.NewReaderSize(rwc, readBufSize)
@@ -280,6 +288,9 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerFrame = s.Val
 		case http2.SettingHeaderTableSize:
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			if s.Val < c.hencSize { // as henc: only a lower size is an update
+				c.hencSize, c.hencUpdate = s.Val, true
+			}
 		}
 		return nil
 	}); err != nil {

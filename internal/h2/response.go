@@ -2,6 +2,7 @@ package h2
 
 import (
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -74,6 +75,7 @@ func (w *responseWriter) continueLocked() {
 	}
 	c := w.st.c
 	c.hbuf.Reset()
+	c.hencUpdate = false // henc starts this head with a pending size update
 	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
 	_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: w.st.id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true})
 	_ = c.flushLocked() // a body read runs off the read loop
@@ -214,40 +216,59 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 
 // writeHeadersLocked HPACK-encodes a response head and appends it as
 // HEADERS (and CONTINUATION) frames; cl >= 0 adds that Content-Length.
+//
+// The head is encoded as nginx does: :status from the static table where
+// it is there, every other field a literal without indexing (its name
+// from the static table when listed), no Huffman. The dynamic table
+// bought a few bytes per response and cost most of the head's CPU: a
+// cache's Age, Date, Cache-Status and ETag change from one response to
+// the next, so each was searched for, inserted and evicted again
+// (x/net's Encoder.WriteField was 13% of an HTTP/2 hit). The encoder
+// (henc) is kept for the one thing it must do: the table size update
+// the client asks for by lowering SETTINGS_HEADER_TABLE_SIZE, which
+// starts the next head.
 func (w *responseWriter) writeHeadersLocked(code int, end bool, cl int) {
 	c := w.st.c
 	c.hbuf.Reset()
-	enc := c.henc
-	_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(code)})
+	if c.hencUpdate {
+		c.hencUpdate = false
+		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(code)})
+	} else {
+		c.hbuf.Write(appendStatus(c.hbuf.AvailableBuffer(), code))
+	}
 	hasDate, hasType := false, false
 	for k, vv := range w.h {
-		lk, skip := lowerKey(k)
+		lk, idx, skip := headerName(k)
 		if skip {
 			continue
 		}
-		switch lk {
-		case "date":
+		switch idx {
+		case staticDate:
 			hasDate = true
-		case "content-type":
+		case staticContentType:
 			hasType = true
-		case "content-length":
+		case staticContentLength:
 			if cl >= 0 {
 				continue
 			}
 		}
 		for _, v := range vv {
-			_ = enc.WriteField(hpack.HeaderField{Name: lk, Value: flatten(v)})
+			c.hbuf.Write(appendLiteral(c.hbuf.AvailableBuffer(), idx, lk, flatten(v)))
 		}
 	}
 	if code >= 200 {
 		if !hasType && bodyAllowed(code) && len(w.buf) > 0 {
-			_ = enc.WriteField(hpack.HeaderField{Name: "content-type", Value: http.DetectContentType(w.buf)})
+			c.hbuf.Write(appendLiteral(c.hbuf.AvailableBuffer(), staticContentType, "", http.DetectContentType(w.buf)))
 		}
 		if !hasDate {
-			_ = enc.WriteField(hpack.HeaderField{Name: "date", Value: date()})
+			c.hbuf.Write(appendLiteral(c.hbuf.AvailableBuffer(), staticDate, "", date()))
 		}
 		if cl >= 0 && bodyAllowed(code) {
-			_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(cl)})
+			b := appendLiteralHead(c.hbuf.AvailableBuffer(), staticContentLength, "")
+			var digits [20]byte
+			v := strconv.AppendInt(digits[:0], int64(cl), 10)
+			b = append(append(b, byte(len(v))), v...) // < 127: a one-byte length
+			c.hbuf.Write(b)
 		}
 	}
 	block := c.hbuf.Bytes()
@@ -283,34 +304,106 @@ func statusText(code int) string {
 	return strconv.Itoa(code)
 }
 
-// lowerKey gives a header name as HTTP/2 sends it, and whether it is a
-// connection-specific field HTTP/2 forbids (RFC 9113 8.2.2). The common
-// names come from a table: no allocation on the hit path.
-func lowerKey(k string) (string, bool) {
-	if lk, ok := commonLower[k]; ok {
-		return lk, false
+// The static table's indices (RFC 7541 Appendix A) of the names a
+// response head uses most; 0 is none.
+const (
+	staticStatus        = 8 // :status 200
+	staticContentLength = 28
+	staticContentType   = 31
+	staticDate          = 33
+)
+
+// headerName gives a header name as HTTP/2 sends it, its index in the
+// static table (0 if none), and whether it is a connection-specific field
+// HTTP/2 forbids (RFC 9113 8.2.2). The common names come from a table:
+// no allocation on the hit path.
+func headerName(k string) (lk string, idx uint64, skip bool) {
+	if n, ok := commonNames[k]; ok {
+		return n.lower, n.static, false
 	}
-	lk := strings.ToLower(k)
+	lk = strings.ToLower(k)
 	switch lk {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-		return lk, true
+		return lk, 0, true
 	}
-	return lk, false
+	if n, ok := commonNames[textproto.CanonicalMIMEHeaderKey(k)]; ok { // set without canonicalizing
+		return lk, n.static, false
+	}
+	return lk, 0, false
 }
 
-var commonLower = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Content-Encoding", "Content-Language",
-		"Content-Length", "Content-Range", "Content-Type", "Date", "Etag", "Expires", "Last-Modified",
-		"Link", "Location", "Server", "Set-Cookie", "Vary", "Via", "Www-Authenticate", "X-Cache",
-		"X-Cache-Status", "X-Content-Type-Options", "X-Request-Id", "Cache-Status", "Strict-Transport-Security",
-		"Access-Control-Allow-Origin", "Retry-After", "Traceparent",
+type headerNameInfo struct {
+	lower  string
+	static uint64 // RFC 7541 Appendix A; 0: not in the static table
+}
+
+var commonNames = func() map[string]headerNameInfo {
+	m := map[string]headerNameInfo{}
+	for name, idx := range map[string]uint64{
+		"Accept-Ranges": 18, "Access-Control-Allow-Origin": 20, "Age": 21, "Allow": 22,
+		"Cache-Control": 24, "Content-Disposition": 25, "Content-Encoding": 26, "Content-Language": 27,
+		"Content-Length": staticContentLength, "Content-Location": 29, "Content-Range": 30,
+		"Content-Type": staticContentType, "Date": staticDate, "Etag": 34, "Expires": 36,
+		"Last-Modified": 44, "Link": 45, "Location": 46, "Retry-After": 53, "Server": 54,
+		"Set-Cookie": 55, "Strict-Transport-Security": 56, "Vary": 59, "Via": 60, "Www-Authenticate": 61,
+		"Alt-Svc": 0, "Cache-Status": 0, "Traceparent": 0, "X-Cache": 0, "X-Cache-Status": 0,
+		"X-Content-Type-Options": 0, "X-Request-Id": 0,
 	} {
-		m[k] = strings.ToLower(k)
+		m[name] = headerNameInfo{strings.ToLower(name), idx}
 	}
 	return m
 }()
+
+// statusIndex are the statuses the static table lists (RFC 7541
+// Appendix A), by index.
+var statusIndex = [...]struct {
+	code int
+	idx  byte
+}{{200, 8}, {204, 9}, {206, 10}, {304, 11}, {400, 12}, {404, 13}, {500, 14}}
+
+// appendStatus appends :status: the static table's entry for the codes
+// it lists (one byte), else a literal with its name indexed.
+func appendStatus(b []byte, code int) []byte {
+	for _, s := range statusIndex {
+		if s.code == code {
+			return append(b, 0x80|s.idx)
+		}
+	}
+	return appendLiteral(b, staticStatus, "", statusText(code))
+}
+
+// appendLiteral appends a literal header field without indexing (RFC
+// 7541 6.2.2): the name as static index idx, or as a string if idx is 0,
+// then the value, neither Huffman-coded.
+func appendLiteral(b []byte, idx uint64, name, value string) []byte {
+	b = appendLiteralHead(b, idx, name)
+	b = appendInt(b, 7, 0, uint64(len(value)))
+	return append(b, value...)
+}
+
+func appendLiteralHead(b []byte, idx uint64, name string) []byte {
+	if idx != 0 {
+		return appendInt(b, 4, 0, idx)
+	}
+	b = append(b, 0)
+	b = appendInt(b, 7, 0, uint64(len(name)))
+	return append(b, name...)
+}
+
+// appendInt appends i as an HPACK integer with an n-bit prefix (RFC 7541
+// 5.1), the byte's other bits set to first.
+func appendInt(b []byte, n uint, first byte, i uint64) []byte {
+	k := uint64(1)<<n - 1
+	if i < k {
+		return append(b, first|byte(i))
+	}
+	b = append(b, first|byte(k))
+	i -= k
+	for ; i >= 128; i >>= 7 {
+		b = append(b, byte(0x80|(i&0x7f)))
+	}
+	return append(b, byte(i))
+}
 
 // flatten replaces CR and LF in a value, as net/http does.
 func flatten(v string) string {
