@@ -64,6 +64,7 @@ type conn struct {
 	// with the size update, which henc writes (writeHeadersLocked).
 	hencSize   uint32
 	hencUpdate bool
+	spare      []byte // a finished response's body buffer (keepSpareLocked)
 	streams    map[uint32]*stream
 	sendWindow int64
 	peerWindow int32  // the client's SETTINGS_INITIAL_WINDOW_SIZE

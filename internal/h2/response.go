@@ -33,8 +33,21 @@ type responseWriter struct {
 	buf       []byte
 }
 
+// reset readies w for st; c.mu is held.
 func (w *responseWriter) reset(st *stream, req *http.Request) {
-	*w = responseWriter{st: st, req: req, h: make(http.Header), head: req != nil && req.Method == http.MethodHead}
+	*w = responseWriter{st: st, req: req, h: make(http.Header), head: req != nil && req.Method == http.MethodHead,
+		buf: st.c.spare}
+	st.c.spare = nil
+}
+
+// keepSpareLocked keeps a response's body buffer, once its bytes are in
+// the connection's write buffer, for the conn's next response: a hit's
+// body is held back whole before its HEADERS (bufferLimit), and a buffer
+// per response was a third of the bytes an HTTP/2 hit allocated.
+func (c *conn) keepSpareLocked(buf []byte) {
+	if cap(buf) > 0 && cap(buf) <= 2*bufferLimit {
+		c.spare = buf[:0]
+	}
 }
 
 func (w *responseWriter) Header() http.Header { return w.h }
@@ -151,9 +164,12 @@ func (w *responseWriter) commitLocked(end bool) error {
 	buf := w.buf
 	w.buf = nil
 	if w.head {
+		w.st.c.keepSpareLocked(buf)
 		buf = nil
 	}
-	return w.dataLocked(buf, end)
+	err := w.dataLocked(buf, end)
+	w.st.c.keepSpareLocked(buf) // dataLocked copied it into wbuf
+	return err
 }
 
 // endLocked ends the response when the handler returns.
@@ -173,6 +189,8 @@ func (w *responseWriter) endLocked() {
 		}
 		if len(w.buf) == 0 || w.head {
 			w.writeHeadersLocked(w.code, true, cl)
+			w.st.c.keepSpareLocked(w.buf)
+			w.buf = nil
 			return
 		}
 		w.writeHeadersLocked(w.code, false, cl)
@@ -180,6 +198,7 @@ func (w *responseWriter) endLocked() {
 	buf := w.buf
 	w.buf = nil
 	_ = w.dataLocked(buf, true)
+	w.st.c.keepSpareLocked(buf) // dataLocked copied it into wbuf
 }
 
 // dataLocked appends DATA frames within the flow-control windows,

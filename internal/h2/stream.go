@@ -186,6 +186,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		return nil, 0 // depends on itself (RFC 9113 5.3.1)
 	}
 	h := make(http.Header, len(f.Fields))
+	vals := make([]string, 0, len(f.Fields)) // every field's first value, one allocation
 	var cookies []string
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
@@ -200,7 +201,12 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 			}
 		}
 		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
-		h[k] = append(h[k], hf.Value)
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, hf.Value)
+			continue
+		}
+		vals = append(vals, hf.Value)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)] // capped: an append copies
 	}
 	if len(cookies) > 0 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")}
