@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -67,16 +68,20 @@ func fill(s *Shard) error {
 }
 
 // TestBatchedGets: concurrent lookups without the L1 share round trips
-// (more than one GET per DoMulti on average) and each gets its own reply,
+// (more than one GET per batch on average) and each gets its own reply,
 // on a standalone node and across the slots of a Cluster.
 func TestBatchedGets(t *testing.T) {
 	for _, kind := range []string{"standalone", "cluster"} {
 		t.Run(kind, func(t *testing.T) {
 			spec := Spec{Name: "a"}
+			var nodes []*valkeytest.Server
 			if kind == "standalone" {
-				spec.Addr = valkeytest.Start(t, 1)[0].Addr
+				nodes = valkeytest.Start(t, 1)
+				spec.Addr = nodes[0].Addr
 			} else {
-				spec.Cluster = strings.Join(valkeytest.StartCluster(t, 3).Seeds(), ",")
+				c := valkeytest.StartCluster(t, 3)
+				nodes = c.Nodes
+				spec.Cluster = strings.Join(c.Seeds(), ",")
 			}
 			s := Dial(spec, batchOptions())
 			defer s.Close()
@@ -93,6 +98,20 @@ func TestBatchedGets(t *testing.T) {
 			}
 			if len(s.gets.queue) != 0 || s.gets.sending {
 				t.Fatalf("batcher not idle after the load: queue %d, sending %v", len(s.gets.queue), s.gets.sending)
+			}
+			// A standalone batch is one MGET; a Cluster's, GETs (its keys
+			// span slots, which one MGET cannot).
+			var mgets, gets int
+			for _, n := range nodes {
+				mgets += commandCalls(t, n, "mget")
+				gets += commandCalls(t, n, "get")
+			}
+			t.Logf("server: %d MGET, %d GET", mgets, gets)
+			if want := int(batches); kind == "standalone" && (mgets != want || gets != 64*300-int(batched)) {
+				t.Fatalf("standalone: %d MGET and %d GET on the server, want %d and %d", mgets, gets, want, 64*300-int(batched))
+			}
+			if kind == "cluster" && (mgets != 0 || gets != 64*300) {
+				t.Fatalf("cluster: %d MGET and %d GET on the servers, want 0 and %d", mgets, gets, 64*300)
 			}
 		})
 	}
@@ -170,4 +189,23 @@ func TestBatchedGetsShardDies(t *testing.T) {
 	if err := hammer(s, 32, 100); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commandCalls is how many times srv has run cmd (INFO commandstats).
+func commandCalls(t *testing.T, srv *valkeytest.Server, cmd string) int {
+	t.Helper()
+	out, err := srv.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(out, "cmdstat_"+cmd+":calls=")
+	if !ok {
+		return 0
+	}
+	n, _, _ := strings.Cut(rest, ",")
+	v, err := strconv.Atoi(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

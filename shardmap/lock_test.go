@@ -3,7 +3,6 @@ package shardmap
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,23 +109,7 @@ func TestReleaseCommand(t *testing.T) {
 	srv := valkeytest.Start(t, 1)[0]
 	s := Dial(Spec{Name: "a", Addr: srv.Addr}, batchOptions())
 	defer s.Close()
-	calls := func(cmd string) int {
-		t.Helper()
-		out, err := srv.Do("INFO", "commandstats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, ok := strings.Cut(out, "cmdstat_"+cmd+":calls=")
-		if !ok {
-			return 0
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		v, err := strconv.Atoi(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	calls := func(cmd string) int { t.Helper(); return commandCalls(t, srv, cmd) }
 	const ttl = 200 * time.Millisecond
 	tests := []struct {
 		name   string

@@ -133,6 +133,7 @@ type clientBox struct {
 // the Shard is returned anyway, marked down, and reconnects on use.
 func Dial(spec Spec, o Options) *Shard {
 	s := &Shard{Spec: spec, opts: o}
+	s.gets.slotted = spec.Kind() == "cluster"
 	s.br.threshold = int32(max(o.BreakerFailures, 1))
 	s.br.cooldown = int64(o.BreakerCooldown)
 	if spec.TLS.Insecure || spec.SentinelTLS.Insecure {
@@ -422,15 +423,15 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 		return nil, false, err
 	}
 	c := b.r
-	var res valkey.ValkeyResult
+	hit := false
 	if b.noL1 {
-		res = s.gets.get(ctx, c, key) // batch.go
+		val, err = s.gets.get(ctx, c, key) // batch.go
 	} else {
-		res = c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)
+		res := c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)
+		val, err = res.AsBytes()
+		hit = res.IsCacheHit()
 	}
-	val, err = res.AsBytes()
 	s.release()
-	hit := res.IsCacheHit()
 	if !hit {
 		// Only a round trip says anything about the shard's health: L1 hits
 		// keep succeeding while a frozen shard's connection waits out its
