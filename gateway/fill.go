@@ -270,7 +270,12 @@ func (fl *fill) variantKey(ctx context.Context, names []string, coding string, r
 		_ = store.extend(ctx, primary, retain)
 	} else {
 		val, newID := newMarker(names, now)
+		// Until Valkey's invalidation push arrives, the L1 may still hold
+		// what it had at primary before the marker: the old marker (read
+		// past the L1) or "no such key" (a miss there is asked of the
+		// shard), as for the entries write stores.
 		if marker != nil { // the response now varies otherwise: a new marker
+			fl.g.recent.add(primary)
 			if err := store.set(ctx, primary, val, retain, nil); err != nil {
 				return "", false
 			}
@@ -278,6 +283,7 @@ func (fl *fill) variantKey(ctx context.Context, names []string, coding string, r
 		} else if ok, err := store.setNX(ctx, primary, val, retain); err != nil {
 			return "", false
 		} else if ok {
+			fl.g.filled.add(primary)
 			id = newID
 		} else if raw, err := store.getDirect(ctx, primary); err == nil {
 			if m := fl.g.views.get(primary, raw, false, false); m != nil && m.varyID != "" && equalNames(m.varyNames, names) {
