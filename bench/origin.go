@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -95,6 +96,7 @@ func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "config file")
 	profile := fs.String("cpuprofile", "", "write a CPU profile here")
+	memOut := fs.String("memprofile", "", "write a profile of the allocations made while serving here (sampled every 4 KiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,6 +124,15 @@ func runGateway(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memOut != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if f, err := os.Create(*memOut); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	fmt.Fprintln(os.Stderr, "edgebench gateway: serving on", ln.Addr())
 	return g.Serve(ctx, ln)
