@@ -474,6 +474,9 @@ func TestCompressLargeBodyOnDemand(t *testing.T) {
 	if r := getCoded(t, http.MethodGet, base+"/big", "-"); r.header.Get("Content-Encoding") != "" || !bytes.Equal(r.body, body) {
 		t.Fatalf("miss without Accept-Encoding: %q, body equal %v", r.header.Get("Content-Encoding"), bytes.Equal(r.body, body))
 	}
+	// A br client that comes while the fill still stores joins its
+	// stream (Cache-Status detail=streaming), and gets Vary too
+	// (TestCompressStreamedAnswerVaries).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := getCoded(t, http.MethodGet, base+"/big", "br")
@@ -481,7 +484,7 @@ func TestCompressLargeBodyOnDemand(t *testing.T) {
 			t.Fatalf("br client (%q): body differs", r.header.Get("Content-Encoding"))
 		}
 		if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Accept-Encoding") {
-			t.Fatalf("Vary %q lacks Accept-Encoding", r.header.Values("Vary"))
+			t.Fatalf("Vary %q lacks Accept-Encoding (%s)", r.header.Values("Vary"), r.header.Get("Cache-Status"))
 		}
 		if r.header.Get("Content-Encoding") == "br" {
 			if r.header.Get("Etag") != `"v1-br"` || len(r.raw) >= len(body) {
@@ -496,5 +499,49 @@ func TestCompressLargeBodyOnDemand(t *testing.T) {
 	}
 	if n := o.hits("/big"); n != 1 {
 		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+// TestCompressStreamedAnswerVaries: the clients of a fill that streams
+// (a body past the first piece) get the identity body as it comes, and
+// with it the Vary: Accept-Encoding of the compressed entry it stores;
+// a streamed body the route does not compress gets no such Vary. Before,
+// the streamed head was the origin's, and a client that joined the fill
+// just after the leader's answer got a body without the Vary the next
+// client's coded answer had.
+func TestCompressStreamedAnswerVaries(t *testing.T) {
+	o := newCodingOrigin(t)
+	base := compressGateway(t, o, nil)
+	big := jsonBody(gateway.EncodeInlineMax * 3)
+	o.set("/json", originResp{ctype: "application/json", body: big})
+	o.set("/png", originResp{ctype: "image/png", body: big})
+	o.set("/varies", originResp{ctype: "application/json", body: big, header: map[string]string{"Vary": "Accept-Language"}})
+	for _, c := range []struct {
+		path, want string
+	}{{"/json", "Accept-Encoding"}, {"/png", ""}, {"/varies", "Accept-Language, Accept-Encoding"}} {
+		r := getCoded(t, http.MethodGet, base+c.path, "br")
+		if cs := r.header.Get("Cache-Status"); !strings.Contains(cs, "detail=streaming") {
+			t.Fatalf("%s: Cache-Status %q: the fill did not stream", c.path, cs)
+		}
+		if vary := strings.Join(r.header.Values("Vary"), ", "); vary != c.want || !bytes.Equal(r.body, big) {
+			t.Errorf("%s: Vary %q, want %q; body equal %v", c.path, vary, c.want, bytes.Equal(r.body, big))
+		}
+	}
+	// The entry is stored as a compressed one, not under a Vary marker
+	// for the Accept-Encoding the streamed head carried: br is made and
+	// served from the one origin request.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := getCoded(t, http.MethodGet, base+"/json", "br")
+		if r.header.Get("Content-Encoding") == "br" && bytes.Equal(r.body, big) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("br was not served within 20s (%s)", r.header.Get("Cache-Status"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := o.hits("/json"); n != 1 {
+		t.Errorf("origin saw %d requests for /json, want 1", n)
 	}
 }

@@ -149,11 +149,15 @@ func (c *compression) mark(header http.Header, n int) http.Header {
 // body of at least min_bytes and a compressible type, sent without a
 // coding, and not marked no-transform (RFC 9110 §7.7, RFC 9111 §5.2.2.6).
 func (c *compression) applies(f *fetched) bool {
+	return len(f.body) > 0 && len(f.body) >= c.minBytes && c.appliesHead(f)
+}
+
+// appliesHead is applies on f's status and header alone: what a
+// streaming fill knows before its body ends.
+func (c *compression) appliesHead(f *fetched) bool {
 	h := f.header
 	switch {
 	case f.status < 200 || f.status == http.StatusNoContent || f.status == http.StatusPartialContent || f.status == http.StatusNotModified:
-		return false
-	case len(f.body) == 0 || len(f.body) < c.minBytes:
 		return false
 	case len(h[hdrCodings]) > 0 || len(h["Content-Range"]) > 0:
 		return false
@@ -165,6 +169,25 @@ func (c *compression) applies(f *fetched) bool {
 		return false
 	}
 	return !policies.ParseCacheControl(h["Cache-Control"]).NoTransform
+}
+
+// streamHeader is the header a streaming fill's clients get: f's, with
+// Vary: Accept-Encoding when the entry it stores will be compressed. They
+// all get the identity body as it comes, but once stored the URL answers
+// each Accept-Encoding with its coding, so a cache in front must not keep
+// this one for every client without asking (RFC 9110 §12.5.5), and a
+// client that compares it with the next response sees the same Vary.
+func (fl *fill) streamHeader(f *fetched, contentLength int64) http.Header {
+	c := fl.rt.compress
+	if c == nil || len(c.codings) == 0 || contentLength >= 0 && contentLength < int64(c.minBytes) || !c.appliesHead(f) {
+		return f.header
+	}
+	if variesOnCoding(varyNames(f.header["Vary"])) {
+		return f.header
+	}
+	h := f.header.Clone()
+	h["Vary"] = append(h["Vary"], "Accept-Encoding")
+	return h
 }
 
 // encode makes the stored header and body of an entry with every coding

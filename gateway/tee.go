@@ -396,20 +396,26 @@ func (fl *fill) stream(ctx context.Context, cancel context.CancelFunc, f *fetche
 		f.detail = detailStreaming
 	}
 	fl.detach()
+	join := keep && fl.joinable(f)
+	stored := f.header // the clients' may add Vary (streamHeader): the entry's own is the origin's
+	if keep {
+		f.header = fl.streamHeader(f, t.cl) // encode.go
+	}
 	unlock := fl.unlock
 	fl.unlock = nil
 	f.tee, t.f, t.streaming = t, f, true
 	t.lead = &teeReader{}
 	t.readers = append(t.readers, t.lead)
 	t.stop = context.AfterFunc(ctx, t.wake)
-	join := keep && fl.joinable(f)
 	if join {
 		fl.g.busy.Store(fl.key, t) // requests that miss meanwhile join
 	}
 	go func() {
 		t.readAll()
 		if keep && t.err == nil && t.pass == "" {
-			fl.keepStreamed(ctx, f, dec, now, t)
+			done := *f // readers share f
+			done.header = stored
+			fl.keepStreamed(ctx, &done, dec, now, t)
 		}
 		if join {
 			fl.g.busy.CompareAndDelete(fl.key, t)
@@ -444,13 +450,12 @@ func (fl *fill) detach() {
 	fl.req = &fetchReq{ctx: context.WithoutCancel(fr.ctx), method: fr.method, url: cloneURL(fr.url), header: hdr, preq: preq, peer: fr.peer}
 }
 
-// keepStreamed stores a streamed body that completed within its bounds,
-// through a copy of f (readers share f).
-func (fl *fill) keepStreamed(ctx context.Context, f *fetched, dec policies.Decision, now time.Time, t *tee) {
+// keepStreamed stores a streamed body that completed within its bounds
+// as done, a copy of the fill's fetched that only the store uses.
+func (fl *fill) keepStreamed(ctx context.Context, done *fetched, dec policies.Decision, now time.Time, t *tee) {
 	body, extra := t.contiguous()
-	done := *f
 	done.body, done.tee = body, nil
-	fl.keep(ctx, &done, dec, now)
+	fl.keep(ctx, done, dec, now)
 	t.budget.release(extra)
 }
 
