@@ -230,7 +230,10 @@ func (pl *pool) grow() {
 
 // reap removes from the pool the instances free for longer than
 // idleTimeout, oldest first, keeping one, and returns them to be closed.
-func (pl *pool) reap(now int64) []*instance {
+// It counts them in retired as it removes them, under the lock that
+// liveCount takes: a Stats that sees fewer instances sees them retired
+// (counted after the close, a reader in between saw neither).
+func (pl *pool) reap(now int64, retired *atomic.Uint64) []*instance {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	n := 0
@@ -242,6 +245,7 @@ func (pl *pool) reap(now int64) []*instance {
 	if n == 0 {
 		return nil
 	}
+	retired.Add(uint64(n))
 	out := append([]*instance(nil), pl.free[:n]...)
 	m := copy(pl.free, pl.free[n:])
 	clear(pl.free[m:])
@@ -354,9 +358,8 @@ func (p *Plugin) filler(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-reap.C:
-			for _, in := range p.reap(nanotime()) {
+			for _, in := range p.reap(nanotime(), &p.stats.retired) {
 				_ = in.mod.Close(context.Background())
-				p.stats.retired.Add(1)
 			}
 			continue
 		case <-p.refill:
