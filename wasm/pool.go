@@ -232,7 +232,8 @@ func (pl *pool) grow() {
 // idleTimeout, oldest first, keeping one, and returns them to be closed.
 // It counts them in retired as it removes them, under the lock that
 // liveCount takes: a Stats that sees fewer instances sees them retired
-// (counted after the close, a reader in between saw neither).
+// (counted after the close, a reader in between saw it gone and not
+// retired).
 func (pl *pool) reap(now int64, retired *atomic.Uint64) []*instance {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
