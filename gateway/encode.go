@@ -182,12 +182,16 @@ func (fl *fill) streamHeader(f *fetched, contentLength int64) http.Header {
 	if c == nil || len(c.codings) == 0 || contentLength >= 0 && contentLength < int64(c.minBytes) || !c.appliesHead(f) {
 		return f.header
 	}
-	if variesOnCoding(varyNames(f.header["Vary"])) {
-		return f.header
-	}
 	h := f.header.Clone()
-	h["Vary"] = append(h["Vary"], "Accept-Encoding")
+	addVaryCoding(h)
 	return h
+}
+
+// addVaryCoding adds Accept-Encoding to h's Vary unless it is there.
+func addVaryCoding(h http.Header) {
+	if !variesOnCoding(varyNames(h["Vary"])) {
+		h["Vary"] = append(slices.Clip(h["Vary"]), "Accept-Encoding")
+	}
 }
 
 // encode makes the stored header and body of an entry with every coding
@@ -380,9 +384,7 @@ func repHeader(base http.Header, cd compress.Coding, n int, etag string) http.He
 	if etag != "" {
 		h["Etag"] = []string{codedETag(etag, cd)}
 	}
-	if !variesOnCoding(varyNames(h["Vary"])) {
-		h["Vary"] = append(slices.Clip(h["Vary"]), "Accept-Encoding")
-	}
+	addVaryCoding(h)
 	return h
 }
 
