@@ -77,26 +77,26 @@ var getCallPool = sync.Pool{New: func() any { return &getCall{done: make(chan st
 // get returns the value of key through c, or valkey.Nil's error if
 // there is none.
 //
-// On a single processor, or with more when lookups have been meeting
-// (warm), the GET that opens a run queues itself like the others and
-// yields its processor once before sending:
+// When lookups have been meeting (warm), the GET that opens a run queues
+// itself like the others and yields its processor once before sending:
 // the lookups that are runnable at that moment (requests already read, on
 // connections the poller handed over together) reach the queue and go out
 // with it in one batch. Without the yield, on a busy processor the
 // opener's round trip was often over before any other lookup ran (Valkey,
 // woken by the write, answers before the read), and most lookups went out
-// alone: on one core with 64 clients, 20 lone GETs for each MGET. With one
-// processor the yield costs a quiet gateway nothing measurable. With more,
-// a cold batcher does not yield: the yield wakes an idle processor to take
-// the opener over, which cost a one-connection gateway 60% more CPU per
-// lookup, and more than it saved at 2–4 concurrent lookups. Warmth alone
-// is not enough on one processor: when every lone round trip ends before
-// the next lookup runs, no GET ever finds one in flight to queue behind.
+// alone: on one core with 64 clients, 20 lone GETs for each MGET. A cold
+// batcher does not yield: with an idle processor the yield wakes it to
+// take the opener over, which cost a one-connection gateway 60% more CPU
+// per lookup, and more than it saved at 2–4 concurrent lookups; with one
+// processor it made a serial lookup 39 → 51 µs (BenchmarkHit/valkey-l2
+// -cpu 1). Warmth can fail to come on one processor: when every lone round
+// trip ends before the next lookup runs, no GET finds one in flight to
+// queue behind, and the batcher stays cold (RATIONALE.md).
 func (b *getBatcher) get(ctx context.Context, c valkey.Client, key string) ([]byte, error) {
 	b.mu.Lock()
 	opens := !b.sending
 	b.sending = true
-	if opens && b.warm == 0 && runtime.GOMAXPROCS(0) > 1 {
+	if opens && b.warm == 0 {
 		b.mu.Unlock()
 		val, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsBytes()
 		b.handOn(false)
