@@ -130,7 +130,7 @@ func (b *getBatcher) get(ctx context.Context, c valkey.Client, key string) ([]by
 func (b *getBatcher) handOn(yielded bool) {
 	b.mu.Lock()
 	q := b.queue
-	if yielded && len(q) == 1 && b.warm > 0 {
+	if yielded && len(q) == 1 { // warm > 0: only this run's opener lowers it
 		b.warm--
 	}
 	if len(q) == 0 {
