@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/edgecache/edgecache/config"
@@ -38,12 +39,13 @@ type forwarding struct {
 	trusted     []netip.Prefix
 	underscores bool // forward names with '_'
 	name        string
-	nameVal     string // name as a CDN-Loop member
+	nameVal     string   // name as a CDN-Loop member
+	loop        []string // the CDN-Loop of a request that had none
 	maxLoops    int
 }
 
 func newForwarding(c *config.Forwarding) *forwarding {
-	f := &forwarding{underscores: c.AllowUnderscoresInHeaders, name: c.CDNLoop, nameVal: c.CDNLoop, maxLoops: c.MaxLoops}
+	f := &forwarding{underscores: c.AllowUnderscoresInHeaders, name: c.CDNLoop, nameVal: c.CDNLoop, loop: []string{c.CDNLoop}, maxLoops: c.MaxLoops}
 	for _, p := range c.TrustedProxies {
 		if pfx, err := config.ParsePrefix(p); err == nil { // validated
 			f.trusted = append(f.trusted, pfx)
@@ -117,11 +119,11 @@ var (
 func (f *forwarding) setForwarded(dst, in http.Header, peer, scheme, host string) {
 	ip := peerIP(peer)
 	trusted := f.trusts(ip)
-	client := ip.String()
-	if !ip.IsValid() {
-		client = "unknown"
+	client := "unknown"
+	if ip.IsValid() {
+		client = ip.String()
 	}
-	xff, fwd := client, forwardedElem(ip, host, scheme)
+	xff, fwd := client, forwardedElem(ip, client, host, scheme)
 	if trusted {
 		if prior := strings.Join(in["X-Forwarded-For"], ", "); prior != "" {
 			xff = prior + ", " + xff
@@ -130,8 +132,6 @@ func (f *forwarding) setForwarded(dst, in http.Header, peer, scheme, host string
 			fwd = prior + ", " + fwd
 		}
 	}
-	dst["X-Forwarded-For"] = []string{xff}
-	dst["Forwarded"] = []string{fwd}
 	proto, xhost := scheme, host
 	if trusted {
 		if v := in["X-Forwarded-Proto"]; len(v) > 0 {
@@ -141,10 +141,14 @@ func (f *forwarding) setForwarded(dst, in http.Header, peer, scheme, host string
 			xhost = v[0]
 		}
 	}
-	dst["X-Forwarded-Proto"] = []string{proto}
-	dst["X-Forwarded-Host"] = []string{xhost}
-	loop := make([]string, 0, len(in["Cdn-Loop"])+1)
-	dst["Cdn-Loop"] = append(append(loop, in["Cdn-Loop"]...), f.nameVal)
+	vals := []string{xff, fwd, proto, xhost} // one allocation for the four fields
+	dst["X-Forwarded-For"], dst["Forwarded"] = vals[0:1:1], vals[1:2:2]
+	dst["X-Forwarded-Proto"], dst["X-Forwarded-Host"] = vals[2:3:3], vals[3:4:4]
+	if prior := in["Cdn-Loop"]; len(prior) > 0 {
+		dst["Cdn-Loop"] = append(slices.Clip(prior), f.nameVal)
+	} else {
+		dst["Cdn-Loop"] = f.loop // shared: a header is never written in place
+	}
 }
 
 func (f *forwarding) trusts(ip netip.Addr) bool {
@@ -172,18 +176,22 @@ func peerIP(remote string) netip.Addr {
 	return a.Unmap()
 }
 
-// forwardedElem is one RFC 7239 forwarded-element: for, host, proto.
-// Values that are not tokens (IPv6, host:port) are quoted.
-func forwardedElem(ip netip.Addr, host, scheme string) string {
+// forwardedElem is one RFC 7239 forwarded-element: for (ip, whose text
+// is addr), host, proto. Values that are not tokens (IPv6, host:port) are
+// quoted.
+func forwardedElem(ip netip.Addr, addr, host, scheme string) string {
 	var b strings.Builder
+	b.Grow(len("for=\"[]\";host=\"\";proto=") + len(addr) + len(host) + len(scheme))
 	b.WriteString("for=")
 	switch {
 	case !ip.IsValid():
 		b.WriteString("unknown")
 	case ip.Is6():
-		b.WriteString(`"[` + ip.String() + `]"`)
+		b.WriteString(`"[`)
+		b.WriteString(addr)
+		b.WriteString(`]"`)
 	default:
-		b.WriteString(ip.String())
+		b.WriteString(addr)
 	}
 	if host != "" {
 		b.WriteString(";host=")
@@ -193,7 +201,8 @@ func forwardedElem(ip netip.Addr, host, scheme string) string {
 			b.WriteString(host)
 		}
 	}
-	b.WriteString(";proto=" + scheme)
+	b.WriteString(";proto=")
+	b.WriteString(scheme)
 	return b.String()
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,7 @@ import (
 func pendingEntry(t testing.TB, body []byte) []byte {
 	t.Helper()
 	c := newCompression((&config.Config{Routes: []config.Route{{}}}).EnsureDefaults().Routes[0].Compress)
-	h := c.mark(http.Header{"Content-Type": {"application/json"}, "Etag": {`"e"`}, "Vary": {"Accept-Encoding, Origin"}}, len(body))
+	h, _ := c.mark(http.Header{"Content-Type": {"application/json"}, "Etag": {`"e"`}, "Vary": {"Accept-Encoding, Origin"}}, body)
 	e := entry.Entry{Status: 200, StoredAt: time.Now(), FreshUntil: time.Now().Add(time.Hour), Header: h, Body: body}
 	return entry.Encode(nil, &e)
 }
@@ -167,6 +168,44 @@ func TestPendingRepresentAllocs(t *testing.T) {
 		v.represent(ae)
 		if a := testing.AllocsPerRun(100, func() { v.represent(ae) }); a != 0 {
 			t.Errorf("%q: %.1f allocations", ae, a)
+		}
+	}
+}
+
+// TestMarkParses: the codings a fill builds for its clients (mark) are
+// the ones a gateway reads back from the entry it stored (parseCodings),
+// for the route's codings in any order and any header.
+func TestMarkParses(t *testing.T) {
+	body := apiBody(3000)
+	headers := []http.Header{
+		{"Content-Type": {"application/json"}, "Etag": {`"e"`}, "Vary": {"Accept-Encoding, Origin"}, "Content-Length": {"3000"}},
+		{"Content-Type": {"text/html"}, "Vary": {"accept-encoding"}, "Cache-Control": {"max-age=60"}},
+		{"Content-Type": {"text/css"}, "Etag": {`W/"weak"`}, "Vary": {"Origin", "Accept-Language"}},
+		{"Content-Type": {"application/json"}},
+	}
+	for _, list := range [][]string{nil, {"gzip"}, {"zstd", "br"}, {"gzip", "gzip", "br"}} {
+		cfg := (&config.Config{Routes: []config.Route{{Compress: config.Compress{Codings: list}}}}).EnsureDefaults().Routes[0].Compress
+		c := newCompression(cfg)
+		for i, h := range headers {
+			stored, got := c.mark(h, body)
+			want, err := parseCodings(stored, body)
+			if err != nil {
+				t.Fatalf("%v, header %d: the stored field does not parse: %v", list, i, err)
+			}
+			if !reflect.DeepEqual(got.have, want.have) || !reflect.DeepEqual(got.order, want.order) || got.pending != want.pending ||
+				got.lazy != want.lazy || got.src != want.src || got.limit != want.limit || got.tag != want.tag {
+				t.Errorf("%v, header %d: have %v order %v pending %v lazy %v tag %q; parsed %v %v %v %v %q",
+					list, i, got.have, got.order, got.pending, got.lazy, got.tag, want.have, want.order, want.pending, want.lazy, want.tag)
+			}
+			if !reflect.DeepEqual(got.hdr, want.hdr) {
+				t.Errorf("%v, header %d: base fields %v, parsed %v", list, i, got.hdr, want.hdr)
+			}
+			if !reflect.DeepEqual(got.reps, want.reps) {
+				t.Errorf("%v, header %d: representations %v, parsed %v", list, i, got.reps, want.reps)
+			}
+			if h.Get(hdrCodings) != "" || stored.Get(hdrCodings) == "" {
+				t.Errorf("%v, header %d: the origin's header was written, or the stored one lacks the field", list, i)
+			}
 		}
 	}
 }
