@@ -190,6 +190,13 @@ type Valkey struct {
 	L1TTL time.Duration `koanf:"l1_ttl"`
 	// DisableL1 turns client-side caching off: every lookup is a round trip.
 	DisableL1 bool `koanf:"disable_l1"`
+	// L1MinUses is the lookups of a key, 1 or 2, after which the L1 keeps
+	// it (nginx's proxy_cache_min_uses, for the L1 only): with 2, a key's
+	// first lookup in a while is a plain GET that Valkey does not track,
+	// so a key asked for once (every miss of a crawl, a long tail) costs
+	// no tracking, no invalidation push and no L1 room; its second lookup
+	// is tracked and fills the L1. The L2 stores every key either way.
+	L1MinUses int `koanf:"l1_min_uses"`
 	// DialTimeout bounds connecting to a shard.
 	DialTimeout time.Duration `koanf:"dial_timeout"`
 	// CommandTimeout bounds one command round trip (valkey-go

@@ -68,6 +68,7 @@ func TestLoadBad(t *testing.T) {
 		{"duplicate shard", strings.Replace(good, "name: b", "name: a", 1), []string{`shards[1].name: duplicate shard name "a"`}},
 		{"bad duration", strings.Replace(good, "250ms", "fast", 1), []string{"command_timeout"}},
 		{"idle release too short", strings.Replace(good, "listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n  idle_release: 10ms", 1), []string{"server.idle_release: at least 100ms"}},
+		{"l1 min uses out of range", strings.Replace(good, "command_timeout: 250ms", "command_timeout: 250ms\n  l1_min_uses: 3", 1), []string{"valkey.l1_min_uses: 1 (the L1 keeps a key from its first lookup) or 2"}},
 		{"flush delay too long", strings.Replace(good, "command_timeout: 250ms", "command_timeout: 250ms\n  max_flush_delay: 50ms", 1), []string{"valkey.max_flush_delay: at most 10ms"}},
 		{"lower-case method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [GET, post]", 1), []string{`routes[0].methods[1]: want one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE or an extension method token (methods are case-sensitive; not CONNECT or TRACE), got "post"`}},
 		{"unknown method", strings.Replace(good, "default_ttl: 5m", "default_ttl: 5m\n    methods: [TRACE]", 1), []string{`routes[0].methods[0]`, `"TRACE"`}},

@@ -13,6 +13,7 @@ const (
 	DefaultMaxBodyBytes      = 8 << 20
 	DefaultL1BytesPerConn    = 64 << 20
 	DefaultL1TTL             = time.Hour
+	DefaultL1MinUses         = 2
 	DefaultDialTimeout       = time.Second
 	DefaultCommandTimeout    = 500 * time.Millisecond
 	DefaultBreakerFailures   = 3
@@ -58,6 +59,7 @@ func (c *Config) EnsureDefaults() *Config {
 	v := &c.Valkey
 	setDefault(&v.L1BytesPerConn, DefaultL1BytesPerConn)
 	setDefault(&v.L1TTL, DefaultL1TTL)
+	setDefault(&v.L1MinUses, DefaultL1MinUses)
 	setDefault(&v.DialTimeout, DefaultDialTimeout)
 	setDefault(&v.CommandTimeout, DefaultCommandTimeout)
 	setDefault(&v.BreakerFailures, DefaultBreakerFailures)

@@ -168,6 +168,9 @@ func (c *Config) Validate() error {
 	if v.L1BytesPerConn < 0 {
 		bad("valkey.l1_bytes_per_conn", "must not be negative")
 	}
+	if v.L1MinUses != 1 && v.L1MinUses != 2 {
+		bad("valkey.l1_min_uses", "1 (the L1 keeps a key from its first lookup) or 2 (from its second); got %d", v.L1MinUses)
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration

@@ -35,9 +35,15 @@ type fill struct {
 	marker   *view  // the Vary marker at primary, if any
 	stale    *view  // the stored entry that could not be used as is
 	act      policies.MissAction
-	shardErr bool     // the shard failed the lookup: store into the fallback, if any
-	auth     bool     // the request has Authorization: its own fill, straight to the origin
-	hints    []string // the Link fields of the origin's 103 (hints.go)
+	shardErr bool // the shard failed the lookup: store into the fallback, if any
+	// untracked is set when the lookup's "no such key" came from a round
+	// trip the L1 does not remember (a key's first lookup, admit.go in
+	// shardmap; or no L1): no invalidation will tell run's recheck that
+	// the key was stored since, so it asks the shard only when this
+	// gateway stored it.
+	untracked bool
+	auth      bool     // the request has Authorization: its own fill, straight to the origin
+	hints     []string // the Link fields of the origin's 103 (hints.go)
 	// unlock releases the cross-gateway fill lock once stored: by run,
 	// or by a streaming fill's goroutine (tee.go), which takes it. lock
 	// is that lock: write frees it with the entry's SET when both are on
@@ -52,15 +58,23 @@ func newFill(g *Gateway, r *http.Request, st *reqState, act policies.MissAction)
 		g: g, gen: st.gen, rt: st.rt, req: fromRequest(r, st.preq),
 		primary: st.rec.key, key: st.stored, marker: st.marker, stale: st.found,
 		act: act, shardErr: isShardErr(st.err), auth: st.auth,
+		untracked: st.err == errMiss && st.tier == tierL2,
 	}
 }
 
 // run is the leader's work: check the store once more (the previous
 // leader, or another gateway, may have stored it meanwhile), take the
-// cross-gateway lock (bounded wait), then fetch.
+// cross-gateway lock (bounded wait), then fetch. After a tracked lookup
+// the recheck reads the L1, which still holds the lookup's "no such key"
+// unless an invalidation (a store) came since: no round trip. After an
+// untracked one it would be a round trip every miss, so it is made only
+// when this gateway stored the key a moment ago; another gateway's store
+// in that moment is the lock's to find, when there are peers.
 func (fl *fill) run() (*fetched, error) {
 	if !fl.shardErr && !fl.act.Bypass && fl.stale == nil && !fl.auth {
-		if f := fl.g.recheck(fl.req.ctx, fl.gen, fl.key, false); f != nil {
+		if fl.untracked && !fl.g.filled.has(fl.key, time.Now().UnixNano()) {
+			// nothing to recheck
+		} else if f := fl.g.recheck(fl.req.ctx, fl.gen, fl.key, false); f != nil {
 			return f, nil
 		}
 		if fl.rt.lockWait > 0 {

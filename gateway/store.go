@@ -109,7 +109,10 @@ func (s shardStore) get(ctx context.Context, key string, now time.Time) ([]byte,
 	val, l1, err := s.shards.Get(ctx, key, now)
 	if err != nil {
 		if err == shardmap.ErrNotFound {
-			return nil, 0, errMiss
+			if !l1 {
+				return nil, tierL2, errMiss // untracked: the L1 does not hold the answer (fill.untracked)
+			}
+			return nil, tierL1, errMiss
 		}
 		if v, ok := s.fb.get(key); ok {
 			return v, tierFallback, nil

@@ -26,7 +26,7 @@ func SpecOf(sc config.Shard) Spec {
 // OptionsOf are the client options every shard of v shares.
 func OptionsOf(v config.Valkey, log *slog.Logger) Options {
 	return Options{
-		L1BytesPerConn: v.L1BytesPerConn, DisableL1: v.DisableL1, L1TTL: v.L1TTL,
+		L1BytesPerConn: v.L1BytesPerConn, DisableL1: v.DisableL1, L1TTL: v.L1TTL, L1MinUses: v.L1MinUses,
 		DialTimeout: v.DialTimeout, CommandTimeout: v.CommandTimeout,
 		BreakerFailures: v.BreakerFailures, BreakerCooldown: v.BreakerCooldown,
 		MaxFlushDelay: v.MaxFlushDelay,

@@ -23,8 +23,9 @@ import (
 type Set struct {
 	m        *Map
 	shards   []*Shard
-	reach    []*Shard // shards, then the previous set's shards that left, while the window is open
-	win      *window  // nil: no rebalance window
+	reach    []*Shard    // shards, then the previous set's shards that left, while the window is open
+	win      *window     // nil: no rebalance window
+	door     *doorkeeper // L1 admission (admit.go); nil: every key on its first lookup
 	released atomic.Bool
 }
 
@@ -73,6 +74,11 @@ func Build(cfgs []config.Shard, o Options, prev *Set, b BuildOptions) (*Set, err
 		return nil, err
 	}
 	s := &Set{m: m, shards: make([]*Shard, len(cfgs))}
+	if !o.DisableL1 && o.L1MinUses >= 2 {
+		if s.door = newDoorkeeper(); prev != nil && prev.door != nil {
+			s.door = prev.door // a reload keeps what the lookups taught it
+		}
+	}
 	for i, sc := range cfgs {
 		spec := SpecOf(sc)
 		if s.shards[i] = prev.reuse(spec, o); s.shards[i] != nil {
@@ -215,8 +221,9 @@ func (s *Set) Pick(key string) *Shard { return s.shards[s.m.PickString(key)] }
 // the moved keys to the old shards, not all at once to the origin. A hit
 // allocates nothing.
 func (s *Set) Get(ctx context.Context, key string, now time.Time) (val []byte, l1 bool, err error) {
-	owner := s.Pick(key)
-	val, l1, err = owner.Get(ctx, key, now)
+	h := sum64(key)
+	owner := s.shards[s.m.table[h>>48]]
+	val, l1, err = owner.get(ctx, key, s.door.use(h), now)
 	if err == ErrNotFound && s.win != nil && now.UnixNano() < s.win.until {
 		if v, ok := s.win.readThrough(ctx, owner, key, now); ok {
 			return v, false, nil

@@ -318,7 +318,7 @@ func TestFailedBuildHoldsNothing(t *testing.T) {
 // allocations, with a rebalance window open (a hit never looks at it).
 func TestSetGetHitAllocatesNothing(t *testing.T) {
 	srv := valkeytest.Start(t, 2)
-	o := Options{L1TTL: time.Minute, DialTimeout: time.Second, CommandTimeout: time.Second, BreakerFailures: 5, BreakerCooldown: time.Second}
+	o := Options{L1TTL: time.Minute, L1MinUses: 2, DialTimeout: time.Second, CommandTimeout: time.Second, BreakerFailures: 5, BreakerCooldown: time.Second}
 	one := mustBuild(t, shardCfgs("a="+srv[0].Addr), o, nil, BuildOptions{})
 	two := mustBuild(t, shardCfgs("a="+srv[0].Addr, "b="+srv[1].Addr), o, one, BuildOptions{Reload: true, Window: time.Minute})
 	ctx := context.Background()

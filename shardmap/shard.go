@@ -70,9 +70,13 @@ func (s Spec) Target() string {
 // Options are the client options shared by every shard. Zero values are
 // not defaulted here: the config package fills them in.
 type Options struct {
-	L1BytesPerConn  int
-	DisableL1       bool
-	L1TTL           time.Duration
+	L1BytesPerConn int
+	DisableL1      bool
+	L1TTL          time.Duration
+	// L1MinUses is how many lookups of a key, within the last few
+	// hundred thousand keys looked up, the L1 waits for before it keeps
+	// the key (admit.go): 2 or more, the second; less, the first.
+	L1MinUses       int
 	DialTimeout     time.Duration
 	CommandTimeout  time.Duration
 	BreakerFailures int
@@ -415,21 +419,32 @@ func (s *Shard) done(err error, now int64) {
 
 // Get reads key through client-side caching. The returned bytes are a
 // read-only view shared with the L1: they must not be modified. l1 reports
-// whether the value came from the L1 without a round trip.
+// whether the value came from the L1 without a round trip; with
+// ErrNotFound, whether the L1 now holds that answer (a tracked read).
 func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte, l1 bool, err error) {
+	return s.get(ctx, key, true, now)
+}
+
+// get is Get; with admit false, a key the L1 does not hold yet is read
+// with a plain GET that Valkey does not track and the L1 does not keep
+// (admit.go).
+func (s *Shard) get(ctx context.Context, key string, admit bool, now time.Time) (val []byte, l1 bool, err error) {
 	n := now.UnixNano()
 	b, err := s.acquire(n)
 	if err != nil {
 		return nil, false, err
 	}
 	c := b.r
-	hit := false
-	if b.noL1 {
+	hit, tracked := false, false
+	switch {
+	case b.noL1:
 		val, err = s.gets.get(ctx, c, key) // batch.go
-	} else {
+	case !admit:
+		val, err = c.Do(ctx, c.B().Get().Key(key).Build()).AsBytes()
+	default:
 		res := c.DoCache(ctx, c.B().Get().Key(key).Cache(), s.opts.L1TTL)
 		val, err = res.AsBytes()
-		hit = res.IsCacheHit()
+		hit, tracked = res.IsCacheHit(), true
 	}
 	s.release()
 	if !hit {
@@ -442,7 +457,7 @@ func (s *Shard) Get(ctx context.Context, key string, now time.Time) (val []byte,
 	}
 	if err != nil {
 		if valkey.IsValkeyNil(err) {
-			return nil, false, ErrNotFound
+			return nil, tracked, ErrNotFound
 		}
 		return nil, false, err
 	}
