@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRows19Templates renders the nginx and Varnish templates with the
@@ -52,5 +53,29 @@ func TestRows19Templates(t *testing.T) {
 	}
 	if out, err := exec.Command(nginx, "-t", "-p", dir, "-c", nconf, "-e", filepath.Join(dir, "error.log")).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+}
+
+// TestMedianCPU keeps, per workload and system, the round of median CPU
+// per request, in the order the rows first came, and says the range.
+func TestMedianCPU(t *testing.T) {
+	us := time.Microsecond
+	in := []row{
+		{workload: wlMissCPU, system: "edgecache", cpu: 300 * us},
+		{workload: wlMissCPU, system: "nginx", cpu: 120 * us},
+		{workload: wlMissCPU, system: "edgecache", cpu: 180 * us},
+		{workload: wlMissCPU, system: "nginx", cpu: 170 * us},
+		{workload: wlMissCPU, system: "edgecache", cpu: 200 * us},
+		{workload: wlMissCPU, system: "nginx", cpu: 130 * us},
+	}
+	got := medianCPU(in)
+	if len(got) != 2 || got[0].system != "edgecache" || got[1].system != "nginx" {
+		t.Fatalf("rows %+v; want edgecache then nginx", got)
+	}
+	if got[0].cpu != 200*us || got[1].cpu != 130*us {
+		t.Errorf("medians %v, %v; want 200µs, 130µs", got[0].cpu, got[1].cpu)
+	}
+	if !strings.Contains(got[0].note, "median CPU/req of 3 rounds (180.0µs–300.0µs)") {
+		t.Errorf("note %q", got[0].note)
 	}
 }

@@ -46,6 +46,9 @@ type benchOpts struct {
 	// only runs one part alone: "cold" is the cold start without the
 	// throughput tables (no wrk, nginx or Varnish needed). "" runs all.
 	only string
+	// nginxCache is where nginx keeps its cache files: "memory" (a
+	// directory in /dev/shm, tmpfs) or "disk" (the run's directory).
+	nginxCache string
 }
 
 // disturbed is the share of the servers' CPUs taken by other processes
@@ -126,8 +129,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the L1 hit and one-connection rows (every system once per round; the median round is kept, by req/s and by p99)")
 	fs.IntVar(&o.retries, "retries", 2, "measure a row again when other processes took over 5% of the servers' CPUs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
+	fs.StringVar(&o.nginxCache, "nginx-cache", "memory", "where nginx keeps its cache files: memory (tmpfs, /dev/shm) or disk (the run's directory)")
 	fs.StringVar(&o.plugins, "plugins", "plugins/testdata/examples", "folder of the example plugins' .wasm (\"\": no plugin rows)")
-	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start), footprint (RSS idle and warm, 1 shard); they need no wrk, nginx or Varnish")
+	fs.StringVar(&o.only, "only", "", "run one part alone: cold (the cold start), footprint (RSS idle and warm, 1 shard), which need no wrk, nginx or Varnish; miss (the miss CPU rows, -rounds times, interleaved)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,10 +140,12 @@ func runBench(ctx context.Context, args []string) error {
 	switch o.only {
 	case "":
 		tools = append(tools, "wrk", "nginx", "varnishd", "taskset")
+	case "miss":
+		tools = append(tools, "wrk", "nginx", "varnishd", "taskset")
 	case "cold", "footprint":
 		o.variants, o.profile = nil, false
 	default:
-		return fmt.Errorf("-only %q: the parts that run alone are cold and footprint", o.only)
+		return fmt.Errorf("-only %q: the parts that run alone are cold, footprint and miss", o.only)
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -159,6 +165,7 @@ func runBench(ctx context.Context, args []string) error {
 	started := time.Now()
 	fmt.Fprintf(out, "edgebench %s — %s, %d CPUs, load average %s\n", started.Format("2006-01-02 15:04"), hostInfo(), numCPU(), loadAvg())
 	fmt.Fprintf(out, "each row: wrk -c %d -d %v --latency after a %v warm-up; 1 KiB bodies; origin: examples/origin (demo-origin's handler)\n", o.conns, o.duration, o.warmup)
+	fmt.Fprintf(out, "nginx's cache files: %s (-nginx-cache)\n", map[string]string{"memory": "in memory, tmpfs (/dev/shm)", "disk": "on disk, the run's directory"}[o.nginxCache])
 	fmt.Fprintf(out, "tools: %s; %s; %s; %s\n\n", toolVersion("wrk", "-v"), toolVersion("nginx", "-v"), toolVersion("varnishd", "-V"), toolVersion(serverBinary(), "--version"))
 
 	all := map[string]*variantResult{}
@@ -171,6 +178,15 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if o.only == "footprint" {
 		return footprint(ctx, o, dir, out)
+	}
+	if o.only == "miss" {
+		fmt.Fprintln(out, "== goals (issue 19, miss rows only)")
+		for _, v := range o.variants {
+			goals19(v, all[v], func(goal string, ok bool, measured string) {
+				fmt.Fprintf(out, "%-62s %-7v %s\n", goal, map[bool]string{true: "met", false: "MISSED"}[ok], measured)
+			})
+		}
+		return nil
 	}
 	cold, err := coldStart(ctx, o, dir, out)
 	if err != nil {
@@ -219,6 +235,7 @@ type row struct {
 	system   string
 	res      wrkResult
 	cpu      time.Duration // server CPU per request
+	lead     time.Duration // of cpu, the first process's (the gateway's, where its shards are counted too)
 	client   float64       // the load generator's CPU during the run, in CPUs (1.0: one CPU busy throughout)
 	other    float64       // share of the servers' CPUs used by other processes during the run
 	syscalls float64       // read and write system calls per request (/proc/PID/io)
@@ -275,6 +292,8 @@ type stack struct {
 	aloneShardAddrs []string
 	aloneShardPids  []int
 	slowPid         int
+	originPids      []int    // every origin: their CPU is the row's own load, not another tenant's
+	cleanup         []func() // after the processes stop
 	token           string
 	tls             tlsStack // tls.go
 }
@@ -283,6 +302,29 @@ func (s *stack) stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		s.procs[i].stop()
 	}
+	for _, f := range s.cleanup {
+		f()
+	}
+}
+
+// nginxCacheDir makes the directory of nginx's cache files. In memory
+// (the default) it is on tmpfs, as edgecache's and Varnish's caches are in
+// memory: nginx then writes and renames a file per miss without the disk,
+// whose writeback on this machine's virtual disk otherwise comes and goes
+// (miss rows at twice the latency and 3-4x the CPU), and reads its hits
+// from the same page cache as before.
+func nginxCacheDir(o benchOpts, ndir string) (string, error) {
+	switch o.nginxCache {
+	case "disk":
+		d := filepath.Join(ndir, "cache")
+		return d, os.MkdirAll(d, 0o755)
+	case "memory", "":
+		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			return "", err
+		}
+		return os.MkdirTemp("/dev/shm", "edgebench-nginx-cache-")
+	}
+	return "", fmt.Errorf("-nginx-cache %q: memory or disk", o.nginxCache)
 }
 
 // edgeYAML is the config of an edgecache instance of the benchmark.
@@ -405,6 +447,7 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 			return nil, err
 		}
 		s.procs = append(s.procs, p)
+		s.originPids = append(s.originPids, p.pid())
 		if or.addr == &s.slowAddr {
 			s.slowPid = p.pid()
 		}
@@ -461,8 +504,12 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 
 	// nginx
 	ndir := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(filepath.Join(ndir, "cache"), 0o755); err != nil {
+	cacheDir, err := nginxCacheDir(o, ndir)
+	if err != nil {
 		return nil, err
+	}
+	if !strings.HasPrefix(cacheDir, ndir) {
+		s.cleanup = append(s.cleanup, func() { _ = os.RemoveAll(cacheDir) })
 	}
 	if s.nginxAddr, err = freeAddr(); err != nil {
 		return nil, err
@@ -474,7 +521,7 @@ func startStack(ctx context.Context, o benchOpts, dir string, v variant) (*stack
 	if err != nil {
 		return nil, err
 	}
-	if err := render("templates/nginx.conf.tmpl", nconf, mergeData(mergeData(map[string]any{"Dir": ndir, "Workers": v.workers, "Port": nport, "OriginPort": oport}, s.bigTemplateData()), tlsData)); err != nil {
+	if err := render("templates/nginx.conf.tmpl", nconf, mergeData(mergeData(map[string]any{"Dir": ndir, "CacheDir": cacheDir, "Workers": v.workers, "Port": nport, "OriginPort": oport}, s.bigTemplateData()), tlsData)); err != nil {
 		return nil, err
 	}
 	p, err := start(dir, "nginx", v.serverCPUs, nil, "nginx", "-p", ndir, "-c", nconf, "-e", filepath.Join(ndir, "error.log"))
@@ -609,7 +656,11 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 			}
 		}
 		w.Duration = o.duration
-		before, err := sumCPU(pids)
+		// The origins answer the row's misses on the servers' CPUs: their
+		// CPU is the row's own load, left out of CPU/req (unless pids
+		// counts it) and out of "other".
+		origins := slices.DeleteFunc(slices.Clone(s.originPids), func(p int) bool { return slices.Contains(pids, p) })
+		c0, err := sampleCPU(pids, origins)
 		if err != nil {
 			return row{}, err
 		}
@@ -624,19 +675,20 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 			return row{}, err
 		}
 		elapsed := time.Since(t0)
-		after, err := sumCPU(pids)
+		c1, err := sampleCPU(pids, origins)
 		if err != nil {
 			return row{}, err
 		}
 		busy1, _ := cpuBusy(v.serverCPUs)
 		rw := row{workload: workload, system: system, res: r}
 		if r.Requests > 0 {
-			rw.cpu = (after - before) / time.Duration(r.Requests)
+			rw.cpu = (c1.all - c0.all) / time.Duration(r.Requests)
+			rw.lead = (c1.lead - c0.lead) / time.Duration(r.Requests)
 			rw.syscalls = float64(sumIO(pids)-io0) / float64(r.Requests)
 		}
 		// What else ran on the servers' CPUs meanwhile: another tenant's
 		// load makes a row unreliable, and this says how much.
-		other := busy1 - busy0 - (after - before)
+		other := busy1 - busy0 - (c1.all - c0.all) - (c1.origins - c0.origins)
 		ncpu := numCPU()
 		if v.serverCPUs == "" {
 			other -= r.CPU // wrk shares the CPUs in this variant
@@ -681,6 +733,16 @@ func runVariant(ctx context.Context, o benchOpts, root string, name string, out 
 		{"varnish", s.varnAddr, []int{s.varnPid}},
 	}
 	fmt.Fprintf(os.Stderr, "variant %s: load average %s\n", name, loadAvg())
+	if o.only == "miss" {
+		for round := range max(o.rounds, 1) {
+			if err := s.missRows(scripts, systems, round, measure); err != nil {
+				return nil, err
+			}
+		}
+		vr.rows = medianCPU(vr.rows)
+		printVariant(out, o, vr)
+		return vr, nil
+	}
 	for _, wl := range []struct {
 		name string
 		w    wrkRun
@@ -795,6 +857,21 @@ func sumIO(pids []int) int64 {
 	return n
 }
 
+// cpuSample is one reading of a row's CPU counters: all its servers', the
+// first (lead) server's, and the origins'.
+type cpuSample struct{ all, lead, origins time.Duration }
+
+func sampleCPU(pids, origins []int) (c cpuSample, err error) {
+	if c.all, err = sumCPU(pids); err != nil {
+		return c, err
+	}
+	if c.lead, err = sumCPU(pids[:1]); err != nil {
+		return c, err
+	}
+	c.origins, err = sumCPU(origins)
+	return c, err
+}
+
 func sumCPU(pids []int) (time.Duration, error) {
 	var total time.Duration
 	for _, p := range pids {
@@ -859,7 +936,7 @@ func printVariant(out io.Writer, o benchOpts, vr *variantResult) {
 	}
 	fmt.Fprintf(out, "edgecache RSS after its L1 run: %.1f MiB\n", float64(vr.edgeRSS)/(1<<20))
 	fmt.Fprintf(out, "rw/req: read and write system calls of the server per request (/proc/PID/io syscr+syscw; epoll and others not counted)\n")
-	fmt.Fprintf(out, "other: the share of the servers' CPUs (shared: both, less wrk; pinned: CPU 0) that other processes used during the row\n")
+	fmt.Fprintf(out, "other: the share of the servers' CPUs (shared: both, less wrk; pinned: CPU 0) that other processes used during the row (the origins, which answer the row's misses, are its own load, not counted)\n")
 	client := "client: the CPUs the load generator (wrk, h2load) kept busy during the row"
 	if v.wrkCPUs != "" {
 		client += fmt.Sprintf("; it has CPU %s alone, so near 1.00 the client set the pace, not the server", v.wrkCPUs)
